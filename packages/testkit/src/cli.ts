@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+import { ensureConsul } from './ensure-consul.js'
+import { startConsul } from './consul-agent.js'
+
+// `reg-consul ensure` makes sure a binary exists (run once before the test suite, so parallel test
+// files never race to fetch it); `reg-consul agent` runs a dev agent with the UI for humans.
+const command = process.argv[2] ?? 'agent'
+
+async function main (): Promise<void> {
+  if (command === 'ensure') {
+    const bin = await ensureConsul({ log: (line) => console.error(`[consul] ${line}`) })
+    console.log(bin)
+    return
+  }
+  if (command === 'agent') {
+    const port = Number(process.env.CONSUL_DEV_PORT ?? 8500)
+    const agent = await startConsul({ httpPort: port, args: ['-ui'] })
+    console.log(`consul dev agent: ${agent.url}  (UI: ${agent.url}/ui)  Ctrl-C stops it`)
+    const stop = (): void => { agent.stop().then(() => process.exit(0), () => process.exit(1)) }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+    return
+  }
+  console.error('usage: reg-consul [ensure|agent]')
+  process.exitCode = 2
+}
+
+main().catch((err: Error) => {
+  console.error(err.message)
+  process.exit(1)
+})

@@ -1,0 +1,213 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ensureConsul } from './ensure-consul.js'
+import { freePorts } from './free-ports.js'
+
+/** The part of a tap `t` the testkit needs; keeps tap out of the testkit's runtime dependencies. */
+export interface TestLike {
+  teardown (fn: () => unknown): void
+  passing (): boolean
+  comment (...args: unknown[]): void
+}
+
+export interface StartConsulOptions {
+  /** Turn ACLs on with default-deny; the master token is also the agent's own token. */
+  acl?: { masterToken: string }
+  /** Extra HCL appended to the agent's config file. */
+  config?: string
+  /** Fixed HTTP port (the `consul` CLI uses 8500); free ports are picked otherwise. */
+  httpPort?: number
+  /** Registers stop() on teardown and prints the agent's log there when the test failed. */
+  t?: TestLike
+  /** Milliseconds to wait for a leader. Default 30 s. */
+  readyTimeout?: number
+  /** Extra CLI arguments, e.g. `-ui`. */
+  args?: string[]
+}
+
+export interface ConsulAgent {
+  /** host:port of the HTTP API, as CONSUL_HTTP_ADDR takes it. */
+  readonly address: string
+  /** http://host:port */
+  readonly url: string
+  readonly httpPort: number
+  readonly nodeName: string
+  /** The captured stdout/stderr of every run of this agent. */
+  log (): string
+  /** Graceful stop (SIGINT, then SIGKILL after 5 s). Idempotent. */
+  stop (): Promise<void>
+  /** Kill and start again on the same ports. A -dev agent keeps nothing: all registrations are lost. */
+  restart (): Promise<void>
+  /** SIGKILL without restart: the agent vanishes mid-flight. */
+  kill (): Promise<void>
+  /** Start again after kill()/stop(), on the same ports, with empty state. */
+  start (): Promise<void>
+  /** SIGSTOP: the agent keeps its sockets but never answers (a black hole). */
+  pause (): void
+  /** SIGCONT after pause(). */
+  resume (): void
+}
+
+const live = new Set<ChildProcess>()
+let exitHookInstalled = false
+
+function installExitHook (): void {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  // 'exit' covers normal ends and uncaught errors; the watchdog below covers SIGKILL of this process.
+  process.on('exit', () => {
+    /* c8 ignore next -- runs while the process exits, after coverage has been collected */
+    for (const child of live) child.kill('SIGKILL')
+  })
+}
+
+/**
+ * A detached shell that kills the agent once this process is gone. Node cannot set PDEATHSIG, and an
+ * agent that outlives a crashed test run would hold its ports and CPU until someone notices.
+ */
+function watchdog (agentPid: number): void {
+  const script = `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${agentPid} 2>/dev/null; do sleep 1; done; kill -9 ${agentPid} 2>/dev/null`
+  const dog = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' })
+  dog.unref()
+}
+
+async function leaderReady (url: string, token: string | undefined, nodeName: string, deadline: number, gaveUp: AbortSignal): Promise<void> {
+  const headers: Record<string, string> = token ? { 'x-consul-token': token } : {}
+  let last = 'no answer'
+  while (Date.now() < deadline && !gaveUp.aborted) {
+    try {
+      const leader = await fetch(`${url}/v1/status/leader`, { signal: AbortSignal.timeout(1000) })
+      const body = await leader.text()
+      if (leader.ok && body.length > 2) {
+        // The node's own serfHealth must be in the catalog too, or `?passing` hides every service.
+        const node = await fetch(`${url}/v1/health/node/${nodeName}`, { headers, signal: AbortSignal.timeout(1000) })
+        const checks = await node.json() as Array<{ CheckID: string, Status: string }>
+        if (checks.some((c) => c.CheckID === 'serfHealth' && c.Status === 'passing')) return
+        /* c8 ignore next 4 -- which step is still pending when we poll depends on election timing */
+        last = 'node not yet in catalog'
+      } else {
+        last = `leader=${body}`
+      }
+    } catch (err) {
+      last = (err as Error).message
+    }
+    await sleep(50)
+  }
+  throw new Error(`consul agent at ${url} not ready: ${last}`)
+}
+
+export async function startConsul (opts: StartConsulOptions = {}): Promise<ConsulAgent> {
+  const bin = await ensureConsul()
+  installExitHook()
+  const dir = await mkdtemp(join(tmpdir(), 'reg-consul-'))
+  const [httpPort, serfLan, serfWan, server] = await freePorts(4) as [number, number, number, number]
+  const port = opts.httpPort ?? httpPort
+  const nodeName = `reg-${port}`
+  const url = `http://127.0.0.1:${port}`
+  const token = opts.acl?.masterToken
+  let hcl = ''
+  if (token) {
+    // `master` rather than `initial_management`: 1.8 rejects the newer key; current versions accept both.
+    hcl += `acl {\n  enabled = true\n  default_policy = "deny"\n  tokens {\n    master = "${token}"\n    agent = "${token}"\n  }\n}\n`
+  }
+  if (opts.config) hcl += opts.config + '\n'
+  const configFile = join(dir, 'agent.hcl')
+
+  const args = [
+    'agent', '-dev', '-node', nodeName,
+    '-bind', '127.0.0.1', '-client', '127.0.0.1',
+    '-http-port', String(port), '-serf-lan-port', String(serfLan), '-serf-wan-port', String(serfWan),
+    '-server-port', String(server), '-dns-port', '-1', '-grpc-port', '-1',
+    '-log-level', 'warn', '-config-file', configFile,
+    ...(opts.args ?? [])
+  ]
+
+  let child: ChildProcess | undefined
+  let output = ''
+  let exited: Promise<void> = Promise.resolve()
+
+  async function start (): Promise<void> {
+    /* c8 ignore next -- start() is only reachable after stop()/kill(), which clear child */
+    if (child) return
+    await mkdir(dir, { recursive: true })
+    await writeFile(configFile, hcl)
+    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    child = proc
+    live.add(proc)
+    watchdog(proc.pid!)
+    const append = (chunk: Buffer): void => {
+      output += chunk.toString()
+      // Keep the tail: a long test must not grow memory without bound.
+      /* c8 ignore next -- only agents that log more than 256 KB get here */
+      if (output.length > 256 * 1024) output = output.slice(-128 * 1024)
+    }
+    proc.stdout!.on('data', append)
+    proc.stderr!.on('data', append)
+    exited = new Promise((resolve) => proc.once('exit', () => {
+      live.delete(proc)
+      if (child === proc) child = undefined
+      resolve()
+    }))
+    // Stops the readiness poll when the agent dies first, so it cannot keep the process alive.
+    const gaveUp = new AbortController()
+    try {
+      await Promise.race([
+        leaderReady(url, token, nodeName, Date.now() + (opts.readyTimeout ?? 30_000), gaveUp.signal),
+        exited.then(() => { throw new Error('consul agent exited during start') })
+      ])
+    } catch (err) {
+      gaveUp.abort()
+      proc.kill('SIGKILL')
+      await exited
+      throw new Error(`${(err as Error).message}\n--- consul log ---\n${output}`)
+    }
+  }
+
+  async function halt (signal: NodeJS.Signals): Promise<void> {
+    const proc = child
+    if (!proc) return
+    proc.kill(signal)
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 5000)
+    await exited
+    clearTimeout(timer)
+  }
+
+  await start()
+
+  const agent: ConsulAgent = {
+    address: `127.0.0.1:${port}`,
+    url,
+    httpPort: port,
+    nodeName,
+    log: () => output,
+    start,
+    async stop () {
+      child?.kill('SIGCONT')
+      await halt('SIGINT')
+      await rm(dir, { recursive: true, force: true })
+    },
+    async kill () {
+      child?.kill('SIGCONT')
+      await halt('SIGKILL')
+    },
+    async restart () {
+      child?.kill('SIGCONT')
+      await halt('SIGKILL')
+      await start()
+    },
+    pause () { child?.kill('SIGSTOP') },
+    resume () { child?.kill('SIGCONT') }
+  }
+
+  if (opts.t) {
+    const t = opts.t
+    t.teardown(async () => {
+      if (!t.passing()) t.comment(`consul agent ${url} log:\n${output}`)
+      await agent.stop()
+    })
+  }
+  return agent
+}

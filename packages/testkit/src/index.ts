@@ -1,0 +1,3 @@
+export { ensureConsul, debianMirror, projectRoot, ConsulNotFoundError, type EnsureConsulOptions } from './ensure-consul.js'
+export { startConsul, type ConsulAgent, type StartConsulOptions, type TestLike } from './consul-agent.js'
+export { freePorts } from './free-ports.js'

@@ -1,1 +1,127 @@
-export {}
+import type { AddressInfo } from 'node:net'
+import Consul from 'consul'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { Agent as HttpsAgent } from 'node:https'
+import { resolveConnection, type ResolvedConnection } from './connection.js'
+import { ConsulHttp } from './consul-http.js'
+import { AlreadyRegisteredError, NotListeningError, UnreachableError } from './errors.js'
+import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
+import { Registrar, type HealthSource, type RegistrationState } from './registration.js'
+import { buildDefinition, resolveAddress, urlHost, type ServiceRegistration } from './service-definition.js'
+
+export interface FastifyConsul {
+  /** The `consul` npm client: yours if you passed `client`, else one built from the same connection settings. */
+  readonly client: Consul
+  /** What was last sent to Consul, or undefined before the first registration. */
+  readonly registration: ServiceRegistration | undefined
+  readonly state: RegistrationState
+  /** Registers now (after listen). Rejects on failure: for apps that set `register: false`. */
+  register (): Promise<void>
+  /** Deregisters now; idempotent and bounded by `deregisterTimeout`. */
+  deregister (): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    consul: FastifyConsul
+  }
+}
+
+function consulClient (conn: ResolvedConnection): Consul {
+  return new Consul({
+    host: urlHost(conn.host),
+    port: conn.port,
+    secure: conn.secure,
+    defaults: conn.token === undefined ? undefined : { token: conn.token },
+    agent: conn.secure ? new HttpsAgent({ ca: conn.ca, rejectUnauthorized: conn.rejectUnauthorized, keepAlive: true }) : undefined
+  })
+}
+
+function healthOf (fastify: FastifyInstance): (HealthSource & { path: string }) | undefined {
+  // Structural lookup instead of an import: @reg/fastify-health is optional.
+  const health = (fastify as unknown as { health?: HealthSource & { path: string } }).health
+  return health && typeof health.status === 'function' ? health : undefined
+}
+
+const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (fastify, options) {
+  if (fastify.hasDecorator('consul')) throw new AlreadyRegisteredError()
+  const opts: NormalizedOptions = normalizeOptions(options)
+  const connection = resolveConnection(opts.consul)
+  const log = fastify.log.child({ plugin: '@reg/fastify-consul' })
+  const http = new ConsulHttp({ connection })
+  const ownsClient = opts.client === undefined
+  const client = opts.client ?? consulClient(connection)
+  const registrar = new Registrar({ http, log, retry: opts.retry, selfHeal: opts.selfHeal, deregisterTimeout: opts.deregisterTimeout })
+  registrar.on('state', (state) => log.debug({ state }, 'consul registration state'))
+
+  /** The registration for the socket we are bound to; needs listen() unless service.port is set. */
+  function definition (): ReturnType<typeof buildDefinition> {
+    const bound = fastify.server.address() as AddressInfo | string | null
+    const boundInfo = typeof bound === 'object' && bound !== null ? bound : undefined
+    const port = opts.service.port ?? boundInfo?.port
+    if (port === undefined) throw new NotListeningError()
+    const { address, rule } = resolveAddress(opts.service.address, boundInfo?.address)
+    if (rule !== 'service.address') log.info({ address, rule }, 'consul service address chosen')
+    const health = healthOf(fastify)
+    return buildDefinition({
+      service: opts.service,
+      check: opts.check,
+      address,
+      port,
+      healthPath: health?.path ?? '/health',
+      // With an initial Status we are discoverable as soon as we listen, not after the first probe.
+      initialStatus: health?.status().status ?? 'passing'
+    })
+  }
+
+  async function register (failFast: boolean): Promise<void> {
+    const { body, registration } = definition()
+    await registrar.register(body, registration, healthOf(fastify), { failFast })
+  }
+
+  fastify.decorate('consul', {
+    client,
+    get registration () { return registrar.registration },
+    get state () { return registrar.state },
+    register: () => register(true),
+    deregister: () => registrar.deregister()
+  } satisfies FastifyConsul)
+
+  fastify.addHook('onReady', async () => {
+    if (!opts.failFast) return
+    // Fail before binding: an unreachable agent or an unknown token is a deploy error.
+    const res = await http.send({ path: '/v1/status/leader', timeout: 5000 })
+    if (res.status !== 200) throw new UnreachableError(connection.origin, `status ${res.status}`)
+    if (http.hasToken) await http.ok({ path: '/v1/acl/token/self' }).catch((err: { code?: string, statusCode?: number, message: string }) => {
+      // 401/"ACL support disabled" means the token cannot be wrong; only a 403 is fatal.
+      if (err.code === 'FST_REG_CONSUL_ACL_DENIED') throw err
+    })
+  })
+
+  if (opts.register) {
+    fastify.addHook('onListen', async () => {
+      // A background task: the app serves while we retry; failures are logged by the registrar.
+      register(false).catch((err: Error) => log.error({ err }, 'consul registration failed'))
+    })
+  }
+
+  // preClose runs before the server stops accepting, so we stop advertising first.
+  fastify.addHook('preClose', async () => {
+    await registrar.deregister()
+  })
+
+  fastify.addHook('onClose', async () => {
+    registrar.close()
+    if (ownsClient) (client as unknown as { destroy (): void }).destroy()
+    await http.close()
+  })
+}
+
+export const consulPlugin = fp(consul, { name: '@reg/fastify-consul', fastify: '5.x' })
+export default consulPlugin
+export { resolveConnection, type ConsulConnectionOptions, type ResolvedConnection } from './connection.js'
+export type { ConsulPluginOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions } from './options.js'
+export type { RegistrationState, HealthSource } from './registration.js'
+export type { ServiceRegistration, RegisteredCheck } from './service-definition.js'
+export * as errors from './errors.js'

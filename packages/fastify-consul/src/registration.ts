@@ -1,0 +1,302 @@
+import { EventEmitter } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import { fullJitter } from './backoff.js'
+import { httpError, type ConsulHttp, type ConsulResponse } from './consul-http.js'
+import { AclDeniedError, RegistrationRejectedError } from './errors.js'
+import type { AgentServiceRegister, CheckStatus, ServiceRegistration } from './service-definition.js'
+
+export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'deregistering' | 'deregistered' | 'failed'
+
+/** What the registrar needs of @reg/fastify-health; structural, so neither package imports the other. */
+export interface HealthSource {
+  status (): { status: CheckStatus, checks?: Record<string, { status: CheckStatus, output?: string }> }
+  onChange (listener: (status: { status: CheckStatus }) => void): () => void
+}
+
+export interface RegistrarOptions {
+  http: ConsulHttp
+  log: FastifyBaseLogger
+  /** Backoff for register retries. */
+  retry: { base: number, cap: number }
+  selfHeal: boolean
+  deregisterTimeout: number
+  /** Longest blocking wait of the self-heal watch, in seconds. */
+  watchWait?: number
+  random?: () => number
+}
+
+export interface RegisterOptions {
+  /** Throw on the first failure instead of retrying in the background. */
+  failFast?: boolean
+}
+
+// While the agent is away we poll fast: the promise is "re-registered within 1 s of the agent answering".
+const HEAL_BACKOFF = { base: 100, cap: 1000 }
+
+const TTL_GONE = /does not have associated TTL|Unknown check/i
+
+/**
+ * One service registration's life: register (with retries), keep it (self-heal watch, TTL updates),
+ * deregister (bounded). Framework-agnostic: the Fastify adapter decides *when*, this decides *how*.
+ */
+export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
+  #state: RegistrationState = 'unregistered'
+  #body: AgentServiceRegister | undefined
+  #registration: ServiceRegistration | undefined
+  #health: HealthSource | undefined
+  #unsubscribe: (() => void) | undefined
+  /** Aborted to stop every loop and timer of the current registration. */
+  #life = new AbortController()
+  /** Aborted to stop the keepers (self-heal watch, TTL beat) of one successful registration. */
+  #keepers = new AbortController()
+  #ttlTimer: NodeJS.Timeout | undefined
+  #attempt: Promise<void> | undefined
+  #announced = false
+  readonly #opts: RegistrarOptions
+
+  constructor (opts: RegistrarOptions) {
+    super()
+    this.#opts = opts
+  }
+
+  get state (): RegistrationState {
+    return this.#state
+  }
+
+  get registration (): ServiceRegistration | undefined {
+    return this.#registration
+  }
+
+  #setState (state: RegistrationState): void {
+    if (this.#state === state) return
+    this.#state = state
+    this.emit('state', state)
+  }
+
+  /**
+   * Registers `body` and keeps it registered. Without failFast, unreachable agents and 5xx answers are
+   * retried with full-jitter backoff in the background while the app serves; a 4xx (invalid, ACL) is
+   * final: logged once with its code, state `failed`.
+   */
+  async register (body: AgentServiceRegister, registration: ServiceRegistration, health: HealthSource | undefined, opts: RegisterOptions = {}): Promise<void> {
+    // A previous attempt loop (say, retrying against an absent agent) must end before we replace it.
+    this.#life.abort()
+    this.#stopKeepers()
+    await this.#attempt?.catch(() => {})
+    this.#life = new AbortController()
+    this.#body = body
+    this.#registration = registration
+    this.#health = health
+    this.#announced = false
+    await this.#registerLoop(opts.failFast ?? false)
+  }
+
+  #registerLoop (failFast: boolean): Promise<void> {
+    // One attempt loop at a time: a health change and the self-heal watch may both ask for it.
+    this.#attempt ??= this.#runRegisterLoop(failFast).finally(() => { this.#attempt = undefined })
+    return this.#attempt
+  }
+
+  async #runRegisterLoop (failFast: boolean): Promise<void> {
+    const life = this.#life.signal
+    const body = this.#body!
+    this.#setState('registering')
+    for (let attempt = 0; !life.aborted; attempt++) {
+      const what = `register ${body.ID}`
+      let retryable: Error
+      try {
+        const res = await this.#opts.http.send({
+          method: 'PUT',
+          path: '/v1/agent/service/register',
+          // Without it, a re-registration keeps the old checks, and a leftover critical one hides us.
+          query: { 'replace-existing-checks': true },
+          body: this.#withCurrentStatus(body),
+          signal: life
+        })
+        if (res.status >= 200 && res.status < 300) {
+          this.#onRegistered()
+          return
+        }
+        const err = res.status === 403 ? new AclDeniedError(what, res.text.trim().slice(0, 512)) : res.status < 500 ? new RegistrationRejectedError(body.ID, res.status, res.text.trim().slice(0, 512)) : httpError(`PUT /v1/agent/service/register (${what})`, res)
+        if (res.status < 500) {
+          this.#setState('failed')
+          this.#opts.log.error({ err, serviceId: body.ID }, 'consul registration rejected; not retrying')
+          if (failFast) throw err
+          return
+        }
+        retryable = err
+      } catch (err) {
+        if (life.aborted) return
+        if (failFast || (err as { code?: string }).code !== 'FST_REG_CONSUL_UNREACHABLE') throw err
+        retryable = err as Error
+      }
+      if (failFast) throw retryable
+      const delay = fullJitter(attempt, this.#opts.retry, this.#opts.random)
+      this.#opts.log.warn({ attempt: attempt + 1, delayMs: delay, code: (retryable as { code?: string }).code, reason: retryable.message }, 'consul registration failed; retrying')
+      try {
+        await sleep(delay, undefined, { signal: life })
+      } catch {
+        return
+      }
+    }
+  }
+
+  /** The check's Status is the current health, so a re-registration never flaps us to critical. */
+  #withCurrentStatus (body: AgentServiceRegister): AgentServiceRegister {
+    if (!body.Check || !this.#health) return body
+    return { ...body, Check: { ...body.Check, Status: this.#health.status().status } }
+  }
+
+  #onRegistered (): void {
+    const reg = this.#registration!
+    this.#setState('registered')
+    if (!this.#announced) {
+      this.#announced = true
+      this.#opts.log.info({ serviceId: reg.id, service: reg.name, address: reg.address, port: reg.port, check: reg.check }, 'registered in consul')
+    } else {
+      this.#opts.log.info({ serviceId: reg.id }, 're-registered in consul')
+    }
+    this.#startKeepers()
+  }
+
+  #startKeepers (): void {
+    this.#stopKeepers()
+    this.#keepers = new AbortController()
+    const keepers = AbortSignal.any([this.#life.signal, this.#keepers.signal])
+    const check = this.#registration!.check
+    if (check?.type === 'ttl') {
+      const ttlMs = parseGoDurationMs(check.ttl)
+      const beat = (): void => { this.#reportTtl().catch(() => {}) }
+      // setTimeout + refresh (not setInterval): a slow agent cannot make updates pile up.
+      this.#ttlTimer = setTimeout(() => {
+        beat()
+        this.#ttlTimer?.refresh()
+      }, Math.max(250, Math.floor(ttlMs / 2)))
+      this.#ttlTimer.unref()
+      if (this.#health) this.#unsubscribe = this.#health.onChange(beat)
+    }
+    if (this.#opts.selfHeal) this.#watchSelf(keepers).catch(/* c8 ignore next -- #watchSelf handles its own errors */ () => {})
+  }
+
+  #stopKeepers (): void {
+    this.#keepers.abort()
+    clearTimeout(this.#ttlTimer)
+    this.#ttlTimer = undefined
+    this.#unsubscribe?.()
+    this.#unsubscribe = undefined
+  }
+
+  /** Sends the current health to the TTL check; an agent that forgot the check gets us again. */
+  async #reportTtl (): Promise<void> {
+    const reg = this.#registration
+    if (this.#state !== 'registered' || reg?.check?.type !== 'ttl') return
+    const current = this.#health?.status() ?? { status: 'passing' as const }
+    let res: ConsulResponse
+    try {
+      res = await this.#opts.http.send({
+        method: 'PUT',
+        path: `/v1/agent/check/update/${encodeURIComponent(reg.check.id)}`,
+        body: { Status: current.status, Output: summarize(current) },
+        signal: this.#life.signal
+      })
+    } catch (err) {
+      this.#opts.log.debug({ code: (err as { code?: string }).code }, 'consul TTL update failed; the next beat retries')
+      return
+    }
+    // 1.8 answers 500 "does not have associated TTL" (or "Unknown check" with ACLs); current versions 404.
+    if (res.status === 404 || (res.status === 500 && TTL_GONE.test(res.text))) {
+      this.#opts.log.warn({ serviceId: reg.id }, 'consul agent lost our TTL check; registering again')
+      await this.#registerLoop(false)
+    }
+  }
+
+  /**
+   * A blocking query on our own agent entry: it returns at once when the entry changes or disappears.
+   * 404 means the agent lost us (restart, wiped data) → register again. Errors mean the agent is away →
+   * poll fast with a short cap, so we are back within ~1 s of it answering.
+   */
+  async #watchSelf (life: AbortSignal): Promise<void> {
+    const id = this.#registration!.id
+    const wait = this.#opts.watchWait ?? 300
+    let hash: string | undefined
+    for (let failures = 0; !life.aborted;) {
+      let res: ConsulResponse
+      try {
+        res = await this.#opts.http.send({
+          path: `/v1/agent/service/${encodeURIComponent(id)}`,
+          query: { hash, wait: hash ? `${wait}s` : undefined },
+          // Consul adds up to wait/16 of jitter; the margin covers the round trip.
+          timeout: (wait + wait / 16) * 1000 + 5000,
+          signal: life
+        })
+      } catch {
+        if (life.aborted) return
+        hash = undefined
+        await sleep(fullJitter(failures++, HEAL_BACKOFF, this.#opts.random) + 50, undefined, { signal: life }).catch(() => {})
+        continue
+      }
+      failures = 0
+      if (res.status === 404) {
+        this.#opts.log.warn({ serviceId: id }, 'consul agent no longer has this service; registering again')
+        // Success restarts the keepers, including a fresh watch, and aborts this one.
+        await this.#registerLoop(false)
+        return
+      }
+      if (res.status !== 200) {
+        // e.g. 403 after a token was revoked: keep watching, slowly, and say so once per change.
+        this.#opts.log.warn({ serviceId: id, status: res.status }, 'consul self-heal watch got an unexpected answer')
+        hash = undefined
+        await sleep(HEAL_BACKOFF.cap, undefined, { signal: life }).catch(() => {})
+        continue
+      }
+      hash = res.contentHash
+    }
+  }
+
+  /**
+   * Idempotent and bounded: a hung agent cannot hold shutdown for more than deregisterTimeout.
+   * "Unknown service" in any of its forms (200 on 1.8, 404 now, 500 with ACLs on 1.8) is success.
+   */
+  async deregister (): Promise<void> {
+    const body = this.#body
+    this.#life.abort()
+    this.#stopKeepers()
+    if (!body || this.#state === 'deregistered' || this.#state === 'unregistered') return
+    this.#setState('deregistering')
+    try {
+      const res = await this.#opts.http.send({
+        method: 'PUT',
+        path: `/v1/agent/service/deregister/${encodeURIComponent(body.ID)}`,
+        timeout: this.#opts.deregisterTimeout,
+        signal: AbortSignal.timeout(this.#opts.deregisterTimeout)
+      })
+      if (res.status < 300 || res.status === 404 || (res.status === 500 && /Unknown service/i.test(res.text))) {
+        this.#setState('deregistered')
+        this.#opts.log.info({ serviceId: body.ID }, 'deregistered from consul')
+        return
+      }
+      this.#setState('failed')
+      this.#opts.log.error({ err: httpError(`deregister ${body.ID}`, res), serviceId: body.ID }, 'consul deregistration failed; Consul will reap the instance after DeregisterCriticalServiceAfter')
+    } catch (err) {
+      this.#setState('failed')
+      this.#opts.log.error({ code: (err as { code?: string }).code, reason: (err as Error).message, serviceId: body.ID }, 'consul deregistration did not complete in time; Consul will reap the instance after DeregisterCriticalServiceAfter')
+    }
+  }
+
+  /** Stops every loop and timer without telling Consul anything. */
+  close (): void {
+    this.#life.abort()
+    this.#stopKeepers()
+  }
+}
+
+function summarize (status: ReturnType<HealthSource['status']>): string {
+  const failing = Object.entries(status.checks ?? {}).filter(([, c]) => c.status !== 'passing')
+  if (failing.length === 0) return `${status.status}`
+  return `${status.status}: ` + failing.map(([name, c]) => `${name} ${c.status}${c.output ? ` (${c.output})` : ''}`).join('; ')
+}
+
+function parseGoDurationMs (value: string): number {
+  return value.endsWith('ms') ? Number(value.slice(0, -2)) : Number(value.slice(0, -1)) * 1000
+}

@@ -1,0 +1,137 @@
+import { hostname as osHostname, networkInterfaces } from 'node:os'
+import { isIPv6 } from 'node:net'
+import { goDuration, type CheckConfig, type ServiceOptions } from './options.js'
+
+export type CheckStatus = 'passing' | 'warning' | 'critical'
+
+/** The registration as sent to Consul, in the camelCase users configure it with. */
+export interface ServiceRegistration {
+  id: string
+  name: string
+  address: string
+  port: number
+  tags: readonly string[]
+  meta: Readonly<Record<string, string>>
+  weights: { passing: number, warning: number } | undefined
+  check: RegisteredCheck | undefined
+}
+
+export type RegisteredCheck =
+  | { id: string, type: 'http', url: string, interval: string, timeout: string, deregisterCriticalServiceAfter: string }
+  | { id: string, type: 'tcp', tcp: string, interval: string, timeout: string, deregisterCriticalServiceAfter: string }
+  | { id: string, type: 'ttl', ttl: string, deregisterCriticalServiceAfter: string }
+
+export type AddressRule = 'service.address' | 'bound address' | 'host interface' | 'loopback fallback'
+
+export interface ResolvedAddress {
+  address: string
+  rule: AddressRule
+}
+
+/** `[::1]` for IPv6, the host unchanged otherwise: what goes between `//` and `:port` in a URL. */
+export function urlHost (host: string): string {
+  return isIPv6(host) ? `[${host}]` : host
+}
+
+/**
+ * Where callers should reach us, in order: what the user said → the concrete IP we are bound to →
+ * the host's first external IPv4. A wildcard bind (0.0.0.0, ::) says nothing about reachability.
+ */
+export function resolveAddress (explicit: string | undefined, bound: string | undefined, interfaces = networkInterfaces()): ResolvedAddress {
+  if (explicit !== undefined) return { address: explicit, rule: 'service.address' }
+  if (bound !== undefined && bound !== '0.0.0.0' && bound !== '::' && bound !== '') {
+    return { address: bound, rule: 'bound address' }
+  }
+  for (const list of Object.values(interfaces)) {
+    for (const info of list ?? []) {
+      if (!info.internal && info.family === 'IPv4') return { address: info.address, rule: 'host interface' }
+    }
+  }
+  return { address: '127.0.0.1', rule: 'loopback fallback' }
+}
+
+/** `${name}-${hostname}-${port}`: stable across restarts on the same host, so a restart replaces itself. */
+export function defaultServiceId (name: string, port: number, hostname = osHostname()): string {
+  return `${name}-${hostname}-${port}`.replace(/[^A-Za-z0-9_.-]/g, '-')
+}
+
+export interface DefinitionInput {
+  service: ServiceOptions
+  check: CheckConfig
+  address: string
+  port: number
+  /** The path Consul's HTTP check probes: the health plugin's, or `/health`. */
+  healthPath: string
+  /** Sent as the check's initial Status, so we are discoverable from the first millisecond. */
+  initialStatus: CheckStatus
+}
+
+/** The PUT /v1/agent/service/register body. Only fields Consul 1.8 knows: it rejects unknown ones. */
+export interface AgentServiceRegister {
+  ID: string
+  Name: string
+  Address: string
+  Port: number
+  Tags: string[]
+  Meta: Record<string, string>
+  Weights?: { Passing: number, Warning: number }
+  EnableTagOverride?: boolean
+  Check?: Record<string, string | number | boolean>
+}
+
+export function buildDefinition (input: DefinitionInput): { body: AgentServiceRegister, registration: ServiceRegistration } {
+  const { service, check, address, port } = input
+  const id = service.id ?? defaultServiceId(service.name, port)
+  const checkId = `service:${id}`
+  const body: AgentServiceRegister = {
+    ID: id,
+    Name: service.name,
+    Address: address,
+    Port: port,
+    Tags: [...(service.tags ?? [])],
+    Meta: { ...(service.meta ?? {}) }
+  }
+  if (service.weights) body.Weights = { Passing: service.weights.passing, Warning: service.weights.warning }
+  if (service.enableTagOverride !== undefined) body.EnableTagOverride = service.enableTagOverride
+
+  let registered: RegisteredCheck | undefined
+  if (check.type !== 'none') {
+    const deregisterAfter = goDuration(check.deregisterCriticalServiceAfter)
+    const common = {
+      CheckID: checkId,
+      Name: `${service.name} ${check.type} check`,
+      Status: input.initialStatus,
+      DeregisterCriticalServiceAfter: deregisterAfter
+    }
+    if (check.type === 'http') {
+      const path = check.path ?? input.healthPath
+      const url = `http://${urlHost(address)}:${port}${path}`
+      body.Check = { ...common, HTTP: url, Interval: goDuration(check.interval), Timeout: goDuration(check.timeout) }
+      if (check.tlsSkipVerify !== undefined) body.Check.TLSSkipVerify = check.tlsSkipVerify
+      if (check.successBeforePassing !== undefined) body.Check.SuccessBeforePassing = check.successBeforePassing
+      if (check.failuresBeforeCritical !== undefined) body.Check.FailuresBeforeCritical = check.failuresBeforeCritical
+      registered = { id: checkId, type: 'http', url, interval: goDuration(check.interval), timeout: goDuration(check.timeout), deregisterCriticalServiceAfter: deregisterAfter }
+    } else if (check.type === 'tcp') {
+      const tcp = `${urlHost(address)}:${port}`
+      body.Check = { ...common, TCP: tcp, Interval: goDuration(check.interval), Timeout: goDuration(check.timeout) }
+      registered = { id: checkId, type: 'tcp', tcp, interval: goDuration(check.interval), timeout: goDuration(check.timeout), deregisterCriticalServiceAfter: deregisterAfter }
+    } else {
+      body.Check = { ...common, TTL: goDuration(check.ttl) }
+      registered = { id: checkId, type: 'ttl', ttl: goDuration(check.ttl), deregisterCriticalServiceAfter: deregisterAfter }
+    }
+  }
+
+  return {
+    body,
+    registration: {
+      id,
+      name: service.name,
+      address,
+      port,
+      tags: Object.freeze([...body.Tags]),
+      meta: Object.freeze({ ...body.Meta }),
+      weights: service.weights ? { ...service.weights } : undefined,
+      check: registered
+    }
+  }
+}

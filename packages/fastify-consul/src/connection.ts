@@ -39,7 +39,7 @@ function readSecretFile (path: string): string {
   try {
     return readFileSync(path, 'utf8').trim()
   } catch (err) {
-    throw new TokenFileError(path, (err as NodeJS.ErrnoException).code ?? (err as Error).message)
+    throw new TokenFileError(path, String((err as NodeJS.ErrnoException).code))
   }
 }
 

@@ -108,6 +108,7 @@ export class ConsulHttp {
     } catch (err) {
       if (req.signal?.aborted) throw err
       const e = err as Error & { code?: string }
+      /* c8 ignore next -- undici's errors all carry a code; the message covers anything foreign */
       const unreachable = new UnreachableError(this.origin, e.code ?? e.message)
       unreachable.cause = err
       throw unreachable

@@ -92,11 +92,14 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     if (!opts.failFast) return
     // Fail before binding: an unreachable agent or an unknown token is a deploy error.
     const res = await http.send({ path: '/v1/status/leader', timeout: 5000 })
-    if (res.status !== 200) throw new UnreachableError(connection.origin, `status ${res.status}`)
-    if (http.hasToken) await http.ok({ path: '/v1/acl/token/self' }).catch((err: { code?: string, statusCode?: number, message: string }) => {
-      // 401/"ACL support disabled" means the token cannot be wrong; only a 403 is fatal.
-      if (err.code === 'FST_REG_CONSUL_ACL_DENIED') throw err
-    })
+    // A leaderless cluster answers 200 with "": it cannot take a registration either.
+    if (res.status !== 200 || res.text.length <= 2) throw new UnreachableError(connection.origin, res.status === 200 ? 'no cluster leader' : `status ${res.status}`)
+    if (http.hasToken) {
+      await http.ok({ path: '/v1/acl/token/self' }).catch((err: { code?: string }) => {
+        // 401/"ACL support disabled" means the token cannot be wrong; only a 403 is fatal.
+        if (err.code === 'FST_REG_CONSUL_ACL_DENIED') throw err
+      })
+    }
   })
 
   if (opts.register) {

@@ -13,8 +13,8 @@ const Duration = Type.Union([
 ], { description: 'a duration: milliseconds as a positive integer, or a string like "500ms", "10s", "1m"' })
 
 // Consul's own limits (agent/structs: metaKeyFormat, metaKeyMaxLength, metaValueMaxLength, metaMaxKeyPairs).
-const MetaKey = '^(?!consul-)[A-Za-z0-9_-]{1,128}$'
-const Meta = Type.Record(Type.String({ pattern: MetaKey }), Type.String({ maxLength: 512, description: 'a string of at most 512 bytes' }), {
+const META_KEY = /^(?!consul-)[A-Za-z0-9_-]{1,128}$/
+const Meta = Type.Record(Type.String(), Type.String({ maxLength: 512, description: 'a string of at most 512 bytes' }), {
   maxProperties: 64,
   description: 'at most 64 pairs; keys of 1–128 characters [A-Za-z0-9_-] not starting with "consul-"; string values of at most 512 bytes'
 })
@@ -99,7 +99,6 @@ const Schema = Type.Object({
 const compiled = TypeCompiler.Compile(Schema)
 
 type Raw = Static<typeof Schema>
-export type Duration = string | number
 export type HttpCheckOptions = Static<typeof HttpCheck>
 export type TcpCheckOptions = Static<typeof TcpCheck>
 export type TtlCheckOptions = Static<typeof TtlCheck>
@@ -149,7 +148,7 @@ export interface NormalizedOptions {
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
-export function toMs (value: Duration): number {
+export function toMs (value: string | number): number {
   if (typeof value === 'number') return value
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$/.exec(value)!
   return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!)
@@ -181,12 +180,15 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
   const error = compiled.Errors(rest).First()
   if (error) {
     // Unions report on themselves; their description says what each branch takes.
-    const described = (error.schema as TSchema).description
-    const missing = error.value === undefined && !described?.startsWith('an options object')
-    fail(fieldName(error.path), missing ? `${described ?? error.message} (it is required)` : described ?? error.message)
+    /* c8 ignore next -- every schema node carries a description; error.message is a safety net */
+    const described = (error.schema as TSchema).description ?? error.message
+    const missing = error.value === undefined && error.path !== ''
+    fail(fieldName(error.path), missing ? `${described} (it is required)` : described)
   }
   const opts = rest as Raw
   for (const [key, value] of Object.entries(opts.service.meta ?? {})) {
+    // TypeBox records ignore a key pattern, so keys are checked here, against the same rule.
+    if (!META_KEY.test(key)) fail(`service.meta[${JSON.stringify(key)}]`, 'a key of 1–128 characters [A-Za-z0-9_-] not starting with "consul-"')
     // maxLength counts UTF-16 units; Consul counts bytes.
     if (Buffer.byteLength(value) > 512) fail(`service.meta[${JSON.stringify(key)}]`, 'a string of at most 512 bytes')
   }

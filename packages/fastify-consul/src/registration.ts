@@ -100,46 +100,58 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
 
   async #runRegisterLoop (failFast: boolean): Promise<void> {
     const life = this.#life.signal
-    const body = this.#body!
     this.#setState('registering')
-    for (let attempt = 0; !life.aborted; attempt++) {
-      const what = `register ${body.ID}`
-      let retryable: Error
-      try {
-        const res = await this.#opts.http.send({
-          method: 'PUT',
-          path: '/v1/agent/service/register',
-          // Without it, a re-registration keeps the old checks, and a leftover critical one hides us.
-          query: { 'replace-existing-checks': true },
-          body: this.#withCurrentStatus(body),
-          signal: life
-        })
-        if (res.status >= 200 && res.status < 300) {
-          this.#onRegistered()
-          return
-        }
-        const err = res.status === 403 ? new AclDeniedError(what, res.text.trim().slice(0, 512)) : res.status < 500 ? new RegistrationRejectedError(body.ID, res.status, res.text.trim().slice(0, 512)) : httpError(`PUT /v1/agent/service/register (${what})`, res)
-        if (res.status < 500) {
-          this.#setState('failed')
-          this.#opts.log.error({ err, serviceId: body.ID }, 'consul registration rejected; not retrying')
-          if (failFast) throw err
-          return
-        }
-        retryable = err
-      } catch (err) {
-        if (life.aborted) return
-        if (failFast || (err as { code?: string }).code !== 'FST_REG_CONSUL_UNREACHABLE') throw err
-        retryable = err as Error
-      }
-      if (failFast) throw retryable
-      const delay = fullJitter(attempt, this.#opts.retry, this.#opts.random)
-      this.#opts.log.warn({ attempt: attempt + 1, delayMs: delay, code: (retryable as { code?: string }).code, reason: retryable.message }, 'consul registration failed; retrying')
+    let attempt = 0
+    let retryable = await this.#attemptRegister(failFast, life)
+    while (retryable) {
+      const delay = fullJitter(attempt++, this.#opts.retry, this.#opts.random)
+      this.#opts.log.warn({ attempt, delayMs: delay, code: (retryable as { code?: string }).code, reason: retryable.message }, 'consul registration failed; retrying')
       try {
         await sleep(delay, undefined, { signal: life })
       } catch {
         return
       }
+      retryable = await this.#attemptRegister(failFast, life)
     }
+  }
+
+  /**
+   * One PUT. Returns the error worth retrying (unreachable, 5xx), or undefined when done: registered,
+   * rejected for good (4xx), or stopped. With failFast every failure is thrown instead.
+   */
+  async #attemptRegister (failFast: boolean, life: AbortSignal): Promise<Error | undefined> {
+    const body = this.#body!
+    let res: ConsulResponse
+    try {
+      res = await this.#opts.http.send({
+        method: 'PUT',
+        path: '/v1/agent/service/register',
+        // Without it, a re-registration keeps the old checks, and a leftover critical one hides us.
+        query: { 'replace-existing-checks': true },
+        body: this.#withCurrentStatus(body),
+        signal: life
+      })
+    } catch (err) {
+      // send() throws only when the agent is unreachable, or when we were stopped.
+      if (life.aborted) return undefined
+      if (failFast) throw err
+      return err as Error
+    }
+    if (res.status >= 200 && res.status < 300) {
+      this.#onRegistered()
+      return undefined
+    }
+    const detail = res.text.trim().slice(0, 512)
+    if (res.status >= 500) {
+      const err = httpError(`PUT /v1/agent/service/register (${body.ID})`, res)
+      if (failFast) throw err
+      return err
+    }
+    const err = res.status === 403 ? new AclDeniedError(`register ${body.ID}`, detail) : new RegistrationRejectedError(body.ID, res.status, detail)
+    this.#setState('failed')
+    this.#opts.log.error({ err, serviceId: body.ID }, 'consul registration rejected; not retrying')
+    if (failFast) throw err
+    return undefined
   }
 
   /** The check's Status is the current health, so a re-registration never flaps us to critical. */

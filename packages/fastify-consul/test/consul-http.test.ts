@@ -1,0 +1,48 @@
+import { startConsul } from '@reg/testkit'
+import t from 'tap'
+import { resolveConnection } from '../src/connection.js'
+import { ConsulHttp } from '../src/consul-http.js'
+
+const MASTER = '0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f'
+
+t.test('send() returns any status with the index; ok() turns non-2xx into coded errors', async (t) => {
+  const agent = await startConsul({ t, acl: { masterToken: MASTER } })
+  const anon = new ConsulHttp({ connection: resolveConnection({ address: agent.address }, {}) })
+  const authed = new ConsulHttp({ connection: resolveConnection({ address: agent.address, token: MASTER }, {}) })
+  t.teardown(() => Promise.all([anon.close(), authed.close()]))
+
+  const res = await authed.send({ path: '/v1/catalog/services', query: { stale: true, cached: false, dc: undefined } })
+  t.equal(res.status, 200)
+  t.type(res.index, 'number', 'X-Consul-Index parsed')
+  t.equal(res.knownLeader, true)
+
+  await t.rejects(anon.ok({ method: 'PUT', path: '/v1/agent/service/register', body: { Name: 'x' } }), { code: 'FST_REG_CONSUL_ACL_DENIED' })
+  await t.rejects(authed.ok({ method: 'PUT', path: '/v1/agent/service/register', body: { Name: 'x', Bogus: 1 } }), { code: 'FST_REG_CONSUL_HTTP', statusCode: 502 })
+  const plain = await authed.send({ path: '/v1/status/leader' })
+  t.equal(plain.index, undefined, 'no index header, no index')
+  t.equal(plain.knownLeader, undefined)
+})
+
+t.test('an aborted request rejects with the abort, not as "unreachable"; close() is idempotent', async (t) => {
+  const agent = await startConsul({ t })
+  const http = new ConsulHttp({ connection: resolveConnection({ address: agent.address }, {}) })
+  const ac = new AbortController()
+  const pending = http.send({ path: '/v1/catalog/services', query: { index: 999999, wait: '5s' }, signal: ac.signal })
+  ac.abort()
+  const err = await pending.then(() => undefined, (e: Error & { code?: string }) => e)
+  t.ok(err, 'rejected')
+  t.not(err?.code, 'FST_REG_CONSUL_UNREACHABLE')
+  await http.close()
+  await http.close()
+})
+
+t.test('a dispatcher passed in is used and left open', async (t) => {
+  const agent = await startConsul({ t })
+  const { Agent } = await import('undici')
+  const dispatcher = new Agent()
+  t.teardown(() => dispatcher.close())
+  const http = new ConsulHttp({ connection: resolveConnection({ address: agent.address }, {}), dispatcher })
+  t.equal((await http.send({ path: '/v1/status/leader' })).status, 200)
+  await http.close()
+  t.equal(dispatcher.closed, false, 'not ours to close')
+})

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import Consul from 'consul'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
@@ -7,6 +8,7 @@ import { resolveConnection, type ResolvedConnection } from './connection.js'
 import { ConsulHttp } from './consul-http.js'
 import { AlreadyRegisteredError, NotListeningError, UnreachableError } from './errors.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
+import { leftHealthyView } from './healthy-view.js'
 import { Registrar, type HealthSource, type RegistrationState } from './registration.js'
 import { buildDefinition, resolveAddress, urlHost, type ServiceRegistration } from './service-definition.js'
 
@@ -20,6 +22,13 @@ export interface FastifyConsul {
   register (): Promise<void>
   /** Deregisters now; idempotent and bounded by `deregisterTimeout`. */
   deregister (): Promise<void>
+  /**
+   * The zero-downtime exit, to call instead of `fastify.close()` (e.g. from close-with-grace):
+   * drain health and deregister → wait until Consul's healthy view no longer lists us, plus
+   * `drainDelay` → `fastify.close()`. Steps run before close() because Fastify answers 503 on
+   * kept-alive sockets as soon as close() starts. Each step is logged with its duration.
+   */
+  shutdown (): Promise<void>
 }
 
 declare module 'fastify' {
@@ -38,9 +47,11 @@ function consulClient (conn: ResolvedConnection): Consul {
   })
 }
 
-function healthOf (fastify: FastifyInstance): (HealthSource & { path: string }) | undefined {
+type HealthDecorator = HealthSource & { path: string, drain?: () => void }
+
+function healthOf (fastify: FastifyInstance): HealthDecorator | undefined {
   // Structural lookup instead of an import: @reg/fastify-health is optional.
-  const health = (fastify as unknown as { health?: HealthSource & { path: string } }).health
+  const health = (fastify as unknown as { health?: HealthDecorator }).health
   return health && typeof health.status === 'function' ? health : undefined
 }
 
@@ -85,8 +96,31 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     get registration () { return registrar.registration },
     get state () { return registrar.state },
     register: () => register(true),
-    deregister: () => registrar.deregister()
+    deregister: () => registrar.deregister(),
+    shutdown
   } satisfies FastifyConsul)
+
+  let shuttingDown: Promise<void> | undefined
+  function shutdown (): Promise<void> {
+    shuttingDown ??= runShutdown()
+    return shuttingDown
+  }
+
+  async function runShutdown (): Promise<void> {
+    const step = async (name: string, fn: () => Promise<unknown> | unknown): Promise<void> => {
+      const started = performance.now()
+      await fn()
+      log.info({ step: name, durationMs: Math.round(performance.now() - started) }, `shutdown: ${name}`)
+    }
+    const reg = registrar.registration
+    await step('stop advertising', async () => {
+      healthOf(fastify)?.drain?.()
+      await registrar.deregister()
+    })
+    if (reg) await step('left the healthy view', () => leftHealthyView(http, reg.name, reg.id, opts.deregisterTimeout))
+    if (opts.drainDelay > 0) await step('drain delay', () => sleep(opts.drainDelay))
+    await step('close', () => fastify.close())
+  }
 
   fastify.addHook('onReady', async () => {
     if (!opts.failFast) return

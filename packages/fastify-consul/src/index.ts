@@ -117,8 +117,11 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       healthOf(fastify)?.drain?.()
       await registrar.deregister()
     })
-    if (reg) await step('left the healthy view', () => leftHealthyView(http, reg.name, reg.id, opts.deregisterTimeout))
-    if (opts.drainDelay > 0) await step('drain delay', () => sleep(opts.drainDelay))
+    // Nobody can be routing to an instance that was never registered: skip the waits.
+    if (reg) {
+      await step('left the healthy view', () => leftHealthyView(http, reg.name, reg.id, opts.deregisterTimeout))
+      if (opts.drainDelay > 0) await step('drain delay', () => sleep(opts.drainDelay))
+    }
     await step('close', () => fastify.close())
   }
 

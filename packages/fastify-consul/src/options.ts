@@ -117,7 +117,7 @@ export interface ConsulPluginOptions {
   selfHeal?: boolean
   /** Longest time deregistration may hold up shutdown, in ms. Default 2000. */
   deregisterTimeout?: number
-  /** Extra wait after leaving Consul's healthy view, for callers' caches, in ms. Default 0. */
+  /** Extra wait in shutdown() after leaving Consul's healthy view, for callers' caches, in ms. Default 500. */
   drainDelay?: number
   /** Backoff for registration retries, in ms: full jitter in [0, min(cap, base·2^n)). Default { base: 200, cap: 30000 }. */
   retry?: { base?: number, cap?: number }
@@ -209,7 +209,8 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
     failFast: opts.failFast ?? false,
     selfHeal: opts.selfHeal ?? true,
     deregisterTimeout: opts.deregisterTimeout ?? 2000,
-    drainDelay: opts.drainDelay ?? 0,
+    // Long enough for callers on blocking queries (ms) and a poll-based cache or two; 0 is allowed.
+    drainDelay: opts.drainDelay ?? 500,
     retry,
     consul: opts.consul ?? {},
     client: client as Consul | undefined

@@ -17,7 +17,7 @@ t.test('defaults', async (t) => {
   t.equal(o.failFast, false)
   t.equal(o.selfHeal, true)
   t.equal(o.deregisterTimeout, 2000)
-  t.equal(o.drainDelay, 0)
+  t.equal(o.drainDelay, 500)
   t.same(o.retry, { base: 200, cap: 30_000 })
   t.same(o.consul, {})
   t.equal(o.client, undefined)

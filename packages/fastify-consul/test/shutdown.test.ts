@@ -74,3 +74,12 @@ t.test('leftHealthyView: a non-200 or malformed answer cannot confirm', async (t
   reply = { status: 200, body: '{not json' }
   t.equal(await leftHealthyView(http, 'v', 'v-1', 1000), false)
 })
+
+t.test('shutdown() with drainDelay: 0 skips only the delay', async (t) => {
+  const agent = await startConsul({ t })
+  const { app, logs } = await buildApp(t, { service: { name: 'quick', id: 'quick-1' }, drainDelay: 0, consul: { address: agent.address } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await stateBecomes(app, 'registered')
+  await app.consul.shutdown()
+  t.same(logs.records().filter((r) => typeof r.step === 'string').map((r) => r.step), ['stop advertising', 'left the healthy view', 'close'])
+})

@@ -49,6 +49,8 @@ export interface ConsulAgent {
   pause (): void
   /** SIGCONT after pause(). */
   resume (): void
+  /** Whether the process is up (it may still be electing a leader). */
+  running (): boolean
 }
 
 const live = new Set<ChildProcess>()
@@ -74,7 +76,7 @@ function watchdog (agentPid: number): void {
   dog.unref()
 }
 
-async function leaderReady (url: string, token: string | undefined, nodeName: string, deadline: number, gaveUp: AbortSignal): Promise<void> {
+export async function leaderReady (url: string, token: string | undefined, nodeName: string, deadline: number, gaveUp: AbortSignal): Promise<void> {
   const headers: Record<string, string> = token ? { 'x-consul-token': token } : {}
   let last = 'no answer'
   while (Date.now() < deadline && !gaveUp.aborted) {
@@ -99,31 +101,69 @@ async function leaderReady (url: string, token: string | undefined, nodeName: st
   throw new Error(`consul agent at ${url} not ready: ${last}`)
 }
 
+/** One agent process: its ports, its config, and how it is launched. Shared by dev agents and clusters. */
+export interface AgentSpec {
+  bin: string
+  /** Holds the config file (and the data dir of non-dev agents). */
+  dir: string
+  nodeName: string
+  httpPort: number
+  token: string | undefined
+  hcl: string
+  /** Everything after `consul`. */
+  args: string[]
+  readyTimeout?: number
+  /** Skip the leader/catalog wait in start(); a cluster waits for all members together. */
+  lazy?: boolean
+}
+
+export function aclConfig (token: string | undefined): string {
+  // `master` rather than `initial_management`: 1.8 rejects the newer key; current versions accept both.
+  return token ? `acl {\n  enabled = true\n  default_policy = "deny"\n  tokens {\n    master = "${token}"\n    agent = "${token}"\n  }\n}\n` : ''
+}
+
 export async function startConsul (opts: StartConsulOptions = {}): Promise<ConsulAgent> {
   const bin = await ensureConsul()
-  installExitHook()
   const dir = await mkdtemp(join(tmpdir(), 'reg-consul-'))
   const [httpPort, serfLan, serfWan, server] = await freePorts(4) as [number, number, number, number]
   const port = opts.httpPort ?? httpPort
-  const nodeName = `reg-${port}`
-  const url = `http://127.0.0.1:${port}`
   const token = opts.acl?.masterToken
-  let hcl = ''
-  if (token) {
-    // `master` rather than `initial_management`: 1.8 rejects the newer key; current versions accept both.
-    hcl += `acl {\n  enabled = true\n  default_policy = "deny"\n  tokens {\n    master = "${token}"\n    agent = "${token}"\n  }\n}\n`
+  const spec: AgentSpec = {
+    bin,
+    dir,
+    nodeName: `reg-${port}`,
+    httpPort: port,
+    token,
+    hcl: aclConfig(token) + (opts.config ? opts.config + '\n' : ''),
+    readyTimeout: opts.readyTimeout,
+    args: [
+      'agent', '-dev', '-node', `reg-${port}`,
+      '-bind', '127.0.0.1', '-client', '127.0.0.1',
+      '-http-port', String(port), '-serf-lan-port', String(serfLan), '-serf-wan-port', String(serfWan),
+      '-server-port', String(server), '-dns-port', '-1', '-grpc-port', '-1',
+      '-log-level', 'warn', '-config-file', join(dir, 'agent.hcl'),
+      ...(opts.args ?? [])
+    ]
   }
-  if (opts.config) hcl += opts.config + '\n'
-  const configFile = join(dir, 'agent.hcl')
+  const agent = await launchAgent(spec)
+  if (opts.t) attachToTest(opts.t, agent)
+  return agent
+}
 
-  const args = [
-    'agent', '-dev', '-node', nodeName,
-    '-bind', '127.0.0.1', '-client', '127.0.0.1',
-    '-http-port', String(port), '-serf-lan-port', String(serfLan), '-serf-wan-port', String(serfWan),
-    '-server-port', String(server), '-dns-port', '-1', '-grpc-port', '-1',
-    '-log-level', 'warn', '-config-file', configFile,
-    ...(opts.args ?? [])
-  ]
+export function attachToTest (t: TestLike, agent: ConsulAgent): void {
+  t.teardown(async () => {
+    if (!t.passing()) t.comment(`consul agent ${agent.url} log:\n${agent.log()}`)
+    await agent.stop()
+  })
+}
+
+/** Starts the process described by `spec` and returns its handle once it is ready (unless lazy). */
+export async function launchAgent (spec: AgentSpec): Promise<ConsulAgent> {
+  installExitHook()
+  const { bin, dir, nodeName, token, hcl, args } = spec
+  const port = spec.httpPort
+  const url = `http://127.0.0.1:${port}`
+  const configFile = join(dir, 'agent.hcl')
 
   let child: ChildProcess | undefined
   let output = ''
@@ -155,7 +195,7 @@ export async function startConsul (opts: StartConsulOptions = {}): Promise<Consu
     const gaveUp = new AbortController()
     try {
       await Promise.race([
-        leaderReady(url, token, nodeName, Date.now() + (opts.readyTimeout ?? 30_000), gaveUp.signal),
+        spec.lazy ? Promise.resolve() : leaderReady(url, token, nodeName, Date.now() + (spec.readyTimeout ?? 30_000), gaveUp.signal),
         exited.then(() => { throw new Error('consul agent exited during start') })
       ])
     } catch (err) {
@@ -199,15 +239,9 @@ export async function startConsul (opts: StartConsulOptions = {}): Promise<Consu
       await start()
     },
     pause () { child?.kill('SIGSTOP') },
+    running: () => child !== undefined,
     resume () { child?.kill('SIGCONT') }
   }
 
-  if (opts.t) {
-    const t = opts.t
-    t.teardown(async () => {
-      if (!t.passing()) t.comment(`consul agent ${url} log:\n${output}`)
-      await agent.stop()
-    })
-  }
   return agent
 }

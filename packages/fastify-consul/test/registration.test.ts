@@ -136,12 +136,13 @@ t.test('TTL mode reports health itself and heals after an agent restart', async 
   let current: 'passing' | 'warning' | 'critical' = 'passing'
   const listeners = new Set<(s: { status: typeof current }) => void>()
   const { app } = await buildApp(t, { service: { name: 'heal-ttl', id: 'heal-ttl-1' }, check: { type: 'ttl', ttl: '2s' }, consul: { address: agent.address } }, (app) => {
-    // A minimal stand-in for @reg/fastify-health's decorator (the real pairing is tested in health-integration).
+    // A minimal stand-in for @reg/fastify-health's decorator (the real pairing is tested in
+    // health-integration); `as never` because that package's types describe the full decorator.
     app.decorate('health', {
       path: '/health',
       status: () => ({ status: current, checks: { db: { status: current, output: current === 'passing' ? undefined : 'db down' } } }),
       onChange: (fn: (s: { status: typeof current }) => void) => { listeners.add(fn); return () => listeners.delete(fn) }
-    })
+    } as never)
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
   await stateBecomes(app, 'registered')

@@ -15,7 +15,7 @@ t.test('shutdown(): drain + deregister → gone from ?passing → drainDelay →
       status: () => ({ status: drained ? 'critical' as const : 'passing' as const }),
       onChange: () => () => {},
       drain: () => { drained = true }
-    })
+    } as never)
     app.get('/work', async () => ({ ok: true }))
   })
   await app.listen({ host: '127.0.0.1', port: 0 })

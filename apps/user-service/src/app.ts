@@ -1,1 +1,74 @@
-export {}
+import { hostname } from 'node:os'
+import consulPlugin from '@reg/fastify-consul'
+import healthPlugin, { type HealthPluginOptions } from '@reg/fastify-health'
+import type { FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { openDatabase, type UsersDatabase } from './db.js'
+import { usersRoutes } from './routes/users.js'
+import { UsersRepository } from './users-repository.js'
+
+// The whole service as one plugin (the fastify/demo shape): tests register it on a bare Fastify() and inject;
+// server.ts adds the logger, timeouts, listen and shutdown. It is wrapped in fastify-plugin so that
+// `fastify.health` and `fastify.consul` reach the root, where server.ts and tests use them, and so that the
+// x-instance-id hook also covers Fastify's own 404s.
+
+interface CommonOptions {
+  /** Consul service name. Default `user-service`. */
+  serviceName?: string
+  /** Consul service id. Default: @reg/fastify-consul's `${serviceName}-${hostname}-${port}`, fixed at listen. */
+  serviceId?: string
+  /** The `x-instance-id` response header. Default: the Consul service id. */
+  instanceId?: string
+  /** How to reach the agent; unset fields fall back to CONSUL_HTTP_* (read by @reg/fastify-consul). */
+  consul?: { address?: string, token?: string }
+  /** Register in Consul on listen. Default true. Under inject() nothing is registered either way. */
+  register?: boolean
+  /** Passed to @reg/fastify-health (paths, details, thresholds); the database check is added here. */
+  health?: Omit<HealthPluginOptions, 'checks'>
+  /** The `database` health check. Defaults: timeout 1000 ms, interval 5000 ms. */
+  databaseCheck?: { timeout?: number, interval?: number }
+}
+
+export type UserServiceOptions = CommonOptions & (
+  /** SQLite file, opened here and closed on close. Default `:memory:`. */
+  | { dbPath?: string, db?: never }
+  /** An open database (see openDatabase), used as is and never closed by the app. */
+  | { db: UsersDatabase, dbPath?: never }
+)
+
+const DEFAULT_SERVICE_NAME = 'user-service'
+
+const userService: FastifyPluginAsync<UserServiceOptions> = async function userService (fastify, opts) {
+  const serviceName = opts.serviceName ?? DEFAULT_SERVICE_NAME
+  const db = opts.db ?? openDatabase(opts.dbPath ?? ':memory:')
+  if (opts.db === undefined) fastify.addHook('onClose', async () => { db.close() })
+
+  // Health first: the Consul plugin reads fastify.health for the check's path and initial status.
+  await fastify.register(healthPlugin, opts.health ?? {})
+  // Prepared once; better-sqlite3 is synchronous, so the timeout bounds the report, not the call.
+  const ping = db.prepare('SELECT 1')
+  fastify.health.addCheck('database', () => { ping.get() }, {
+    critical: true,
+    timeout: opts.databaseCheck?.timeout ?? 1000,
+    interval: opts.databaseCheck?.interval ?? 5000
+  })
+
+  await fastify.register(consulPlugin, {
+    service: { name: serviceName, id: opts.serviceId },
+    consul: opts.consul,
+    register: opts.register
+  })
+
+  const configuredId = opts.instanceId ?? opts.serviceId
+  // Before the first registration (and under inject) there is no Consul id yet; name and host still tell replicas on different hosts apart.
+  const fallbackId = `${serviceName}-${hostname()}`
+  fastify.addHook('onRequest', (_request, reply, done) => {
+    // The registration getter returns cached state: no I/O on the request path.
+    reply.header('x-instance-id', configuredId ?? fastify.consul.registration?.id ?? fallbackId)
+    done()
+  })
+
+  await fastify.register(usersRoutes, { prefix: '/users', repository: new UsersRepository(db) })
+}
+
+export default fp(userService, { name: '@reg/user-service', fastify: '5.x' })

@@ -1,0 +1,31 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+
+export interface ChildServer {
+  url: string
+  port: number
+  child: ChildProcess
+  stop (): Promise<void>
+}
+
+/**
+ * Runs one of ./servers/*.js in its own process, so the load generator never shares an event loop
+ * with the server it measures. The script sends `{ port }` over IPC once it listens.
+ */
+export async function startChildServer (script: string, env: Record<string, string> = {}): Promise<ChildServer> {
+  const child = fork(new URL(`./servers/${script}`, import.meta.url), [], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const [msg] = await Promise.race([
+    once(child, 'message') as Promise<[{ port: number }]>,
+    once(child, 'exit').then(([code]) => { throw new Error(`${script} exited with ${String(code)} before listening`) })
+  ])
+  return {
+    url: `http://127.0.0.1:${msg.port}`,
+    port: msg.port,
+    child,
+    async stop () {
+      if (child.exitCode !== null) return
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    }
+  }
+}

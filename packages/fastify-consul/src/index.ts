@@ -8,7 +8,10 @@ import { resolveConnection, type ResolvedConnection } from './connection.js'
 import { ConsulHttp } from './consul-http.js'
 import { AlreadyRegisteredError, NotListeningError, UnreachableError } from './errors.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
+import { Discovery, type DiscoverOptions, type DispatcherOptions } from './discovery.js'
+import type { ServiceDispatcher } from './dispatcher.js'
 import { leftHealthyView } from './healthy-view.js'
+import type { ServiceWatch } from './watcher.js'
 import { Registrar, type HealthSource, type RegistrationState } from './registration.js'
 import { buildDefinition, resolveAddress, urlHost, type ServiceRegistration } from './service-definition.js'
 
@@ -29,6 +32,17 @@ export interface FastifyConsul {
    * kept-alive sockets as soon as close() starts. Each step is logged with its duration.
    */
   shutdown (): Promise<void>
+  /**
+   * A shared, reference-counted live view of `service`'s healthy instances, served from memory:
+   * `instances`, `pick()`, `ready`, `on('change')`, `close()`. One blocking query per distinct query.
+   */
+  discover (service: string, opts?: DiscoverOptions): ServiceWatch
+  /**
+   * An undici Dispatcher that sends each request to a picked instance of `service`, retries
+   * connection failures of idempotent requests on another instance, and ejects refusing ones:
+   * `request('http://users/path', { dispatcher })` or @fastify/reply-from's `undici` option.
+   */
+  dispatcher (service: string, opts?: DispatcherOptions): ServiceDispatcher
 }
 
 declare module 'fastify' {
@@ -63,6 +77,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   const http = new ConsulHttp({ connection })
   const ownsClient = opts.client === undefined
   const client = opts.client ?? consulClient(connection)
+  const discovery = new Discovery({ http, log, defaults: opts.discovery })
   const registrar = new Registrar({ http, log, retry: opts.retry, selfHeal: opts.selfHeal, deregisterTimeout: opts.deregisterTimeout })
   registrar.on('state', (state) => log.debug({ state }, 'consul registration state'))
 
@@ -97,7 +112,9 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     get state () { return registrar.state },
     register: () => register(true),
     deregister: () => registrar.deregister(),
-    shutdown
+    shutdown,
+    discover: (service, options) => discovery.discover(service, options),
+    dispatcher: (service, options) => discovery.dispatcher(service, options)
   } satisfies FastifyConsul)
 
   let shuttingDown: Promise<void> | undefined
@@ -153,6 +170,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
 
   fastify.addHook('onClose', async () => {
     registrar.close()
+    await discovery.close()
     if (ownsClient) (client as unknown as { destroy (): void }).destroy()
     await http.close()
   })
@@ -163,5 +181,10 @@ export default consulPlugin
 export { resolveConnection, type ConsulConnectionOptions, type ResolvedConnection } from './connection.js'
 export type { ConsulPluginOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions } from './options.js'
 export type { RegistrationState, HealthSource } from './registration.js'
+export type { DiscoverOptions, DispatcherOptions } from './discovery.js'
+export type { ServiceDispatcher, DispatcherStats } from './dispatcher.js'
+export type { ServiceWatch, WatchState } from './watcher.js'
+export type { Instance, InstanceStatus } from './instance.js'
+export type { BalancerName } from './balancer.js'
 export type { ServiceRegistration, RegisteredCheck } from './service-definition.js'
 export * as errors from './errors.js'

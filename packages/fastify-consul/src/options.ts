@@ -2,6 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type Consul from 'consul'
 import type { ConsulConnectionOptions } from './connection.js'
+import type { DispatcherOptions } from './discovery.js'
 import { InvalidOptionError } from './errors.js'
 
 // The schema is the single source of truth for what is valid; each node's `description` is the
@@ -93,7 +94,9 @@ const Schema = Type.Object({
   drainDelay: Type.Optional(Type.Integer({ minimum: 0, description: 'a non-negative integer of milliseconds' })),
   retry: Type.Optional(Retry),
   consul: Type.Optional(Connection),
-  client: Type.Optional(Type.Unknown())
+  client: Type.Optional(Type.Unknown()),
+  // Checked by Discovery itself, which owns those options and their FST_REG_DISCOVERY_* errors.
+  discovery: Type.Optional(Type.Unknown())
 }, { additionalProperties: false, description: 'an options object with at least { service: { name } }' })
 
 const compiled = TypeCompiler.Compile(Schema)
@@ -125,6 +128,8 @@ export interface ConsulPluginOptions {
   consul?: ConsulConnectionOptions
   /** A `consul` client to expose as `fastify.consul.client`; it is never closed by the plugin. */
   client?: Consul
+  /** Defaults under every discover()/dispatcher() call's own options. */
+  discovery?: DispatcherOptions
 }
 
 export type CheckConfig =
@@ -144,6 +149,7 @@ export interface NormalizedOptions {
   retry: { base: number, cap: number }
   consul: ConsulConnectionOptions
   client: Consul | undefined
+  discovery: DispatcherOptions | undefined
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
@@ -213,7 +219,8 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
     drainDelay: opts.drainDelay ?? 500,
     retry,
     consul: opts.consul ?? {},
-    client: client as Consul | undefined
+    client: client as Consul | undefined,
+    discovery: opts.discovery as DispatcherOptions | undefined
   }
 }
 

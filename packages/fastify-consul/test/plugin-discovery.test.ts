@@ -1,0 +1,56 @@
+import { startConsul } from '@reg/testkit'
+import Fastify, { type FastifyInstance } from 'fastify'
+import t from 'tap'
+import { request } from 'undici'
+import consulPlugin from '../src/index.js'
+import { stateBecomes } from './fixtures/app.js'
+
+async function replica (t: { teardown (fn: () => unknown): void }, address: string, n: number): Promise<FastifyInstance> {
+  const app = Fastify()
+  app.get('/health', async () => ({ status: 'passing' }))
+  app.get('/who', async () => ({ id: `echo-${n}` }))
+  await app.register(consulPlugin, { service: { name: 'echo', id: `echo-${n}` }, consul: { address } })
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await stateBecomes(app, 'registered')
+  return app
+}
+
+t.test('fastify.consul.discover() and dispatcher(): the caller side through the decorator', async (t) => {
+  const agent = await startConsul({ t })
+  const replicas = await Promise.all([1, 2, 3].map((n) => replica(t, agent.address, n)))
+  const caller = Fastify()
+  t.teardown(() => caller.close())
+  await caller.register(consulPlugin, { service: { name: 'caller' }, register: false, consul: { address: agent.address }, discovery: { wait: '2s' } })
+  await caller.ready()
+
+  const watch = caller.consul.discover('echo')
+  await watch.ready
+  t.same(watch.instances.map((i) => i.id).sort(), ['echo-1', 'echo-2', 'echo-3'])
+  const picked = new Set(Array.from({ length: 6 }, () => watch.pick().id))
+  t.equal(picked.size, 3, 'round-robin visits every instance')
+
+  const dispatcher = caller.consul.dispatcher('echo')
+  const seen = new Set<string>()
+  for (let i = 0; i < 6; i++) {
+    const res = await request('http://echo/who', { dispatcher })
+    seen.add((await res.body.json() as { id: string }).id)
+  }
+  t.same([...seen].sort(), ['echo-1', 'echo-2', 'echo-3'], 'requests spread across the replicas')
+
+  const changed = new Promise<readonly unknown[]>((resolve) => watch.on('change', resolve))
+  await replicas[0]!.close()
+  t.equal((await changed).length, 2, 'a replica that leaves is dropped by the change event')
+  const other = caller.consul.discover('echo', { tag: 'never-closed-by-the-test' })
+  watch.close()
+  t.equal(watch.state, 'closed')
+  await caller.close()
+  t.equal(other.state, 'closed', 'onClose stops the watches nobody closed')
+})
+
+t.test('invalid discovery defaults fail ready() with a discovery code', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.register(consulPlugin, { service: { name: 'x' }, discovery: { balancer: 'fastest' as never } })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_REG_DISCOVERY_INVALID_OPTION' })
+})

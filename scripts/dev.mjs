@@ -1,8 +1,102 @@
 #!/usr/bin/env node
-// `pnpm dev`: a Consul dev agent (unless CONSUL_HTTP_ADDR answers) plus the sample apps.
-// Filled in by the demo issue (#7); for now it runs the agent with the UI until Ctrl-C.
+// `pnpm dev`: the demo. A Consul agent (CONSUL_HTTP_ADDR if it answers, else a dev agent on
+// 127.0.0.1:8500 with the UI), three user-service replicas (3001–3003) sharing one SQLite file, and the
+// gateway (8080), with prefixed, readable logs. Ctrl-C shuts everything down gracefully: every app
+// deregisters, then the agent stops if we started it.
 import { spawn } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { prettyFactory } from 'pino-pretty'
+import { startConsul } from '@reg/testkit'
 
-const child = spawn(process.execPath, [new URL('../packages/testkit/dist/cli.js', import.meta.url).pathname, 'agent'], { stdio: 'inherit' })
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
-child.on('exit', (code) => process.exit(code ?? 0))
+const root = fileURLToPath(new URL('..', import.meta.url))
+const prettify = prettyFactory({ colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true })
+const colors = [36, 33, 35, 32, 34]
+
+function say (line) {
+  process.stdout.write(`\x1b[1m[dev]\x1b[0m ${line}\n`)
+}
+
+async function reachable (address) {
+  const url = /^https?:\/\//.test(address) ? address : `http://${address}`
+  try {
+    const res = await fetch(`${url}/v1/status/leader`, { signal: AbortSignal.timeout(1000) })
+    return res.ok && (await res.text()).length > 2
+  } catch {
+    return false
+  }
+}
+
+let agent
+let consulAddress = process.env.CONSUL_HTTP_ADDR
+if (consulAddress && await reachable(consulAddress)) {
+  say(`using the Consul agent at ${consulAddress}`)
+} else if (await reachable('127.0.0.1:8500')) {
+  consulAddress = '127.0.0.1:8500'
+  say('using the Consul agent already running on 127.0.0.1:8500')
+} else {
+  say('starting a Consul dev agent on 127.0.0.1:8500 …')
+  agent = await startConsul({ httpPort: 8500, args: ['-ui'] })
+  consulAddress = agent.address
+}
+
+const dataDir = `${root}/.cache/dev`
+mkdirSync(dataDir, { recursive: true })
+const children = []
+
+function run (name, script, env) {
+  const color = colors[children.length % colors.length]
+  const prefix = process.stdout.isTTY ? `\x1b[${color}m[${name}]\x1b[0m` : `[${name}]`
+  const child = spawn(process.execPath, [script], {
+    env: { ...process.env, CONSUL_HTTP_ADDR: consulAddress, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      let text = line
+      try {
+        text = prettify(JSON.parse(line)).trimEnd()
+      } catch {}
+      process.stdout.write(`${prefix} ${text}\n`)
+    })
+  }
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    say(`${name} exited (${signal ?? code})`)
+    resolve()
+  }))
+  children.push({ name, child, exited })
+}
+
+const userService = `${root}/apps/user-service/dist/server.js`
+for (const n of [1, 2, 3]) {
+  run(`user-service-${n}`, userService, { PORT: String(3000 + n), SERVICE_ID: `user-service-${n}`, USERS_DB: `${dataDir}/users.db` })
+}
+run('gateway', `${root}/apps/gateway/dist/server.js`, { PORT: '8080', SERVICE_ID: 'gateway-1' })
+
+const consulUrl = /^https?:\/\//.test(consulAddress) ? consulAddress : `http://${consulAddress}`
+setTimeout(() => {
+  say(`
+  Gateway      http://127.0.0.1:8080/users
+  Consul UI    ${consulUrl}/ui/dc1/services
+  Try:
+    curl -si -X POST localhost:8080/users -H 'content-type: application/json' -d '{"name":"Ada","email":"ada@example.com"}'
+    for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%header{x-instance-id}\\n' localhost:8080/users; done   # replicas rotate
+    kill -9 <pid of a replica>   # traffic routes around it at once; Consul marks it critical
+    curl -s localhost:3001/health | jq    # what Consul's check reads
+  Ctrl-C stops everything gracefully (each app deregisters first).`)
+  for (const { name, child } of children) say(`${name} pid ${child.pid}`)
+}, 1500).unref()
+
+let stopping = false
+async function stop () {
+  if (stopping) return
+  stopping = true
+  say('shutting down …')
+  for (const { child } of children) if (child.exitCode === null) child.kill('SIGTERM')
+  await Promise.all(children.map((c) => c.exited))
+  if (agent) await agent.stop()
+  process.exit(0)
+}
+process.on('SIGINT', stop)
+process.on('SIGTERM', stop)

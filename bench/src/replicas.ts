@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import consulPlugin from '@reg/fastify-consul'
+import { freePorts, type ConsulAgent } from '@reg/testkit'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { request, type Dispatcher } from 'undici'
+
+export const USER_SERVICE = join(dirname(fileURLToPath(import.meta.resolve('@reg/user-service'))), 'server.js')
+export const SEED_SERVICE = fileURLToPath(new URL('./servers/seed-service.js', import.meta.url))
+
+export interface Replica { child: ChildProcess, exited: Promise<number | null> }
+
+/** N replicas of `script` on free ports, as separate processes, sharing one SQLite file. */
+export async function startReplicas (agent: ConsulAgent, script: string, count: number): Promise<{ replicas: Replica[], restart (i: number, signal: NodeJS.Signals): Promise<number | null>, stop (): Promise<void> }> {
+  const ports = await freePorts(count)
+  const db = join(mkdtempSync(join(tmpdir(), 'reg-bench-')), 'users.db')
+  const spawnOne = (i: number): Replica => {
+    const child = spawn(process.execPath, [script], {
+      env: { ...process.env, PORT: String(ports[i]), SERVICE_ID: `user-service-${i}`, CONSUL_HTTP_ADDR: agent.address, USERS_DB: db, LOG_LEVEL: 'warn' },
+      stdio: 'ignore'
+    })
+    return { child, exited: once(child, 'exit').then(([code]) => code as number | null) }
+  }
+  const replicas = Array.from({ length: count }, (_, i) => spawnOne(i))
+  await untilPassing(agent, count)
+  return {
+    replicas,
+    /** Signals replica i, waits for its exit, starts a new one on the same port and waits until all pass. */
+    async restart (i, signal) {
+      replicas[i]!.child.kill(signal)
+      const code = await replicas[i]!.exited
+      replicas[i] = spawnOne(i)
+      await untilPassing(agent, count)
+      return code
+    },
+    async stop () {
+      for (const r of replicas) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL')
+      await Promise.all(replicas.map((r) => r.exited))
+    }
+  }
+}
+
+/** Until `count` user-service instances are in ?passing, woken by blocking queries. */
+export async function untilPassing (agent: ConsulAgent, count: number): Promise<void> {
+  let index = 0
+  for (;;) {
+    const res = await fetch(`${agent.url}/v1/health/service/user-service?passing${index ? `&index=${index}&wait=30s` : ''}`)
+    const entries = await res.json() as unknown[]
+    if (entries.length >= count) return
+    index = Number(res.headers.get('x-consul-index'))
+  }
+}
+
+/** A caller that discovers user-service and sends requests through the discovery dispatcher. */
+export async function consumer (agent: ConsulAgent, opts: { retries?: number, ejectionMs?: number } = {}): Promise<{ app: FastifyInstance, dispatcher: Dispatcher & { stats: { retries: number } } }> {
+  const app = Fastify()
+  await app.register(consulPlugin, { service: { name: 'bench-consumer' }, register: false, consul: { address: agent.address } })
+  await app.ready()
+  const dispatcher = app.consul.dispatcher('user-service', opts)
+  await dispatcher.ready
+  return { app, dispatcher }
+}
+
+export interface LoadCount { ok: number, failed: number }
+
+/** `workers` GET loops until stop(); bounded by `maxMs` whatever happens. */
+export function loop (dispatcher: Dispatcher, workers: number, maxMs: number): { count: LoadCount, stop (): Promise<LoadCount> } {
+  const count: LoadCount = { ok: 0, failed: 0 }
+  const state = { running: true }
+  const deadline = Date.now() + maxMs
+  const loops = Array.from({ length: workers }, async () => {
+    while (state.running && Date.now() < deadline) {
+      try {
+        const res = await request('http://user-service/users', { dispatcher })
+        await res.body.arrayBuffer()
+        if (res.statusCode === 200) count.ok++
+        else count.failed++
+      } catch {
+        count.failed++
+      }
+    }
+  })
+  return {
+    count,
+    async stop () {
+      state.running = false
+      await Promise.all(loops)
+      return count
+    }
+  }
+}

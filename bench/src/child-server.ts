@@ -12,13 +12,14 @@ export interface ChildServer {
  * Runs one of ./servers/*.js in its own process, so the load generator never shares an event loop
  * with the server it measures. The script sends `{ port }` over IPC once it listens.
  */
-export async function startChildServer (script: string, env: Record<string, string> = {}): Promise<ChildServer> {
-  const child = fork(new URL(`./servers/${script}`, import.meta.url), [], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+export async function startChildServer (script: string, env: Record<string, string> = {}, execArgv: string[] = []): Promise<ChildServer & { message: Record<string, number> }> {
+  const child = fork(new URL(`./servers/${script}`, import.meta.url), [], { env: { ...process.env, ...env }, execArgv: [...process.execArgv, ...execArgv], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
   const [msg] = await Promise.race([
-    once(child, 'message') as Promise<[{ port: number }]>,
+    once(child, 'message') as Promise<[{ port: number } & Record<string, number>]>,
     once(child, 'exit').then(([code]) => { throw new Error(`${script} exited with ${String(code)} before listening`) })
   ])
   return {
+    message: msg,
     url: `http://127.0.0.1:${msg.port}`,
     port: msg.port,
     child,

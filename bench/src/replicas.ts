@@ -44,11 +44,11 @@ export async function startReplicas (agent: ConsulAgent, script: string, count: 
   }
 }
 
-/** Until `count` user-service instances are in ?passing, woken by blocking queries. */
-export async function untilPassing (agent: ConsulAgent, count: number): Promise<void> {
+/** Until `count` instances of `service` are in ?passing, woken by blocking queries. */
+export async function untilPassing (agent: ConsulAgent, count: number, service = 'user-service'): Promise<void> {
   let index = 0
   for (;;) {
-    const res = await fetch(`${agent.url}/v1/health/service/user-service?passing${index ? `&index=${index}&wait=30s` : ''}`)
+    const res = await fetch(`${agent.url}/v1/health/service/${service}?passing${index ? `&index=${index}&wait=30s` : ''}`)
     const entries = await res.json() as unknown[]
     if (entries.length >= count) return
     index = Number(res.headers.get('x-consul-index'))

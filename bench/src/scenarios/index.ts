@@ -1,7 +1,11 @@
 import type { Scenario } from '../scenario.js'
 import { p1 } from './p1-health.js'
+import { p2 } from './p2-pick.js'
+import { p3 } from './p3-proxy.js'
+import { p4 } from './p4-propagation.js'
 import { p5 } from './p5-rolling-restart.js'
 import { p6 } from './p6-kill.js'
+import { p7 } from './p7-rss.js'
 import { p8 } from './p8-registration.js'
 
-export const scenarios: Scenario[] = [p1, p5, p6, p8]
+export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8]

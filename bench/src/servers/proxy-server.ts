@@ -1,0 +1,20 @@
+import replyFrom from '@fastify/reply-from'
+import consulPlugin from '@reg/fastify-consul'
+import Fastify from 'fastify'
+
+// P3's gateway: the same reply-from proxy, either to one fixed upstream (baseline) or through the
+// discovery dispatcher over every healthy `echo` instance.
+const app = Fastify({ logger: false })
+await app.register(consulPlugin, { service: { name: 'proxy' }, register: false, consul: { address: process.env.CONSUL_HTTP_ADDR! } })
+if (process.env.MODE === 'fixed') {
+  await app.register(replyFrom, { base: process.env.UPSTREAM! })
+} else {
+  await app.after()
+  const dispatcher = app.consul.dispatcher('echo')
+  await dispatcher.ready
+  await app.register(replyFrom, { base: 'http://echo', undici: dispatcher })
+}
+app.get('/users', (request, reply) => reply.from('/users'))
+await app.listen({ host: '127.0.0.1', port: 0 })
+process.send!({ port: (app.server.address() as { port: number }).port })
+process.on('SIGTERM', () => { app.close().then(() => process.exit(0), () => process.exit(1)) })

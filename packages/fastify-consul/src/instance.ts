@@ -1,0 +1,121 @@
+import { isIPv6 } from 'node:net'
+import { Type, type TSchema } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { BadResponseError } from './errors.js'
+
+export type InstanceStatus = 'passing' | 'warning' | 'critical'
+
+/** One instance of a service as Consul's health endpoint reports it. Frozen: snapshots share them. */
+export interface Instance {
+  /** `Service.ID`. Unique per agent only: two nodes may each run an instance with the same ID. */
+  readonly id: string
+  readonly service: string
+  /** The Consul node (agent) the instance is registered on. */
+  readonly node: string
+  /** Raw host: `Service.Address`, or `Node.Address` when the service registered none. */
+  readonly address: string
+  readonly port: number
+  /** `address` made safe for a URL authority: IPv6 in brackets. */
+  readonly host: string
+  readonly tags: readonly string[]
+  readonly meta: Readonly<Record<string, string>>
+  /** `Weights.Passing` when passing, `Weights.Warning` when warning, 0 when critical. */
+  readonly weight: number
+  /** The worst of the instance's checks, node checks (serfHealth) included. */
+  readonly status: InstanceStatus
+}
+
+// Only the fields we read. Consul adds fields between versions; anything else is ignored, so 1.8 and
+// current agents both pass.
+const Nullable = <T extends TSchema>(t: T) => Type.Optional(Type.Union([t, Type.Null()]))
+
+const HealthEntry = Type.Object({
+  Node: Type.Object({ Node: Type.String(), Address: Type.String() }),
+  Service: Type.Object({
+    ID: Type.String(),
+    Service: Type.String(),
+    Address: Type.String(),
+    Port: Type.Integer({ minimum: 0, maximum: 65535 }),
+    Tags: Nullable(Type.Array(Type.String())),
+    Meta: Nullable(Type.Record(Type.String(), Type.String())),
+    Weights: Nullable(Type.Object({ Passing: Type.Integer({ minimum: 0 }), Warning: Type.Integer({ minimum: 0 }) }))
+  }),
+  Checks: Nullable(Type.Array(Type.Object({ Status: Type.String() })))
+})
+
+// Compiled once: a 1,000-instance answer is checked in well under a millisecond.
+const healthBody = TypeCompiler.Compile(Type.Array(HealthEntry))
+
+interface RawEntry {
+  Node: { Node: string, Address: string }
+  Service: {
+    ID: string
+    Service: string
+    Address: string
+    Port: number
+    Tags?: string[] | null
+    Meta?: Record<string, string> | null
+    Weights?: { Passing: number, Warning: number } | null
+  }
+  Checks?: Array<{ Status: string }> | null
+}
+
+/** `[::1]` for IPv6 literals, the address unchanged otherwise. */
+export function urlHost (address: string): string {
+  return isIPv6(address) ? `[${address}]` : address
+}
+
+/**
+ * Consul's aggregated status: critical beats warning beats passing. Maintenance mode shows up as a
+ * critical check; any status we do not know is treated as critical rather than trusted.
+ */
+export function aggregateStatus (checks: ReadonlyArray<{ Status: string }>): InstanceStatus {
+  let status: InstanceStatus = 'passing'
+  for (const check of checks) {
+    if (check.Status === 'passing') continue
+    if (check.Status !== 'warning') return 'critical'
+    status = 'warning'
+  }
+  return status
+}
+
+function toInstance (entry: RawEntry): Instance {
+  const s = entry.Service
+  const status = aggregateStatus(entry.Checks ?? [])
+  const weights = s.Weights ?? { Passing: 1, Warning: 1 }
+  const address = s.Address !== '' ? s.Address : entry.Node.Address
+  return Object.freeze({
+    id: s.ID,
+    service: s.Service,
+    node: entry.Node.Node,
+    address,
+    port: s.Port,
+    host: urlHost(address),
+    tags: Object.freeze([...(s.Tags ?? [])]),
+    meta: Object.freeze({ ...(s.Meta ?? {}) }),
+    weight: status === 'passing' ? weights.Passing : status === 'warning' ? weights.Warning : 0,
+    status
+  })
+}
+
+/**
+ * Parses the body of `GET /v1/health/service/:name`. A body that is not JSON or not the expected shape
+ * throws FST_REG_DISCOVERY_BAD_RESPONSE naming the first offending path, so the caller can keep its
+ * last good set instead of serving garbage.
+ */
+export function parseHealth (service: string, text: string): Instance[] {
+  const what = `GET /v1/health/service/${service}`
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    throw new BadResponseError(what, 'not JSON')
+  }
+  if (!healthBody.Check(body)) {
+    const first = healthBody.Errors(body).First()
+    /* c8 ignore next -- Check() failed, so Errors() always yields at least one entry */
+    const detail = first === undefined ? 'unexpected shape' : `${first.path || '/'}: ${first.message}`
+    throw new BadResponseError(what, detail)
+  }
+  return (body as RawEntry[]).map(toInstance)
+}

@@ -1,0 +1,302 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import { fullJitter, type BackoffOptions } from './backoff.js'
+import { httpError, type ConsulHttp } from './consul-http.js'
+import { WatchClosedError } from './errors.js'
+import { parseHealth, type Instance } from './instance.js'
+import { InstanceSet } from './instance-set.js'
+import { TokenBucket } from './token-bucket.js'
+
+/**
+ * - `starting`: no answer from Consul yet.
+ * - `live`: the last query succeeded.
+ * - `stale`: queries fail; the last good set is still served, for at most `staleTtl`.
+ * - `expired`: queries kept failing for `staleTtl`; the set was cleared.
+ * - `closed`: stopped.
+ */
+export type WatchState = 'starting' | 'live' | 'stale' | 'expired' | 'closed'
+
+/** What one watcher asks Consul. Two discover() calls with equal queries share a watcher. */
+export interface WatchQuery {
+  service: string
+  tag?: string | undefined
+  dc?: string | undefined
+  /** Only instances whose every check passes (`?passing`). When false, warning instances are kept too. */
+  passingOnly: boolean
+  /** A bexpr filter (`?filter`, Consul ≥ 1.5). */
+  filter?: string | undefined
+  /** `?stale`: any server may answer, so reads survive the loss of the leader. */
+  stale: boolean
+}
+
+export interface RateLimit {
+  /** Sustained loop iterations per second. */
+  perSecond: number
+  /** Iterations allowed back to back before the rate applies. */
+  burst: number
+}
+
+export interface WatchTuning {
+  /** Blocking-query wait in ms (Consul caps it at 10 min). */
+  wait: number
+  /** How long the last good set is served while queries fail, in ms. */
+  staleTtl: number
+  backoff: BackoffOptions
+  rateLimit: RateLimit
+  random: () => number
+}
+
+export const WATCH_DEFAULTS: Readonly<Omit<WatchTuning, 'random'>> = Object.freeze({
+  wait: 5 * 60_000,
+  staleTtl: 60_000,
+  backoff: Object.freeze({ base: 200, cap: 30_000 }),
+  rateLimit: Object.freeze({ perSecond: 10, burst: 10 })
+})
+
+export interface WatcherOptions extends Partial<WatchTuning> {
+  http: ConsulHttp
+  log: FastifyBaseLogger
+  query: WatchQuery
+}
+
+export interface WatchListener {
+  change (set: InstanceSet): void
+  state (state: WatchState): void
+}
+
+/** The read side of a watch that callers hold; see Discovery.discover(). */
+export interface ServiceWatch {
+  readonly service: string
+  readonly instances: readonly Instance[]
+  readonly state: WatchState
+  /** Resolves on the first successful answer; rejects only when the watch is closed first. */
+  readonly ready: Promise<void>
+  /** The next instance by this watch's balancer. Throws FST_REG_DISCOVERY_NO_INSTANCE when empty. */
+  pick (): Instance
+  on (event: 'change', listener: (instances: readonly Instance[]) => void): this
+  on (event: 'state', listener: (state: WatchState) => void): this
+  off (event: 'change', listener: (instances: readonly Instance[]) => void): this
+  off (event: 'state', listener: (state: WatchState) => void): this
+  /** Idempotent. The shared watcher stops when its last holder closes. */
+  close (): Promise<void>
+}
+
+/** Slack on top of wait + wait/16 (Consul's own jitter) before we call a blocking query lost. */
+const TIMEOUT_MARGIN = 2_000
+
+/** Headers must arrive within the wait, Consul's up-to-wait/16 jitter, and a margin for the network. */
+export function requestTimeout (wait: number): number {
+  return wait + Math.ceil(wait / 16) + TIMEOUT_MARGIN
+}
+
+/**
+ * The index to send next, per Consul's blocking-query rules: an index that went backwards (a restarted
+ * or replaced server) resets to 0 for a fresh, non-blocking read; an index below 1 (a Consul bug on
+ * some versions, or a missing header) becomes 1, which is always safe and cannot spin.
+ */
+export function nextIndex (previous: number, received: number | undefined): number {
+  if (received === undefined || !(received >= 1)) return 1
+  if (received < previous) return 0
+  return received
+}
+
+/**
+ * The go-kit "instancer": one blocking-query loop on `/v1/health/service/:name` that publishes
+ * immutable InstanceSet snapshots. It never does anything per pick; consumers read `current`.
+ */
+export class Watcher {
+  readonly query: WatchQuery
+  /** Resolves on the first successful answer; rejects with FST_REG_DISCOVERY_CLOSED if stopped first. */
+  readonly ready: Promise<void>
+
+  readonly #http: ConsulHttp
+  readonly #log: FastifyBaseLogger
+  readonly #tuning: WatchTuning
+  readonly #path: string
+  readonly #limiter: TokenBucket
+  readonly #abort = new AbortController()
+  readonly #listeners = new Set<WatchListener>()
+  #current = InstanceSet.EMPTY
+  #state: WatchState = 'starting'
+  #loop: Promise<void> | undefined
+  #staleTimer: NodeJS.Timeout | undefined
+  #staleSince = 0
+  #resolveReady!: () => void
+  #rejectReady!: (err: Error) => void
+
+  constructor (opts: WatcherOptions) {
+    this.query = opts.query
+    this.#http = opts.http
+    this.#tuning = {
+      wait: opts.wait ?? WATCH_DEFAULTS.wait,
+      staleTtl: opts.staleTtl ?? WATCH_DEFAULTS.staleTtl,
+      backoff: opts.backoff ?? WATCH_DEFAULTS.backoff,
+      rateLimit: opts.rateLimit ?? WATCH_DEFAULTS.rateLimit,
+      random: opts.random ?? Math.random
+    }
+    const q = opts.query
+    this.#log = opts.log.child({ watch: q.service, tag: q.tag, dc: q.dc })
+    this.#path = `/v1/health/service/${encodeURIComponent(q.service)}`
+    this.#limiter = new TokenBucket(this.#tuning.rateLimit)
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#resolveReady = resolve
+      this.#rejectReady = reject
+    })
+    // Holders that never await `ready` must not turn a close-before-ready into an unhandled rejection.
+    this.ready.catch(() => {})
+  }
+
+  get state (): WatchState {
+    return this.#state
+  }
+
+  get current (): InstanceSet {
+    return this.#current
+  }
+
+  /** Starts the loop; idempotent, and a no-op once stopped. */
+  start (): void {
+    if (this.#loop !== undefined || this.#abort.signal.aborted) return
+    this.#loop = this.#run()
+  }
+
+  /** Aborts the in-flight query and resolves once the loop has returned. Idempotent. */
+  async stop (): Promise<void> {
+    if (!this.#abort.signal.aborted) {
+      this.#abort.abort()
+      clearTimeout(this.#staleTimer)
+      this.#rejectReady(new WatchClosedError(this.query.service))
+      this.#setState('closed')
+      this.#listeners.clear()
+    }
+    await this.#loop
+  }
+
+  /** Returns the unsubscribe function. */
+  subscribe (listener: WatchListener): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  #params (index: number): Record<string, string | boolean | number | undefined> {
+    const q = this.query
+    return {
+      // Without an index the query does not block, so the wait is only sent alongside one.
+      index: index > 0 ? index : undefined,
+      wait: index > 0 ? `${this.#tuning.wait}ms` : undefined,
+      passing: q.passingOnly,
+      tag: q.tag,
+      dc: q.dc,
+      filter: q.filter,
+      stale: q.stale
+    }
+  }
+
+  async #run (): Promise<void> {
+    const signal = this.#abort.signal
+    const { backoff, random } = this.#tuning
+    const timeout = requestTimeout(this.#tuning.wait)
+    let index = 0
+    let failures = 0
+    while (!signal.aborted) {
+      const delay = this.#limiter.reserve()
+      if (delay > 0) {
+        this.#log.debug({ delay }, 'discovery loop rate-limited')
+        await pause(delay, signal)
+        if (signal.aborted) break
+      }
+      try {
+        this.#log.debug({ index }, 'discovery query')
+        const res = await this.#http.send({ path: this.#path, query: this.#params(index), timeout, signal })
+        if (res.status !== 200) throw httpError(`GET ${this.#path}`, res)
+        const instances = parseHealth(this.query.service, res.text)
+        index = nextIndex(index, res.index)
+        failures = 0
+        this.#succeed(instances)
+      } catch (err) {
+        if (signal.aborted) break
+        // After any failure the index we hold may belong to an agent that no longer exists (a -dev
+        // restart starts over at a low index), and blocking on it would stall for a whole wait.
+        index = 0
+        this.#fail(err as Error, failures)
+        await pause(fullJitter(failures++, backoff, random), signal)
+      }
+    }
+  }
+
+  #succeed (instances: Instance[]): void {
+    const q = this.query
+    // `?passing` already filters on the server; filtering again keeps the contract when it does not
+    // (a stale server, a proxy). Critical instances are never served.
+    const admitted = instances.filter((i) => q.passingOnly ? i.status === 'passing' : i.status !== 'critical')
+    const set = InstanceSet.from(admitted)
+    const was = this.#state
+    if (this.#staleTimer !== undefined) {
+      clearTimeout(this.#staleTimer)
+      this.#staleTimer = undefined
+    }
+    if (was === 'stale' || was === 'expired') {
+      this.#log.info({ instances: set.size, outageMs: Math.round(performance.now() - this.#staleSince) }, 'discovery recovered')
+    } else if (was === 'starting' && set.size === 0) {
+      this.#log.info(this.#http.hasToken
+        ? 'no instances yet'
+        : 'no instances yet (with ACLs on, a read without a token also comes back empty)')
+    }
+    if (!set.equals(this.#current)) {
+      this.#current = set
+      this.#log.debug({ instances: set.size }, 'discovery set changed')
+      this.#emit('change', (l) => l.change(set))
+    }
+    this.#setState('live')
+    if (was === 'starting') this.#resolveReady()
+  }
+
+  #fail (err: Error, failures: number): void {
+    const code = (err as Error & { code?: string }).code
+    if (this.#state === 'live') {
+      this.#staleSince = performance.now()
+      this.#staleTimer = setTimeout(() => this.#expire(), this.#tuning.staleTtl)
+      this.#staleTimer.unref()
+      this.#log.warn({ err, code, staleTtl: this.#tuning.staleTtl, instances: this.#current.size }, 'discovery query failed; serving the last known instances')
+      this.#setState('stale')
+    } else if (failures === 0 && this.#state === 'starting') {
+      this.#log.warn({ err, code }, 'discovery query failed; retrying with backoff')
+    } else {
+      this.#log.debug({ err, code, failures }, 'discovery query failed')
+    }
+  }
+
+  #expire (): void {
+    this.#staleTimer = undefined
+    this.#log.error({ staleTtl: this.#tuning.staleTtl }, 'discovery stale for longer than staleTtl; instances cleared')
+    this.#setState('expired')
+    if (this.#current.size > 0) {
+      this.#current = InstanceSet.EMPTY
+      this.#emit('change', (l) => l.change(InstanceSet.EMPTY))
+    }
+  }
+
+  #setState (state: WatchState): void {
+    if (state === this.#state) return
+    this.#state = state
+    this.#emit('state', (l) => l.state(state))
+  }
+
+  #emit (event: 'change' | 'state', call: (listener: WatchListener) => void): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        call(listener)
+      } catch (err) {
+        // A throwing consumer must not stop the loop that every other consumer depends on.
+        this.#log.error({ err, event }, 'discovery listener threw')
+      }
+    }
+  }
+}
+
+/** Resolves after `ms`, or early when the signal aborts; never rejects, never holds the process open. */
+async function pause (ms: number, signal: AbortSignal): Promise<void> {
+  try {
+    await sleep(ms, undefined, { signal, ref: false })
+  } catch {}
+}

@@ -1,0 +1,526 @@
+import { once } from 'node:events'
+import { Readable, type Duplex } from 'node:stream'
+import t from 'tap'
+import { request, type Dispatcher } from 'undici'
+import { startConsul } from '@reg/testkit'
+import { Discovery } from '../src/discovery.js'
+import { ServiceDispatcher, type ServiceDispatcherOptions } from '../src/dispatcher.js'
+import type { Instance } from '../src/instance.js'
+import {
+  RETRY_BUDGET_DEFAULTS, RetryBudget, RetryingHandler, isConnectFailure, isConnectionError, isIdempotent, isReplayableBody,
+  type LegacyHandler, type RetryRoute
+} from '../src/retry.js'
+import { consulHttp, ids, register, until, upstream, within, type Upstream } from './fixtures/discovery-consul.js'
+import { recordingLogger } from './fixtures/discovery-logger.js'
+import { StaticWatch, instanceAt } from './fixtures/discovery-static-watch.js'
+
+interface Teardown { teardown (fn: () => unknown): void }
+
+const at = (u: Upstream, weight = 1): Instance => instanceAt(u.id, u.port, weight)
+
+function dispatcherFor (t: Teardown, instances: readonly Instance[], opts: Partial<ServiceDispatcherOptions> = {}): { d: ServiceDispatcher, watch: StaticWatch } {
+  const watch = new StaticWatch(instances)
+  // random 0: round-robin starts at the first instance, so tests know which one goes first.
+  const d = new ServiceDispatcher({ watch, log: recordingLogger().log, random: () => 0, ...opts })
+  t.teardown(() => d.close())
+  return { d, watch }
+}
+
+async function get (d: Dispatcher, opts: Partial<Dispatcher.RequestOptions> & { url?: string } = {}): Promise<{ id: string, method: string, url: string, body: string }> {
+  const { url = 'http://svc/', ...rest } = opts
+  const res = await request(url, { dispatcher: d, ...rest })
+  return await res.body.json() as { id: string, method: string, url: string, body: string }
+}
+
+async function dead (t: Teardown, id = 'dead'): Promise<Upstream> {
+  const u = await upstream(t, id)
+  await u.stop()
+  return u
+}
+
+t.test('retry policy: methods, errors, bodies', async (t) => {
+  for (const method of ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']) t.ok(isIdempotent({ method }), method)
+  for (const method of ['POST', 'PATCH', 'TRACE', 'CONNECT']) t.notOk(isIdempotent({ method }), method)
+  t.ok(isIdempotent({ method: 'POST', idempotent: true }), 'an explicit flag wins')
+  t.notOk(isIdempotent({ method: 'GET', idempotent: false }))
+
+  const coded = (code: string): Error => Object.assign(new Error(code), { code })
+  for (const code of ['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED']) t.ok(isConnectionError(coded(code)), code)
+  for (const code of ['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_ABORTED', 'FST_REG_DISCOVERY_NO_INSTANCE']) t.notOk(isConnectionError(coded(code)), code)
+  t.notOk(isConnectionError(new Error('no code')))
+  t.ok(isConnectFailure(coded('ECONNREFUSED')))
+  t.ok(isConnectFailure(coded('UND_ERR_CONNECT_TIMEOUT')))
+  t.notOk(isConnectFailure(coded('ECONNRESET')), 'a reset may be a keep-alive race, not a dead instance')
+  t.notOk(isConnectFailure(new Error('no code')))
+
+  for (const body of [null, undefined, 'text', Buffer.from('x'), new Uint8Array(2), new ArrayBuffer(2), new Blob(['x'])]) t.ok(isReplayableBody(body))
+  t.ok(isReplayableBody(Readable.from(['a'])), 'a stream nobody read yet')
+  const read = Readable.from(['a', 'b'])
+  read.read()
+  t.notOk(isReplayableBody(read), 'a stream that was read')
+  const destroyed = Readable.from(['a'])
+  destroyed.destroy()
+  t.notOk(isReplayableBody(destroyed))
+  t.notOk(isReplayableBody((async function * () { yield 'a' })()), 'an async iterable may have been started')
+  t.notOk(isReplayableBody(new FormData()))
+})
+
+t.test('RetryBudget: ratio per request, a floor per second, capped', async (t) => {
+  let now = 0
+  const budget = new RetryBudget({ ratio: 0.5, minPerSecond: 1, burst: 2 }, () => now)
+  t.ok(budget.tryRetry())
+  t.ok(budget.tryRetry())
+  t.notOk(budget.tryRetry(), 'burst spent')
+  budget.onRequest()
+  budget.onRequest()
+  t.ok(budget.tryRetry(), 'two requests at 0.5 bought one retry')
+  now += 1000
+  t.equal(budget.available, 1, 'one per second regardless of traffic')
+  t.same(RETRY_BUDGET_DEFAULTS, { ratio: 0.2, minPerSecond: 10, burst: 100 })
+})
+
+t.test('RetryingHandler against a scripted route: one onConnect, abort at any point', async (t) => {
+  const refused = (): Error => Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })
+  const a = instanceAt('a', 1)
+  const b = instanceAt('b', 2)
+  function route (send: RetryRoute['send']): RetryRoute & { sent: string[] } {
+    const sent: string[] = []
+    return {
+      sent,
+      maxRetries: 2,
+      budget: new RetryBudget(RETRY_BUDGET_DEFAULTS),
+      choose: (tried) => [a, b].find((i) => !tried.has(i.id)),
+      originOf: (i) => i.id,
+      send (origin, opts, handler) { sent.push(origin); send(origin, opts, handler) },
+      failed () {},
+      retrying () {},
+      denied () {},
+      noInstance: () => new Error('none')
+    }
+  }
+  function recorder (onConnect?: (abort: (err?: Error) => void) => void): LegacyHandler & { calls: string[], error?: Error } {
+    const h: LegacyHandler & { calls: string[], error?: Error } = {
+      calls: [],
+      onConnect (abort) { h.calls.push('connect'); onConnect?.(abort) },
+      onError (err) { h.calls.push('error'); h.error = err },
+      onHeaders () { h.calls.push('headers'); return true },
+      onData () { return true },
+      onComplete () { h.calls.push('complete') },
+      onUpgrade () { h.calls.push('upgrade') },
+      onResponseStarted () { h.calls.push('started') },
+      onBodySent () { h.calls.push('body-sent') },
+      onRequestSent () { h.calls.push('sent') }
+    }
+    return h
+  }
+  const opts: Dispatcher.DispatchOptions = { path: '/', method: 'GET' }
+  const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+  await t.test('connected, failed, retried: the caller sees one onConnect and every later callback', async (t) => {
+    const h = recorder()
+    const r = route((origin, _o, handler) => {
+      handler.onConnect(() => {})
+      if (origin === 'a') return handler.onError(refused())
+      handler.onBodySent!('x', 1)
+      handler.onRequestSent!()
+      handler.onResponseStarted!()
+      handler.onHeaders!(200, [], () => {}, 'OK')
+      handler.onData!(Buffer.from('x'))
+      handler.onComplete!([])
+    })
+    new RetryingHandler(r, opts, h).start()
+    await tick()
+    t.same(r.sent, ['a', 'b'])
+    t.same(h.calls, ['connect', 'body-sent', 'sent', 'started', 'headers', 'complete'])
+  })
+
+  await t.test('optional callbacks the caller lacks are skipped; upgrades pass through', async (t) => {
+    const calls: string[] = []
+    const minimal: LegacyHandler = { onConnect () {}, onError () {}, onUpgrade () { calls.push('upgrade') } }
+    const r = route((_origin, _o, handler) => {
+      handler.onConnect(() => {})
+      handler.onBodySent!('x', 1)
+      handler.onRequestSent!()
+      handler.onResponseStarted!()
+      handler.onUpgrade!(101, [], {} as Duplex)
+    })
+    new RetryingHandler(r, { ...opts, upgrade: 'websocket' }, minimal).start()
+    t.same(calls, ['upgrade'])
+  })
+
+  await t.test('the caller aborts between attempts: no further attempt', async (t) => {
+    let abort!: (err?: Error) => void
+    const h = recorder((fn) => { abort = fn })
+    const r = route((_origin, _o, handler) => {
+      handler.onConnect(() => {})
+      handler.onError(refused())
+      // The retry is queued; the caller gives up before it runs.
+      abort()
+      abort(new Error('twice'))
+    })
+    new RetryingHandler(r, opts, h).start()
+    await tick()
+    t.same(r.sent, ['a'])
+    t.same(h.calls, ['connect', 'error'])
+    t.equal((h.error as Error & { code?: string }).code, 'UND_ERR_ABORTED', 'no reason given: undici’s RequestAbortedError')
+  })
+
+  await t.test('aborted before the next attempt connects: that attempt is aborted at once', async (t) => {
+    let abort!: (err?: Error) => void
+    const reason = new Error('caller gave up')
+    const h = recorder((fn) => { abort = fn })
+    const aborted: Array<Error | undefined> = []
+    const r = route((origin, _o, handler) => {
+      if (origin === 'a') {
+        handler.onConnect(() => {})
+        return handler.onError(refused())
+      }
+      // The caller aborts after the retry was sent but before its connection opened.
+      abort(reason)
+      handler.onConnect((err) => aborted.push(err))
+    })
+    new RetryingHandler(r, opts, h).start()
+    await tick()
+    t.same(r.sent, ['a', 'b'])
+    t.same(aborted, [reason], 'the attempt is aborted with the caller’s reason as soon as it connects')
+    t.same(h.calls, ['connect'], 'and the caller is not told it connected twice')
+  })
+
+  await t.test('no instance at all: the route’s error', async (t) => {
+    const h = recorder()
+    const r = route(() => {})
+    r.choose = () => undefined
+    new RetryingHandler(r, opts, h).start()
+    t.equal(h.error!.message, 'none')
+  })
+})
+
+t.test('rewrites the placeholder origin and rotates over the instances', async (t) => {
+  const ups = await Promise.all(['a', 'b', 'c'].map((id) => upstream(t, id)))
+  const { d } = dispatcherFor(t, ups.map((u) => at(u)))
+  const seen: string[] = []
+  for (let i = 0; i < 6; i++) {
+    const res = await get(d, { url: 'http://svc/users?page=2' })
+    t.equal(res.url, '/users?page=2')
+    seen.push(res.id)
+  }
+  t.same(seen, ['a', 'b', 'c', 'a', 'b', 'c'])
+  // The shape @fastify/reply-from uses: dispatcher.request() with its own origin.
+  const direct = await d.request({ origin: 'http://svc', path: '/x', method: 'GET' })
+  t.equal((await direct.body.json() as { id: string }).id, 'a')
+  t.same(d.instances.map((i) => i.id), ['a', 'b', 'c'])
+  t.same(d.stats, { requests: 7, retries: 0, retriesDenied: 0, ejections: 0, readmissions: 0 })
+  t.equal(d.service, 'svc')
+})
+
+t.test('a refused connection is retried elsewhere; the instance is ejected, then re-admitted', async (t) => {
+  const gone = await dead(t)
+  const [a, b] = await Promise.all([upstream(t, 'a'), upstream(t, 'b')])
+  const { d } = dispatcherFor(t, [at(gone), at(a), at(b)], { ejectionMs: 300 })
+  const ejected = once(d.events, 'eject')
+  const seen: string[] = []
+  for (let i = 0; i < 6; i++) seen.push((await get(d)).id)
+  t.notOk(seen.includes('dead'), 'every request succeeded elsewhere')
+  const [instance] = await ejected as [Instance]
+  t.equal(instance.id, 'dead')
+  t.same(d.ejected.map((i) => i.id), ['dead'])
+  t.match(d.stats, { retries: 1, ejections: 1 })
+
+  const [back] = await within('re-admission', once(d.events, 'readmit')) as [Instance]
+  t.equal(back.id, 'dead')
+  t.same(d.ejected, [])
+  t.equal(d.stats.readmissions, 1)
+  await gone.start()
+  const after: string[] = []
+  for (let i = 0; i < 3; i++) after.push((await get(d)).id)
+  t.ok(after.includes('dead'), 're-admitted and serving again')
+})
+
+t.test('only idempotent requests are retried', async (t) => {
+  const gone = await dead(t)
+  const a = await upstream(t, 'a')
+  await t.test('POST is not retried', async (t) => {
+    const { d } = dispatcherFor(t, [at(gone), at(a)], { ejectionMs: 0 })
+    await t.rejects(get(d, { method: 'POST', body: 'x' }), { code: 'ECONNREFUSED' })
+    t.match(d.stats, { retries: 0, ejections: 0 })
+    t.same(d.ejected, [], 'ejectionMs: 0 turns ejection off')
+  })
+  await t.test('POST marked idempotent is', async (t) => {
+    const { d } = dispatcherFor(t, [at(gone), at(a)], { ejectionMs: 0 })
+    t.equal((await get(d, { method: 'POST', body: 'x', idempotent: true })).id, 'a')
+  })
+  for (const method of ['HEAD', 'OPTIONS', 'PUT', 'DELETE'] as const) {
+    await t.test(method, async (t) => {
+      const { d } = dispatcherFor(t, [at(gone), at(a)], { ejectionMs: 0 })
+      const res = await request('http://svc/', { dispatcher: d, method })
+      await res.body.dump()
+      t.equal(res.statusCode, 200)
+      t.equal(d.stats.retries, 1)
+    })
+  }
+})
+
+t.test('each retry goes to an instance not tried yet, up to `retries`', async (t) => {
+  const deads = await Promise.all(['d1', 'd2', 'd3'].map((id) => dead(t, id)))
+  const a = await upstream(t, 'a')
+  const list = [...deads.map((u) => at(u)), at(a)]
+  // A random balancer that always lands on the first instance: only exclusion moves the retries on.
+  const stuck = { balancer: 'random' as const, random: () => 0, ejectionMs: 0 }
+  const three = dispatcherFor(t, list, { ...stuck, retries: 3 }).d
+  t.equal((await get(three)).id, 'a')
+  t.equal(three.stats.retries, 3)
+  const two = dispatcherFor(t, list, { ...stuck, retries: 2 }).d
+  await t.rejects(get(two), { code: 'ECONNREFUSED' })
+  t.equal(two.stats.retries, 2)
+})
+
+t.test('the retry budget caps retries across requests', async (t) => {
+  const [d1, d2] = await Promise.all([dead(t, 'd1'), dead(t, 'd2')])
+  const a = await upstream(t, 'a')
+  const { d, watch } = dispatcherFor(t, [at(d1), at(d2), at(a)], { ejectionMs: 0, retryBudget: { ratio: 0, minPerSecond: 0, burst: 1 } })
+  await t.rejects(get(d), { code: 'ECONNREFUSED' }, 'd1 refused, retried on d2 (the one token), d2 refused: no token left')
+  t.match(d.stats, { retries: 1, retriesDenied: 1 })
+  t.equal(d.budget.available, 0)
+  watch.set([at(a)])
+  t.equal((await get(d)).id, 'a', 'requests that need no retry are unaffected')
+})
+
+t.test('bodies: strings and untouched streams are sent again; a consumed stream is not', async (t) => {
+  const gone = await dead(t)
+  const a = await upstream(t, 'a')
+  // Reads the whole body, then drops the connection without answering.
+  const eater = await upstream(t, 'eater', (req) => { req.socket.destroy() })
+  await t.test('string', async (t) => {
+    const { d } = dispatcherFor(t, [at(gone), at(a)])
+    t.same(await get(d, { method: 'PUT', body: 'hello' }), { id: 'a', method: 'PUT', url: '/', body: 'hello' })
+  })
+  await t.test('stream nobody read (refused before the first byte)', async (t) => {
+    const { d } = dispatcherFor(t, [at(gone), at(a)])
+    t.equal((await get(d, { method: 'PUT', body: Readable.from(['str', 'eam']) })).body, 'stream')
+  })
+  await t.test('string, after the first instance read it and hung up', async (t) => {
+    const { d } = dispatcherFor(t, [at(eater), at(a)])
+    t.equal((await get(d, { method: 'PUT', body: 'again' })).body, 'again')
+    t.equal(d.stats.retries, 1)
+    t.equal(d.stats.ejections, 0, 'a dropped connection is not a refused one')
+  })
+  await t.test('consumed stream', async (t) => {
+    const { d } = dispatcherFor(t, [at(eater), at(a)])
+    await t.rejects(get(d, { method: 'PUT', body: Readable.from(['only', 'once']) }), { code: 'UND_ERR_SOCKET' })
+    t.equal(d.stats.retries, 0)
+  })
+})
+
+t.test('no retry once the response has started', async (t) => {
+  const half = await upstream(t, 'half', (_req, res) => {
+    res.writeHead(200, { 'content-length': '100' })
+    res.write('partial', () => res.socket!.destroy())
+  })
+  const a = await upstream(t, 'a')
+  const { d } = dispatcherFor(t, [at(half), at(a)])
+  const res = await request('http://svc/', { dispatcher: d })
+  t.equal(res.statusCode, 200)
+  await t.rejects(res.body.text(), { code: 'UND_ERR_SOCKET' })
+  t.equal(d.stats.retries, 0)
+})
+
+t.test('instances leaving the set: their pools close, ejections drop, in-flight requests go elsewhere', async (t) => {
+  const [a, b] = await Promise.all([upstream(t, 'a'), upstream(t, 'b')])
+  const gone = await dead(t)
+  await t.test('pools', async (t) => {
+    const { d, watch } = dispatcherFor(t, [at(a), at(b)])
+    t.same([(await get(d)).id, (await get(d)).id], ['a', 'b'])
+    watch.set([at(a)])
+    t.same([(await get(d)).id, (await get(d)).id], ['a', 'a'])
+  })
+  await t.test('ejections', async (t) => {
+    const { d, watch } = dispatcherFor(t, [at(gone), at(a)], { ejectionMs: 60_000 })
+    await get(d)
+    t.same(d.ejected.map((i) => i.id), ['dead'])
+    watch.set([at(gone), at(a), at(b)])
+    t.same(d.ejected.map((i) => i.id), ['dead'], 'an update that keeps it keeps the ejection')
+    watch.set([at(a)])
+    t.same(d.ejected, [], 'an instance that left is forgotten, timer and all')
+  })
+  await t.test('in flight', async (t) => {
+    const { d, watch } = dispatcherFor(t, [at(gone), at(a)], { ejectionMs: 60_000 })
+    const pending = get(d)
+    watch.set([at(a)])
+    t.equal((await pending).id, 'a')
+    t.same(d.ejected, [], 'the instance had left before it refused: nothing to eject')
+  })
+})
+
+t.test('every instance ejected: panic mode keeps trying them rather than refusing', async (t) => {
+  const [d1, d2] = await Promise.all([dead(t, 'd1'), dead(t, 'd2')])
+  const { d } = dispatcherFor(t, [at(d1), at(d2)], { ejectionMs: 60_000 })
+  await t.rejects(get(d), { code: 'ECONNREFUSED' })
+  t.same(d.ejected.map((i) => i.id).sort(), ['d1', 'd2'])
+  await t.rejects(get(d), { code: 'ECONNREFUSED' }, 'not NO_INSTANCE')
+  await d1.start()
+  t.equal((await get(d)).id, 'd1', 'whoever comes back first serves')
+})
+
+t.test('the caller can abort; an aborted request is not retried', async (t) => {
+  const slow = await upstream(t, 'slow', () => {})
+  const a = await upstream(t, 'a')
+  const { d } = dispatcherFor(t, [at(slow), at(a)])
+  const controller = new AbortController()
+  const pending = get(d, { signal: controller.signal })
+  await within('the request to arrive', new Promise<void>((resolve) => {
+    const check = (): void => { if (slow.received.length > 0) resolve(); else setImmediate(check) }
+    check()
+  }))
+  controller.abort()
+  await t.rejects(pending, { name: 'AbortError' })
+  t.equal(d.stats.retries, 0)
+})
+
+t.test('NO_INSTANCE on an empty set; CLOSED after close(); close and destroy in every form', async (t) => {
+  const a = await upstream(t, 'a')
+  const { d, watch } = dispatcherFor(t, [])
+  await t.rejects(get(d), { code: 'FST_REG_DISCOVERY_NO_INSTANCE' })
+  watch.set([at(a)])
+  t.equal((await get(d)).id, 'a')
+  await d.close()
+  t.ok(d.closed)
+  t.equal(watch.closed, 1, 'the dispatcher releases its watch')
+  await t.rejects(get(d), { code: 'FST_REG_DISCOVERY_CLOSED' })
+  await d.close()
+  await new Promise<void>((resolve) => d.close(resolve))
+  t.equal(watch.closed, 1, 'close() is idempotent')
+  t.throws(() => d.dispatch({ path: '/', method: 'GET' }, null as unknown as Dispatcher.DispatchHandler), { code: 'UND_ERR_INVALID_ARG' })
+
+  const forms: Array<(x: ServiceDispatcher) => Promise<void>> = [
+    (x) => x.destroy(),
+    (x) => x.destroy(new Error('bye')),
+    (x) => new Promise((resolve) => x.destroy(resolve)),
+    (x) => new Promise((resolve) => x.destroy(new Error('bye'), resolve))
+  ]
+  for (const destroy of forms) {
+    // Built without a random source or clock: Math.random and performance.now.
+    const x = new ServiceDispatcher({ watch: new StaticWatch([at(a)]), log: recordingLogger().log })
+    await get(x)
+    await destroy(x)
+    t.ok(x.closed)
+  }
+})
+
+t.test('closing with a request in flight: it fails, it is not retried onto a new pool', async (t) => {
+  const gone = await dead(t)
+  const a = await upstream(t, 'a')
+  const { d } = dispatcherFor(t, [at(gone), at(a)])
+  const pending = get(d)
+  const closed = d.close()
+  await t.rejects(pending, { code: 'ECONNREFUSED' })
+  await closed
+  t.match(d.stats, { retries: 0, ejections: 0 })
+})
+
+t.test('handlers in the controller style (compose) work: backpressure, abort, upgrade', async (t) => {
+  const big = 'x'.repeat(1024 * 1024)
+  const a = await upstream(t, 'a', (req, res) => {
+    if (req.url === '/slow') return
+    res.end(req.url === '/big' ? big : 'small')
+  })
+  a.server.on('upgrade', (_req, socket: Duplex) => {
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n')
+    socket.pipe(socket)
+  })
+  const { d } = dispatcherFor(t, [at(a)])
+  const composed = d.compose((dispatch) => (opts, handler) => dispatch(opts, handler))
+
+  const res = await request('http://svc/big', { dispatcher: composed, highWaterMark: 1024 })
+  t.equal((await res.body.text()).length, big.length, 'a body larger than the buffer: paused and resumed')
+
+  const controller = new AbortController()
+  const slow = request('http://svc/slow', { dispatcher: composed, signal: controller.signal })
+  await within('the slow request to arrive', new Promise<void>((resolve) => {
+    const check = (): void => { if (a.received.some((r) => r.url === '/slow')) resolve(); else setImmediate(check) }
+    check()
+  }))
+  controller.abort()
+  await t.rejects(slow, { name: 'AbortError' })
+
+  for (const via of [d, composed]) {
+    const { socket, headers } = await via.upgrade({ path: '/', protocol: 'echo' })
+    t.equal(headers.upgrade, 'echo')
+    socket.write('ping')
+    const [chunk] = await once(socket, 'data') as [Buffer]
+    t.equal(chunk.toString(), 'ping')
+    socket.destroy()
+  }
+})
+
+t.test('a controller-style handler written by hand: abort twice, read the controller, minimal callbacks', async (t) => {
+  const a = await upstream(t, 'a')
+  const { d } = dispatcherFor(t, [at(a)])
+  const done = new Promise<{ err: Error, aborted: boolean, paused: boolean, reason: Error | null }>((resolve) => {
+    const reason = new Error('hand-made abort')
+    d.dispatch({ path: '/', method: 'GET' }, {
+      onRequestStart (controller) {
+        controller.pause()
+        controller.resume()
+        controller.resume()
+        controller.abort(reason)
+        controller.abort(new Error('ignored'))
+      },
+      onResponseError (controller, err) {
+        resolve({ err, aborted: controller.aborted, paused: controller.paused, reason: controller.reason })
+      }
+    })
+  })
+  const seen = await within('the aborted hand-made request', done)
+  t.equal(seen.err.message, 'hand-made abort')
+  t.ok(seen.aborted)
+  t.notOk(seen.paused)
+  t.equal(seen.reason, seen.err)
+
+  const bare = await new Promise<string>((resolve) => {
+    d.dispatch({ path: '/', method: 'GET' }, { onRequestStart () {}, onResponseEnd () { resolve('ended with no other callback') } })
+  })
+  t.equal(bare, 'ended with no other callback')
+  const { d: empty } = dispatcherFor(t, [])
+  const err = await new Promise<Error>((resolve) => {
+    empty.dispatch({ path: '/', method: 'GET' }, { onRequestStart () {}, onResponseError (_c, e) { resolve(e) } })
+  })
+  t.equal((err as Error & { code?: string }).code, 'FST_REG_DISCOVERY_NO_INSTANCE', 'an error before any connection')
+})
+
+t.test('real Consul: a stopped instance is retried around, ejected and re-admitted; close() releases the watch', async (t) => {
+  const agent = await startConsul({ t })
+  const ups = await Promise.all(['u1', 'u2', 'u3'].map((id) => upstream(t, id)))
+  for (const u of ups) await register(agent, { name: 'users', id: u.id, port: u.port, address: '127.0.0.1' })
+  const discovery = new Discovery({ http: consulHttp(t, agent), log: recordingLogger().log })
+  t.teardown(() => discovery.close())
+  const d = discovery.dispatcher('users', { wait: '2s', ejectionMs: 500 })
+  await d.ready
+  const watch = discovery.discover('users')
+  await until(watch, (i) => i.length === 3, 'three instances')
+  await watch.close()
+
+  const before = new Set<string>()
+  for (let i = 0; i < 6; i++) before.add((await get(d, { url: 'http://users/users' })).id)
+  t.same([...before].sort(), ['u1', 'u2', 'u3'], 'requests rotate across every instance')
+
+  // Down without deregistering: Consul still lists it (its TTL check has 30 s to go).
+  const ejected = once(d.events, 'eject')
+  await ups[1]!.stop()
+  const during: string[] = []
+  for (let i = 0; i < 9; i++) during.push((await get(d, { url: 'http://users/users' })).id)
+  t.notOk(during.includes('u2'), 'all nine succeeded on the other two')
+  t.equal(((await ejected) as [Instance])[0].id, 'u2')
+  t.same(ids(d.ejected), ['u2'])
+  t.same(ids(d.instances), ['u1', 'u2', 'u3'], 'Consul still lists it')
+  t.ok(d.stats.retries >= 1)
+
+  await within('re-admission', once(d.events, 'readmit'))
+  await ups[1]!.start()
+  const after = new Set<string>()
+  for (let i = 0; i < 3; i++) after.add((await get(d, { url: 'http://users/users' })).id)
+  t.ok(after.has('u2'), 'back in rotation after the cool-down')
+
+  t.equal(discovery.watchers, 1)
+  await d.close()
+  t.equal(discovery.watchers, 0, 'closing the dispatcher released the last handle on the watch')
+})

@@ -103,7 +103,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
 
   async function register (failFast: boolean): Promise<void> {
     const { body, registration } = definition()
-    await registrar.register(body, registration, healthOf(fastify), { failFast })
+    await registrar.register(body, registration, healthOf(fastify), failFast)
   }
 
   fastify.decorate('consul', {

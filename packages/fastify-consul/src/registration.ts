@@ -4,13 +4,14 @@ import type { FastifyBaseLogger } from 'fastify'
 import { fullJitter } from './backoff.js'
 import { httpError, type ConsulHttp, type ConsulResponse } from './consul-http.js'
 import { AclDeniedError, RegistrationRejectedError } from './errors.js'
-import type { AgentServiceRegister, CheckStatus, ServiceRegistration } from './service-definition.js'
+import { toMs } from './options.js'
+import type { AgentServiceRegister, CheckStatus, RegisteredCheck, ServiceRegistration } from './service-definition.js'
 
 export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'deregistering' | 'deregistered' | 'failed'
 
 /** What the registrar needs of @reg/fastify-health; structural, so neither package imports the other. */
 export interface HealthSource {
-  status (): { status: CheckStatus, checks?: Record<string, { status: CheckStatus, output?: string }> }
+  status (): { status: CheckStatus, checks: Record<string, { status: CheckStatus, output?: string }> }
   onChange (listener: (status: { status: CheckStatus }) => void): () => void
 }
 
@@ -24,11 +25,6 @@ export interface RegistrarOptions {
   /** Longest blocking wait of the self-heal watch, in seconds. */
   watchWait?: number
   random?: () => number
-}
-
-export interface RegisterOptions {
-  /** Throw on the first failure instead of retrying in the background. */
-  failFast?: boolean
 }
 
 // While the agent is away we poll fast: the promise is "re-registered within 1 s of the agent answering".
@@ -69,7 +65,6 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
   }
 
   #setState (state: RegistrationState): void {
-    if (this.#state === state) return
     this.#state = state
     this.emit('state', state)
   }
@@ -79,7 +74,7 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
    * retried with full-jitter backoff in the background while the app serves; a 4xx (invalid, ACL) is
    * final: logged once with its code, state `failed`.
    */
-  async register (body: AgentServiceRegister, registration: ServiceRegistration, health: HealthSource | undefined, opts: RegisterOptions = {}): Promise<void> {
+  async register (body: AgentServiceRegister, registration: ServiceRegistration, health: HealthSource | undefined, failFast: boolean): Promise<void> {
     // A previous attempt loop (say, retrying against an absent agent) must end before we replace it.
     this.#life.abort()
     this.#stopKeepers()
@@ -89,7 +84,7 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
     this.#registration = registration
     this.#health = health
     this.#announced = false
-    await this.#registerLoop(opts.failFast ?? false)
+    await this.#registerLoop(failFast)
   }
 
   #registerLoop (failFast: boolean): Promise<void> {
@@ -178,7 +173,7 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
     const keepers = AbortSignal.any([this.#life.signal, this.#keepers.signal])
     const check = this.#registration!.check
     if (check?.type === 'ttl') {
-      const ttlMs = parseGoDurationMs(check.ttl)
+      const ttlMs = toMs(check.ttl)
       const beat = (): void => { this.#reportTtl().catch(() => {}) }
       // setTimeout + refresh (not setInterval): a slow agent cannot make updates pile up.
       this.#ttlTimer = setTimeout(() => {
@@ -201,14 +196,16 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
 
   /** Sends the current health to the TTL check; an agent that forgot the check gets us again. */
   async #reportTtl (): Promise<void> {
-    const reg = this.#registration
-    if (this.#state !== 'registered' || reg?.check?.type !== 'ttl') return
-    const current = this.#health?.status() ?? { status: 'passing' as const }
+    const reg = this.#registration!
+    const check = reg.check as Extract<RegisteredCheck, { type: 'ttl' }>
+    /* c8 ignore next -- a beat can race a re-registration; which one wins is timing */
+    if (this.#state !== 'registered') return
+    const current = this.#health?.status() ?? { status: 'passing' as const, checks: {} }
     let res: ConsulResponse
     try {
       res = await this.#opts.http.send({
         method: 'PUT',
-        path: `/v1/agent/check/update/${encodeURIComponent(reg.check.id)}`,
+        path: `/v1/agent/check/update/${encodeURIComponent(check.id)}`,
         body: { Status: current.status, Output: summarize(current) },
         signal: this.#life.signal
       })
@@ -304,11 +301,9 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
 }
 
 function summarize (status: ReturnType<HealthSource['status']>): string {
-  const failing = Object.entries(status.checks ?? {}).filter(([, c]) => c.status !== 'passing')
-  if (failing.length === 0) return `${status.status}`
-  return `${status.status}: ` + failing.map(([name, c]) => `${name} ${c.status}${c.output ? ` (${c.output})` : ''}`).join('; ')
-}
-
-function parseGoDurationMs (value: string): number {
-  return value.endsWith('ms') ? Number(value.slice(0, -2)) : Number(value.slice(0, -1)) * 1000
+  // "warning: cache warning (miss storm); db critical": what an operator reads in the Consul UI.
+  const failing = Object.entries(status.checks)
+    .filter(([, c]) => c.status !== 'passing')
+    .map(([name, c]) => [`${name} ${c.status}`, c.output && `(${c.output})`].filter(Boolean).join(' '))
+  return [status.status, failing.join('; ')].filter(Boolean).join(': ')
 }

@@ -270,4 +270,32 @@ t.test('a 5xx on register is retried, then succeeds', async (t) => {
   const retry = logs.records().find((r) => r.msg === 'consul registration failed; retrying')
   t.equal(retry?.code, 'FST_REG_CONSUL_HTTP')
   t.equal(calls, 2)
+
+  calls = 0
+  await t.rejects(app.consul.register(), { code: 'FST_REG_CONSUL_HTTP' }, 'register() surfaces a 5xx instead of retrying')
+})
+
+t.test('an explicit register() supersedes a background retry loop', async (t) => {
+  const agent = await startConsul({ t })
+  await agent.kill()
+  const { app, logs } = await buildApp(t, { service: { name: 'both', id: 'both-1' }, retry: { base: 5000, cap: 5000 }, consul: { address: agent.address } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await eventually(async () => logs.records().some((r) => r.msg === 'consul registration failed; retrying'), 'the background loop is waiting')
+  await agent.start()
+  await app.consul.register()
+  t.equal(app.consul.state, 'registered', 'registered now, without waiting out the 5 s backoff')
+  t.equal((await agentService(agent.url, 'both-1')).status, 200)
+})
+
+t.test('a 400 from Consul (a definition it refuses) is final and coded', async (t) => {
+  const { createServer } = await import('node:http')
+  // Real 1.8 answers 400 to fields it does not know; a stand-in keeps the plugin's own body valid.
+  const server = createServer((_req, res) => { res.writeHead(400); res.end('Invalid check: TTL must be > 0') })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const { app, logs } = await buildApp(t, { service: { name: 'refused', id: 'refused-1' }, selfHeal: false, deregisterTimeout: 200, consul: { address: `127.0.0.1:${(server.address() as { port: number }).port}` } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await stateBecomes(app, 'failed')
+  const rejected = logs.records().find((r) => r.msg === 'consul registration rejected; not retrying')
+  t.equal((rejected?.err as { code?: string } | undefined)?.code, 'FST_REG_CONSUL_REGISTRATION_REJECTED')
 })

@@ -140,7 +140,7 @@ t.test('TTL mode reports health itself and heals after an agent restart', async 
     // health-integration); `as never` because that package's types describe the full decorator.
     app.decorate('health', {
       path: '/health',
-      status: () => ({ status: current, checks: { db: { status: current, output: current === 'passing' ? undefined : 'db down' } } }),
+      status: () => ({ status: current, checks: { db: { status: current, output: current === 'passing' ? undefined : 'db down' }, cache: { status: current } } }),
       onChange: (fn: (s: { status: typeof current }) => void) => { listeners.add(fn); return () => listeners.delete(fn) }
     } as never)
   })
@@ -154,7 +154,7 @@ t.test('TTL mode reports health itself and heals after an agent restart', async 
   for (const fn of listeners) fn({ status: current })
   await eventually(async () => (await statusOf()) === 'warning', 'warning pushed on change')
   const output = (await healthService(agent.url, 'heal-ttl'))[0]!.Checks.find((c) => c.CheckID === 'service:heal-ttl-1')!.Output
-  t.match(output, /warning: db warning \(db down\)/, 'the output names the failing checks')
+  t.equal(output, 'warning: db warning (db down); cache warning', 'the output names the failing checks')
 
   current = 'passing'
   for (const fn of listeners) fn({ status: current })

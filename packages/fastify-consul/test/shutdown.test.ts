@@ -12,7 +12,7 @@ t.test('shutdown(): drain + deregister → gone from ?passing → drainDelay →
   const { app, logs } = await buildApp(t, { service: { name: 'exit', id: 'exit-1' }, drainDelay: 300, consul: { address: agent.address } }, (app) => {
     app.decorate('health', {
       path: '/health',
-      status: () => ({ status: drained ? 'critical' as const : 'passing' as const }),
+      status: () => ({ status: drained ? 'critical' as const : 'passing' as const, checks: {} }),
       onChange: () => () => {},
       drain: () => { drained = true }
     } as never)

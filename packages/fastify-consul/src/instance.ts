@@ -1,7 +1,7 @@
-import { isIPv6 } from 'node:net'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { BadResponseError } from './errors.js'
+import { urlHost } from './service-definition.js'
 
 export type InstanceStatus = 'passing' | 'warning' | 'critical'
 
@@ -58,11 +58,6 @@ interface RawEntry {
     Weights?: { Passing: number, Warning: number } | null
   }
   Checks?: Array<{ Status: string }> | null
-}
-
-/** `[::1]` for IPv6 literals, the address unchanged otherwise. */
-export function urlHost (address: string): string {
-  return isIPv6(address) ? `[${address}]` : address
 }
 
 /**

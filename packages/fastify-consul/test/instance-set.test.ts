@@ -1,5 +1,6 @@
 import t from 'tap'
-import { aggregateStatus, parseHealth, urlHost, type Instance } from '../src/instance.js'
+import { aggregateStatus, parseHealth, type Instance } from '../src/instance.js'
+import { urlHost } from '../src/service-definition.js'
 import { InstanceSet } from '../src/instance-set.js'
 
 // Trimmed from a real Consul 1.8.7 answer; the extra fields stay to show they are ignored.

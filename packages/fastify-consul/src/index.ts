@@ -182,7 +182,7 @@ export { resolveConnection, type ConsulConnectionOptions, type ResolvedConnectio
 export type { ConsulPluginOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions } from './options.js'
 export type { RegistrationState, HealthSource } from './registration.js'
 export type { DiscoverOptions, DispatcherOptions } from './discovery.js'
-export type { ServiceDispatcher, DispatcherStats } from './dispatcher.js'
+export type { ServiceDispatcher, DispatcherStats, DispatcherEvents } from './dispatcher.js'
 export type { ServiceWatch, WatchState } from './watcher.js'
 export type { Instance, InstanceStatus } from './instance.js'
 export type { BalancerName } from './balancer.js'

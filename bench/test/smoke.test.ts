@@ -37,3 +37,20 @@ t.test('`pnpm bench P8` (the CLI) prints the table and writes latest.json', asyn
   })
   t.equal(bad.code, 1, 'an unknown scenario exits 1')
 })
+
+t.test('--readme puts the table between the bench markers', async (t) => {
+  const { execFile } = await import('node:child_process')
+  const { readFileSync, writeFileSync } = await import('node:fs')
+  const dir = t.testdir()
+  const readme = `${dir}/README.md`
+  writeFileSync(readme, '# x\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n\nafter\n')
+  const run = (file: string): Promise<number | null> => new Promise((resolve) => {
+    const child = execFile(process.execPath, [new URL('../dist/cli.js', import.meta.url).pathname, 'P8', '--readme', file], { env: { ...process.env, BENCH_ROUNDS: '1', BENCH_SMOKE: '1', BENCH_RESULTS: dir } }, () => resolve(child.exitCode))
+  })
+  t.equal(await run(readme), 0)
+  const text = readFileSync(readme, 'utf8')
+  t.match(text, /<!-- bench:start -->\n\| id \| what[\s\S]*\| P8 \|[\s\S]*<!-- bench:end -->\n\nafter\n/)
+  t.notMatch(text, /old/)
+  writeFileSync(`${dir}/plain.md`, '# no markers\n')
+  t.equal(await run(`${dir}/plain.md`), 1, 'a README without markers is an error')
+})

@@ -299,3 +299,18 @@ t.test('a 400 from Consul (a definition it refuses) is final and coded', async (
   const rejected = logs.records().find((r) => r.msg === 'consul registration rejected; not retrying')
   t.equal((rejected?.err as { code?: string } | undefined)?.code, 'FST_REG_CONSUL_REGISTRATION_REJECTED')
 })
+
+t.test('R5: a black-holed agent at boot does not block listen(); with failFast, ready() gives up with a code', async (t) => {
+  const agent = await startConsul({ t })
+  agent.pause()
+  t.teardown(() => agent.resume())
+  const { app } = await buildApp(t, { service: { name: 'boot-hole', id: 'boot-hole-1' }, deregisterTimeout: 200, consul: { address: agent.address } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.equal((await app.inject('/health')).statusCode, 200, 'listening and serving while Consul hangs')
+  t.equal(app.consul.state, 'registering')
+
+  const strict = Fastify()
+  t.teardown(() => strict.close())
+  strict.register(consulPlugin, { service: { name: 'boot-hole' }, failFast: true, consul: { address: agent.address } })
+  await t.rejects(async () => { await strict.ready() }, { code: 'FST_REG_CONSUL_UNREACHABLE' })
+})

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { ensureConsul } from './ensure-consul.js'
+import { ensureDockerCompose } from './ensure-docker-compose.js'
 import { startConsul } from './consul-agent.js'
 
 // `reg-consul ensure` makes sure a binary exists (run once before the test suite, so parallel test
@@ -10,6 +11,9 @@ async function main (): Promise<void> {
   if (command === 'ensure') {
     const bin = await ensureConsul({ log: (line) => console.error(`[consul] ${line}`) })
     console.log(bin)
+    // docker-compose validates docker-compose.yml in test/docker-compose.test.ts; fetched here for the same reason.
+    const compose = await ensureDockerCompose({ log: (line) => console.error(`[docker-compose] ${line}`) })
+    console.log(compose)
     return
   }
   if (command === 'agent') {

@@ -1,7 +1,7 @@
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { aclConfig, attachToTest, launchAgent, leaderReady, type ConsulAgent, type TestLike } from './consul-agent.js'
+import { attachToTest, launchAgent, leaderReady, type ConsulAgent, type TestLike } from './consul-agent.js'
 import { ensureConsul } from './ensure-consul.js'
 import { freePorts } from './free-ports.js'
 
@@ -10,7 +10,6 @@ export interface StartClusterOptions {
   servers?: number
   /** Client agents; apps talk to these, as in production. Default 1. */
   clients?: number
-  acl?: { masterToken: string }
   t?: TestLike
   /** Milliseconds to wait for a leader and every member. Default 60 s. */
   readyTimeout?: number
@@ -35,21 +34,20 @@ export async function startConsulCluster (opts: StartClusterOptions = {}): Promi
   const bin = await ensureConsul()
   const servers = opts.servers ?? 3
   const clients = opts.clients ?? 1
-  const token = opts.acl?.masterToken
   const members = await Promise.all(Array.from({ length: servers + clients }, async (_, i) => {
     const [http, serfLan, serfWan, server] = await freePorts(4) as [number, number, number, number]
     return { i, http, serfLan, serfWan, server, dir: await mkdtemp(join(tmpdir(), 'reg-cluster-')), isServer: i < servers }
   }))
   const join_ = members.filter((m) => m.isServer).flatMap((m) => ['-retry-join', `127.0.0.1:${m.serfLan}`])
   // raft_multiplier 1 is what -dev uses; the production default (5) makes loopback elections slow.
-  const hcl = aclConfig(token) + 'performance {\n  raft_multiplier = 1\n}\n'
+  const hcl = 'performance {\n  raft_multiplier = 1\n}\n'
 
   const agents = await Promise.all(members.map((m) => launchAgent({
     bin,
     dir: m.dir,
     nodeName: `${m.isServer ? 'server' : 'client'}-${m.i}-${m.http}`,
     httpPort: m.http,
-    token,
+    token: undefined,
     hcl,
     lazy: true,
     args: [
@@ -68,17 +66,17 @@ export async function startConsulCluster (opts: StartClusterOptions = {}): Promi
     clients: agents.slice(servers),
     async ready (timeoutMs = opts.readyTimeout ?? 60_000) {
       const deadline = Date.now() + timeoutMs
-      await Promise.all(agents.filter((a) => a.running()).map((a) => leaderReady(a.url, token, a.nodeName, deadline, new AbortController().signal)))
+      await Promise.all(agents.filter((a) => a.running()).map((a) => leaderReady(a.url, undefined, a.nodeName, deadline, new AbortController().signal)))
     },
     async leader () {
-      const headers: Record<string, string> = token ? { 'x-consul-token': token } : {}
-      for (const a of agents) {
-        if (!a.running()) continue
-        const res = await fetch(`${a.url}/v1/status/leader`, { headers }).catch(() => undefined)
-        const addr = res ? (await res.json() as string) : ''
-        const port = addr.split(':')[1]
-        const found = cluster.servers.find((s, i) => String(members[i]!.server) === port)
-        if (found) return found
+      for (const a of agents.filter((x) => x.running())) {
+        try {
+          const addr = await (await fetch(`${a.url}/v1/status/leader`)).json() as string
+          const i = members.findIndex((m) => m.isServer && addr === `127.0.0.1:${m.server}`)
+          if (i >= 0) return agents[i]!
+        } catch {
+          // Without a leader an agent answers 500 with plain text; ask the next member.
+        }
       }
       throw new Error('no leader')
     },

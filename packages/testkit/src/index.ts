@@ -2,3 +2,4 @@ export { ensureConsul, debianMirror, projectRoot, ConsulNotFoundError, type Ensu
 export { startConsul, type ConsulAgent, type StartConsulOptions, type TestLike } from './consul-agent.js'
 export { startConsulCluster, type ConsulCluster, type StartClusterOptions } from './consul-cluster.js'
 export { freePorts } from './free-ports.js'
+export { ensureDockerCompose, DockerComposeNotFoundError, type EnsureDockerComposeOptions } from './ensure-docker-compose.js'

@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process'
-import { accessSync, constants, readFileSync, readdirSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises'
-import { delimiter, join } from 'node:path'
+import { readFileSync, readdirSync } from 'node:fs'
+import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { isExecutable, onPath, privateApt } from './private-apt.js'
 
 const run = promisify(execFile)
 
@@ -31,24 +32,6 @@ const HELP = [
   '  - install it on PATH: `brew install consul` (macOS) or https://developer.hashicorp.com/consul/install',
   '  - run one in Docker and point CONSUL_HTTP_ADDR at it: `docker compose up consul`'
 ].join('\n')
-
-function isExecutable (file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-}
-
-function onPath (name: string, env: NodeJS.ProcessEnv): string | undefined {
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue
-    const file = join(dir, name)
-    if (isExecutable(file)) return file
-  }
-  return undefined
-}
 
 /**
  * The Debian archive URI the system's own apt sources already use, so we never hard-code a mirror.
@@ -125,18 +108,7 @@ export async function ensureConsul (opts: EnsureConsulOptions = {}): Promise<str
   // Fetch into a private folder and rename at the end, so concurrent callers never see half a binary.
   const work = await mkdtemp(join(cacheDir, 'fetch-'))
   try {
-    await mkdir(join(work, 'lists', 'partial'), { recursive: true })
-    await mkdir(join(work, 'archives', 'partial'), { recursive: true })
-    const sources = join(work, 'sources.list')
-    await writeFile(sources, `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror} bullseye main\n`)
-    const o = [
-      '-o', `Dir::Etc::SourceList=${sources}`,
-      '-o', 'Dir::Etc::SourceParts=/dev/null',
-      '-o', `Dir::State::Lists=${join(work, 'lists')}`,
-      '-o', `Dir::Cache=${work}`,
-      // Our folders are private, so the (root-only) system locks are not needed.
-      '-o', 'Debug::NoLocking=1'
-    ]
+    const o = await privateApt(work, mirror, 'bullseye')
     await run(aptGet, [...o, 'update'], { env, maxBuffer: 16 * 1024 * 1024 })
     await run(aptGet, [...o, 'download', 'consul'], { cwd: work, env, maxBuffer: 16 * 1024 * 1024 })
     const deb = (await readdir(work)).find((f) => /^consul_.*\.deb$/.test(f))

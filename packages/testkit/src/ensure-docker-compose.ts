@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
 import { chmod, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { debianMirror, projectRoot } from './ensure-consul.js'
+import { isExecutable, onPath, privateApt } from './private-apt.js'
 
 const run = promisify(execFile)
 
@@ -35,24 +35,6 @@ const HELP = [
   '  - install it on PATH: `apt-get install docker-compose` (Debian/Ubuntu), or Docker Desktop\'s compose',
   '  - on a Debian system with apt-get, dpkg-deb and /usr/bin/python3, run `node packages/testkit/dist/cli.js ensure`'
 ].join('\n')
-
-function isExecutable (file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-}
-
-function onPath (name: string, env: NodeJS.ProcessEnv): string | undefined {
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue
-    const file = join(dir, name)
-    if (isExecutable(file)) return file
-  }
-  return undefined
-}
 
 /** The launcher inside the unpacked tree; one rename publishes the tree and the launcher together. */
 function cachedLauncher (cacheDir: string): string {
@@ -153,18 +135,7 @@ export async function ensureDockerCompose (opts: EnsureDockerComposeOptions = {}
   const work = await mkdtemp(join(cacheDir, 'fetch-'))
   const big = { env, maxBuffer: 16 * 1024 * 1024 }
   try {
-    await mkdir(join(work, 'lists', 'partial'), { recursive: true })
-    await mkdir(join(work, 'archives', 'partial'), { recursive: true })
-    const sources = join(work, 'sources.list')
-    await writeFile(sources, `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror} ${suite} main\n`)
-    const o = [
-      '-o', `Dir::Etc::SourceList=${sources}`,
-      '-o', 'Dir::Etc::SourceParts=/dev/null',
-      '-o', `Dir::State::Lists=${join(work, 'lists')}`,
-      '-o', `Dir::Cache=${work}`,
-      // Our folders are private, so the (root-only) system locks are not needed.
-      '-o', 'Debug::NoLocking=1'
-    ]
+    const o = await privateApt(work, mirror, suite)
     await run(aptGet, [...o, 'update'], big)
     const { stdout: depends } = await run(aptCache, [
       // --no-pre-depends: python3's Pre-Depends is python3-minimal, the interpreter itself.

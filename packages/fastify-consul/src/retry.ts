@@ -23,6 +23,17 @@ function codeOf (err: Error): string | undefined {
   return (err as Error & { code?: string }).code
 }
 
+/**
+ * The connection was never established, so not a byte of the request left: safe to send any method
+ * elsewhere (Envoy's `connect-failure`). ETIMEDOUT is left out: Node also uses it for sockets that died
+ * mid-request.
+ */
+const NEVER_SENT: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT'])
+
+export function wasNeverSent (err: Error): boolean {
+  return NEVER_SENT.has(codeOf(err) ?? '')
+}
+
 export function isConnectionError (err: Error): boolean {
   return CONNECTION_ERRORS.has(codeOf(err) ?? '')
 }
@@ -212,8 +223,9 @@ export class RetryingHandler implements LegacyHandler {
     this.#abortAttempt = undefined
     const route = this.#route
     route.failed(this.#instance!, err)
-    const eligible = this.#aborted === undefined && !this.#responded && this.#idempotent &&
-      this.#attempts <= route.maxRetries && isConnectionError(err) && isReplayableBody(this.#opts.body)
+    // Idempotent requests may be retried after any connection failure; others only when nothing was sent.
+    const eligible = this.#aborted === undefined && !this.#responded && (this.#idempotent ? isConnectionError(err) : wasNeverSent(err)) &&
+      this.#attempts <= route.maxRetries && isReplayableBody(this.#opts.body)
     const next = eligible ? route.choose(this.#tried) : undefined
     if (next === undefined) {
       this.#handler.onError(err)

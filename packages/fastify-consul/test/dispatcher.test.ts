@@ -7,7 +7,8 @@ import { Discovery } from '../src/discovery.js'
 import { ServiceDispatcher, type ServiceDispatcherOptions } from '../src/dispatcher.js'
 import type { Instance } from '../src/instance.js'
 import {
-  RETRY_BUDGET_DEFAULTS, RetryBudget, RetryingHandler, isConnectFailure, isConnectionError, isIdempotent, isReplayableBody,
+  RETRY_BUDGET_DEFAULTS, RetryBudget, RetryingHandler, isConnectFailure,
+  wasNeverSent, isConnectionError, isIdempotent, isReplayableBody,
   type LegacyHandler, type RetryRoute
 } from '../src/retry.js'
 import { consulHttp, ids, register, until, upstream, within, type Upstream } from './fixtures/discovery-consul.js'
@@ -52,6 +53,9 @@ t.test('retry policy: methods, errors, bodies', async (t) => {
   t.ok(isConnectFailure(coded('UND_ERR_CONNECT_TIMEOUT')))
   t.notOk(isConnectFailure(coded('ECONNRESET')), 'a reset may be a keep-alive race, not a dead instance')
   t.notOk(isConnectFailure(new Error('no code')))
+  t.ok(wasNeverSent(coded('ECONNREFUSED')))
+  t.notOk(wasNeverSent(coded('ECONNRESET')), 'a reset may come after the request was sent')
+  t.notOk(wasNeverSent(new Error('no code')))
 
   for (const body of [null, undefined, 'text', Buffer.from('x'), new Uint8Array(2), new ArrayBuffer(2), new Blob(['x'])]) t.ok(isReplayableBody(body))
   t.ok(isReplayableBody(Readable.from(['a'])), 'a stream nobody read yet')
@@ -236,14 +240,21 @@ t.test('a refused connection is retried elsewhere; the instance is ejected, then
   t.ok(after.includes('dead'), 're-admitted and serving again')
 })
 
-t.test('only idempotent requests are retried', async (t) => {
+t.test('idempotent requests are retried after any connection failure, others only when nothing was sent', async (t) => {
   const gone = await dead(t)
   const a = await upstream(t, 'a')
-  await t.test('POST is not retried', async (t) => {
+  const eater = await upstream(t, 'eater', (req) => { req.socket.destroy() })
+  await t.test('POST refused before a byte was sent is retried elsewhere (connect failure)', async (t) => {
     const { d } = dispatcherFor(t, [at(gone), at(a)], { ejectionMs: 0 })
-    await t.rejects(get(d, { method: 'POST', body: 'x' }), { code: 'ECONNREFUSED' })
-    t.match(d.stats, { retries: 0, ejections: 0 })
+    t.equal((await get(d, { method: 'POST', body: 'x' })).id, 'a')
+    t.match(d.stats, { retries: 1, ejections: 0 })
     t.same(d.ejected, [], 'ejectionMs: 0 turns ejection off')
+  })
+  await t.test('POST that reached an instance which then hung up is not retried', async (t) => {
+    const { d } = dispatcherFor(t, [at(eater), at(a)], { ejectionMs: 0 })
+    const err = await get(d, { method: 'POST', body: 'x' }).then(() => undefined, (e: Error & { code?: string }) => e)
+    t.ok(err, 'the error reaches the caller')
+    t.equal(d.stats.retries, 0, 'the upstream may have acted on it')
   })
   await t.test('POST marked idempotent is', async (t) => {
     const { d } = dispatcherFor(t, [at(gone), at(a)], { ejectionMs: 0 })

@@ -14,13 +14,13 @@ function walk (dir) {
     else if (name.endsWith('.tap')) files.push(path)
   }
 }
-for (const group of ['packages', 'apps', 'bench']) {
-  let entries = []
-  try { entries = readdirSync(join(root, group)) } catch { continue }
-  for (const pkg of entries) {
-    const results = join(root, group, pkg, '.tap', 'test-results')
-    try { walk(results) } catch {}
-  }
+// Every workspace package: packages/*, apps/* and bench itself.
+const dirs = ['bench']
+for (const group of ['packages', 'apps']) {
+  for (const pkg of readdirSync(join(root, group))) dirs.push(join(group, pkg))
+}
+for (const dir of dirs) {
+  try { walk(join(root, dir, '.tap', 'test-results')) } catch {}
 }
 
 let passed = 0

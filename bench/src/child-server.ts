@@ -14,9 +14,10 @@ export interface ChildServer {
  */
 export async function startChildServer (script: string, env: Record<string, string> = {}, execArgv: string[] = []): Promise<ChildServer & { message: Record<string, number> }> {
   const child = fork(new URL(`./servers/${script}`, import.meta.url), [], { env: { ...process.env, ...env }, execArgv: [...process.execArgv, ...execArgv], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const exited = once(child, 'exit')
   const [msg] = await Promise.race([
     once(child, 'message') as Promise<[{ port: number } & Record<string, number>]>,
-    once(child, 'exit').then(([code]) => { throw new Error(`${script} exited with ${String(code)} before listening`) })
+    exited.then(([code]) => { throw new Error(`${script} exited with ${String(code)} before listening`) })
   ])
   return {
     message: msg,
@@ -24,9 +25,9 @@ export async function startChildServer (script: string, env: Record<string, stri
     port: msg.port,
     child,
     async stop () {
-      if (child.exitCode !== null) return
+      // A no-op signal for a child that already exited; `exited` settles either way.
       child.kill('SIGTERM')
-      await once(child, 'exit')
+      await exited
     }
   }
 }

@@ -38,9 +38,25 @@ export async function startReplicas (agent: ConsulAgent, script: string, count: 
       return code
     },
     async stop () {
-      for (const r of replicas) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL')
+      // Gracefully where possible (both kinds deregister on SIGTERM), then make sure: a replica killed
+      // with -9 stays registered and passing until its check fails, and would count as passing in the
+      // next round's untilPassing().
+      for (const r of replicas) r.child.kill('SIGTERM')
+      const hard = setTimeout(() => { for (const r of replicas) r.child.kill('SIGKILL') }, 15_000)
       await Promise.all(replicas.map((r) => r.exited))
+      clearTimeout(hard)
+      await deregisterAll(agent, 'user-service')
     }
+  }
+}
+
+/** Removes every instance of `service` from the agent, so rounds cannot see each other's leftovers. */
+export async function deregisterAll (agent: ConsulAgent, service: string): Promise<void> {
+  const services = await (await fetch(`${agent.url}/v1/agent/services`)).json() as Record<string, { Service: string }>
+  for (const [id, s] of Object.entries(services)) {
+    if (s.Service !== service) continue
+    const res = await fetch(`${agent.url}/v1/agent/service/deregister/${encodeURIComponent(id)}`, { method: 'PUT' })
+    await res.arrayBuffer()
   }
 }
 

@@ -1,7 +1,7 @@
 import { startConsul } from '@reg/testkit'
 import { startChildServer } from '../child-server.js'
 import { registerMany } from '../register-many.js'
-import type { Scenario } from '../scenario.js'
+import { sized, type Scenario } from '../scenario.js'
 import { summarize } from '../stats.js'
 
 const MB = 1024 * 1024
@@ -23,7 +23,8 @@ export const p7: Scenario = {
       const plugins: number[] = []
       const watch: number[] = []
       // A fresh process per sample, interleaved, so heap growth from earlier samples cannot leak in.
-      for (let i = 0; i < ctx.rounds; i++) {
+      // RSS is noisy (allocator timing, pages not yet returned): at least 7 samples per shape.
+      for (let i = 0; i < sized(ctx, 1, Math.max(7, ctx.rounds)); i++) {
         bare.push(await measure('bare'))
         plugins.push(await measure('plugins'))
         watch.push(await measure('watch'))

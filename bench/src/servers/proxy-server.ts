@@ -10,7 +10,8 @@ if (process.env.MODE === 'fixed') {
   await app.register(replyFrom, { base: process.env.UPSTREAM! })
 } else {
   await app.after()
-  const dispatcher = app.consul.dispatcher('echo')
+  // TAG narrows discovery to one instance: the dispatcher's own cost, without spreading the load.
+  const dispatcher = app.consul.dispatcher('echo', process.env.TAG ? { tag: process.env.TAG } : {})
   await dispatcher.ready
   await app.register(replyFrom, { base: 'http://echo', undici: dispatcher })
 }

@@ -50,7 +50,10 @@ function run (name, script, env) {
   const prefix = process.stdout.isTTY ? `\x1b[${color}m[${name}]\x1b[0m` : `[${name}]`
   const child = spawn(process.execPath, [script], {
     env: { ...process.env, CONSUL_HTTP_ADDR: consulAddress, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Own process group: a terminal's Ctrl-C reaches only us, and we send each app exactly one SIGTERM.
+    // (close-with-grace treats a second signal as "exit now", which would skip the graceful drain.)
+    detached: true
   })
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (line) => {
@@ -100,3 +103,5 @@ async function stop () {
 }
 process.on('SIGINT', stop)
 process.on('SIGTERM', stop)
+// If we die some other way, do not leave the apps running.
+process.on('exit', () => { for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL') })

@@ -1,6 +1,6 @@
 import { Agent, type Dispatcher } from 'undici'
 import type { ResolvedConnection } from './connection.js'
-import { AclDeniedError, ConsulHttpError, UnreachableError } from './errors.js'
+import { AclDeniedError, BadResponseError, ConsulHttpError, UnreachableError } from './errors.js'
 
 export interface ConsulRequest {
   method?: 'GET' | 'PUT' | 'POST' | 'DELETE'
@@ -46,6 +46,7 @@ export class ConsulHttp {
   readonly #dispatcher: Dispatcher
   readonly #owned: boolean
   readonly #timeout: number
+  readonly #maxResponseSize: number
   #closed = false
 
   constructor (opts: ConsulHttpOptions) {
@@ -53,6 +54,7 @@ export class ConsulHttp {
     this.#token = opts.connection.token
     this.#timeout = opts.timeout ?? 10_000
     this.#owned = opts.dispatcher === undefined
+    this.#maxResponseSize = opts.maxResponseSize ?? 32 * 1024 * 1024
     this.#dispatcher = opts.dispatcher ?? new Agent({
       connect: {
         ca: opts.connection.ca,
@@ -60,7 +62,7 @@ export class ConsulHttp {
         timeout: 5_000
       },
       keepAliveTimeout: 30_000,
-      maxResponseSize: opts.maxResponseSize ?? 32 * 1024 * 1024
+      maxResponseSize: this.#maxResponseSize
     })
   }
 
@@ -108,6 +110,8 @@ export class ConsulHttp {
     } catch (err) {
       if (req.signal?.aborted) throw err
       const e = err as Error & { code?: string }
+      // The agent answered, just too much: a malformed reply, not an outage.
+      if (e.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') throw new BadResponseError(`${req.method ?? 'GET'} ${req.path}`, `larger than ${this.#maxResponseSize} bytes`)
       /* c8 ignore next -- undici's errors all carry a code; the message covers anything foreign */
       const unreachable = new UnreachableError(this.origin, e.code ?? e.message)
       unreachable.cause = err

@@ -48,6 +48,7 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
   #keepers = new AbortController()
   #ttlTimer: NodeJS.Timeout | undefined
   #attempt: Promise<void> | undefined
+  #settled: Promise<void> = Promise.resolve()
   #announced = false
   readonly #opts: RegistrarOptions
 
@@ -78,7 +79,7 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
     // A previous attempt loop (say, retrying against an absent agent) must end before we replace it.
     this.#life.abort()
     this.#stopKeepers()
-    await this.#attempt?.catch(() => {})
+    await this.#settled
     this.#life = new AbortController()
     this.#body = body
     this.#registration = registration
@@ -89,7 +90,12 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
 
   #registerLoop (failFast: boolean): Promise<void> {
     // One attempt loop at a time: a health change and the self-heal watch may both ask for it.
-    this.#attempt ??= this.#runRegisterLoop(failFast).finally(() => { this.#attempt = undefined })
+    if (this.#attempt === undefined) {
+      const run = this.#runRegisterLoop(failFast).finally(() => { this.#attempt = undefined })
+      this.#attempt = run
+      // What register() waits for before replacing a loop: its end, whatever the outcome.
+      this.#settled = run.catch(() => {})
+    }
     return this.#attempt
   }
 

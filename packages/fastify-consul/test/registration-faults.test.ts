@@ -314,3 +314,35 @@ t.test('R5: a black-holed agent at boot does not block listen(); with failFast, 
   strict.register(consulPlugin, { service: { name: 'boot-hole' }, failFast: true, consul: { address: agent.address } })
   await t.rejects(async () => { await strict.ready() }, { code: 'FST_REG_CONSUL_UNREACHABLE' })
 })
+
+t.test('a loss noticed by both keepers (self-heal watch and TTL beat) re-registers once', async (t) => {
+  const { createServer } = await import('node:http')
+  let registers = 0
+  let watches = 0
+  let updates = 0
+  // A stand-in makes the race deterministic. Timeline (ms): 0 registered; 500 the TTL beat sends an
+  // update, answered 404 at 800; 600 the watch hears 404 and starts re-registering, answered at 1500;
+  // at 800 the beat's 404 finds that re-registration in flight and joins it instead of starting another.
+  const held: Array<import('node:http').ServerResponse> = []
+  const server = createServer((req, res) => {
+    const url = req.url ?? ''
+    const answer = (status: number, after: number): void => { setTimeout(() => { res.writeHead(status); res.end() }, after) }
+    if (url.startsWith('/v1/agent/service/register')) {
+      registers++
+      answer(200, registers === 2 ? 900 : 0)
+    } else if (url.startsWith('/v1/agent/service/')) {
+      if (++watches === 1) answer(404, 600)
+      else held.push(res)
+    } else if (url.startsWith('/v1/agent/check/update/')) {
+      answer(++updates === 1 ? 404 : 200, updates === 1 ? 300 : 0)
+    } else {
+      answer(200, 0)
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const r of held) r.destroy(); server.close() })
+  const { app } = await buildApp(t, { service: { name: 'twice', id: 'twice-1' }, check: { type: 'ttl', ttl: '1s' }, deregisterTimeout: 200, consul: { address: `127.0.0.1:${(server.address() as { port: number }).port}` } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await eventually(async () => updates >= 1 && registers >= 2 && app.consul.state === 'registered', 'both keepers noticed and the re-registration landed')
+  t.equal(registers, 2, 'one re-registration, shared by both keepers')
+})

@@ -254,3 +254,21 @@ t.test('real Consul: a blocking query wakes on a change instead of polling', asy
   t.ok(counter.count('/v1/health/service/web') <= 5, `${counter.count('/v1/health/service/web')} requests`)
   t.equal(w.state, 'live')
 })
+
+t.test('a huge reply is a bad response: coded, backed off, the last good set kept', async (t) => {
+  const huge = healthBody('web', Array.from({ length: 500 }, (_, i) => `web-${i}`))
+  const script: FaultReply[] = [ok(['a']), { body: huge, index: 2 }, HOLD]
+  const server = await faultServer(t, (n) => script[n] ?? HOLD)
+  const logger = recordingLogger()
+  const { ConsulHttp } = await import('../src/consul-http.js')
+  const { resolveConnection } = await import('../src/connection.js')
+  // A 64 KB ceiling stands in for the 32 MB default, so the test does not push 32 MB through loopback.
+  const http = new ConsulHttp({ connection: resolveConnection({ address: server.address }, {}), maxResponseSize: 64 * 1024 })
+  t.teardown(() => http.close())
+  t.ok(huge.length > 64 * 1024)
+  const w = watcher(t, { http, log: logger.log })
+  w.start()
+  await within('the huge reply and the retry after it', server.received(3))
+  t.equal(codes(logger, 'warn')[0], 'FST_REG_DISCOVERY_BAD_RESPONSE')
+  t.same(w.current.instances.map((i) => i.id), ['a'], 'the last good set is kept')
+})

@@ -21,9 +21,12 @@ export const p4: Scenario = {
         const id = `p4-${i}`
         const reg = await request(`${agent.url}/v1/agent/service/register`, { method: 'PUT', body: JSON.stringify({ ID: id, Name: 'p4', Port: 1000 + i, Check: { TTL: '10m', Status: 'passing' } }) })
         await reg.body.arrayBuffer()
-        // A fresh watch (the last one closed with its last handle): its first answer already lists `id`.
         const watch = app.consul.discover('p4')
         await watch.ready
+        // The agent syncs a registration to the catalog asynchronously: until it has, a deregistration
+        // would change nothing anyone can see, and both sides would wait forever.
+        /* c8 ignore next -- whether the sync already happened by now is timing */
+        while (!watch.instances.some((x) => x.id === id)) await new Promise((resolve) => watch.on('change', resolve))
         // The baseline: a bare undici blocking query on the same view, armed before the change.
         const first = await request(`${agent.url}/v1/health/service/p4?passing`)
         await first.body.arrayBuffer()

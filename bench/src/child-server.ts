@@ -13,7 +13,8 @@ export interface ChildServer {
  * with the server it measures. The script sends `{ port }` over IPC once it listens.
  */
 export async function startChildServer (script: string, env: Record<string, string> = {}, execArgv: string[] = []): Promise<ChildServer & { message: Record<string, number> }> {
-  const child = fork(new URL(`./servers/${script}`, import.meta.url), [], { env: { ...process.env, ...env }, execArgv: [...process.execArgv, ...execArgv], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  // The compiled script, whether this module runs from src/ (tests) or dist/ (pnpm bench).
+  const child = fork(new URL(`../dist/servers/${script}`, import.meta.url), [], { env: { ...process.env, ...env }, execArgv: [...process.execArgv, ...execArgv], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
   const exited = once(child, 'exit')
   const [msg] = await Promise.race([
     once(child, 'message') as Promise<[{ port: number } & Record<string, number>]>,

@@ -10,7 +10,9 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { request, type Dispatcher } from 'undici'
 
 export const USER_SERVICE = join(dirname(fileURLToPath(import.meta.resolve('@reg/user-service'))), 'server.js')
-export const SEED_SERVICE = fileURLToPath(new URL('./servers/seed-service.js', import.meta.url))
+// Always the compiled script (from src/ under tap, ../dist is dist/ too): a child started by path gets
+// no TypeScript loader.
+export const SEED_SERVICE = fileURLToPath(new URL('../dist/servers/seed-service.js', import.meta.url))
 
 export interface Replica { child: ChildProcess, exited: Promise<number | null> }
 
@@ -63,8 +65,11 @@ export async function deregisterAll (agent: ConsulAgent, service: string): Promi
 /** Until `count` instances of `service` are in ?passing, woken by blocking queries. */
 export async function untilPassing (agent: ConsulAgent, count: number, service = 'user-service'): Promise<void> {
   let index = 0
-  for (;;) {
-    const res = await fetch(`${agent.url}/v1/health/service/${service}?passing${index ? `&index=${index}&wait=30s` : ''}`)
+  // Bounded: a replica that cannot start must fail the run, not hang it.
+  for (const deadline = Date.now() + 60_000; ;) {
+    /* c8 ignore next -- only when a replica cannot start; the run then fails instead of hanging */
+    if (Date.now() > deadline) throw new Error(`${count} passing instances of ${service} did not appear within 60 s`)
+    const res = await fetch(`${agent.url}/v1/health/service/${service}?passing${index ? `&index=${index}&wait=5s` : ''}`)
     const entries = await res.json() as unknown[]
     if (entries.length >= count) return
     index = Number(res.headers.get('x-consul-index'))

@@ -66,15 +66,17 @@ export async function deregisterAll (agent: ConsulAgent, service: string): Promi
 export async function untilPassing (agent: ConsulAgent, count: number, service = 'user-service'): Promise<void> {
   let index = 0
   // Bounded: a replica that cannot start must fail the run, not hang it.
-  for (const deadline = Date.now() + 60_000; ;) {
-    /* c8 ignore next -- only when a replica cannot start; the run then fails instead of hanging */
-    if (Date.now() > deadline) throw new Error(`${count} passing instances of ${service} did not appear within 60 s`)
+  const deadline = Date.now() + 60_000
+  while (Date.now() <= deadline) {
     const res = await fetch(`${agent.url}/v1/health/service/${service}?passing${index ? `&index=${index}&wait=5s` : ''}`)
     const entries = await res.json() as unknown[]
     if (entries.length >= count) return
     index = Number(res.headers.get('x-consul-index'))
   }
+  /* c8 ignore start -- only when a replica cannot start */
+  throw new Error(`${count} passing instances of ${service} did not appear within 60 s`)
 }
+/* c8 ignore stop */
 
 /** A caller that discovers user-service and sends requests through the discovery dispatcher. */
 export async function consumer (agent: ConsulAgent, opts: { retries?: number, ejectionMs?: number } = {}): Promise<{ app: FastifyInstance, dispatcher: Dispatcher & { stats: { retries: number } } }> {

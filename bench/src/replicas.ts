@@ -55,8 +55,7 @@ export async function startReplicas (agent: ConsulAgent, script: string, count: 
 /** Removes every instance of `service` from the agent, so rounds cannot see each other's leftovers. */
 export async function deregisterAll (agent: ConsulAgent, service: string): Promise<void> {
   const services = await (await fetch(`${agent.url}/v1/agent/services`)).json() as Record<string, { Service: string }>
-  for (const [id, s] of Object.entries(services)) {
-    if (s.Service !== service) continue
+  for (const id of Object.keys(services).filter((key) => services[key]!.Service === service)) {
     const res = await fetch(`${agent.url}/v1/agent/service/deregister/${encodeURIComponent(id)}`, { method: 'PUT' })
     await res.arrayBuffer()
   }

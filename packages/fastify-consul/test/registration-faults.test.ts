@@ -109,7 +109,7 @@ t.test('a black-holed agent cannot hold shutdown past deregisterTimeout', async 
   const { app, logs } = await buildApp(t, { service: { name: 'hole', id: 'hole-1' }, deregisterTimeout: 300, consul: { address: agent.address } })
   await app.listen({ host: '127.0.0.1', port: 0 })
   await stateBecomes(app, 'registered')
-  agent.pause()
+  await agent.pause()
   t.teardown(() => agent.resume())
   await app.close()
   t.equal(app.consul.state, 'failed', 'deregistration gave up')
@@ -237,7 +237,7 @@ t.test('failFast: an agent without a cluster leader, or answering 5xx, fails rea
 
 t.test('closing while a registration request hangs (black-holed agent) aborts it', async (t) => {
   const agent = await startConsul({ t })
-  agent.pause()
+  await agent.pause()
   t.teardown(() => agent.resume())
   const { app, logs } = await buildApp(t, { service: { name: 'hang', id: 'hang-1' }, deregisterTimeout: 200, consul: { address: agent.address } })
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -302,7 +302,7 @@ t.test('a 400 from Consul (a definition it refuses) is final and coded', async (
 
 t.test('R5: a black-holed agent at boot does not block listen(); with failFast, ready() gives up with a code', async (t) => {
   const agent = await startConsul({ t })
-  agent.pause()
+  await agent.pause()
   t.teardown(() => agent.resume())
   const { app } = await buildApp(t, { service: { name: 'boot-hole', id: 'boot-hole-1' }, deregisterTimeout: 200, consul: { address: agent.address } })
   await app.listen({ host: '127.0.0.1', port: 0 })

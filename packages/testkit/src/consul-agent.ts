@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -45,8 +45,12 @@ export interface ConsulAgent {
   kill (): Promise<void>
   /** Start again after kill()/stop(), on the same ports, with empty state. */
   start (): Promise<void>
-  /** SIGSTOP: the agent keeps its sockets but never answers (a black hole). */
-  pause (): void
+  /**
+   * SIGSTOP: the agent keeps its sockets but never answers (a black hole). Resolves once the kernel
+   * reports the process stopped: signal delivery is asynchronous, and a request sent in between
+   * could still be answered.
+   */
+  pause (): Promise<void>
   /** SIGCONT after pause(). */
   resume (): void
   /** Whether the process is up (it may still be electing a leader). */
@@ -75,6 +79,24 @@ function watchdog (agentPid: number): void {
   const dog = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' })
   dog.unref()
 }
+
+/** Until /proc says `pid` is stopped (state T); without /proc (macOS), a short grace period instead. */
+/* c8 ignore start -- polls the kernel's view, so which branches run is timing; pause()'s test asserts the outcome */
+async function stopped (pid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    let stat: string
+    try {
+      stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    } catch {
+      await sleep(50)
+      return
+    }
+    // "pid (comm) T …": the state letter follows the parenthesised command name.
+    if (/^[Tt]/.test(stat.replace(/^.*\) /s, ''))) return
+    await sleep(5)
+  }
+}
+/* c8 ignore stop */
 
 export async function leaderReady (url: string, token: string | undefined, nodeName: string, deadline: number, gaveUp: AbortSignal): Promise<void> {
   const headers: Record<string, string> = token ? { 'x-consul-token': token } : {}
@@ -238,7 +260,12 @@ export async function launchAgent (spec: AgentSpec): Promise<ConsulAgent> {
       await halt('SIGKILL')
       await start()
     },
-    pause () { child?.kill('SIGSTOP') },
+    async pause () {
+      // Only meaningful while running, like resume(); a stopped agent is already a black hole.
+      const pid = child?.pid
+      child?.kill('SIGSTOP')
+      if (pid !== undefined) await stopped(pid)
+    },
     running: () => child !== undefined,
     resume () { child?.kill('SIGCONT') }
   }

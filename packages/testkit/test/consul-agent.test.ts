@@ -38,7 +38,7 @@ t.test('a dev agent on free loopback ports: register, read back, restart loses s
 
 t.test('pause() black-holes the agent until resume()', async (t) => {
   const agent = await startConsul({ t })
-  agent.pause()
+  await agent.pause()
   await t.rejects(fetch(`${agent.url}/v1/status/leader`, { signal: AbortSignal.timeout(300) }), { name: 'TimeoutError' })
   agent.resume()
   const res = await fetch(`${agent.url}/v1/status/leader`)
@@ -74,4 +74,12 @@ t.test('with a failing test, teardown prints the agent log as a comment and stop
   for (const fn of teardowns) await fn()
   t.match(String(comments[0]), /consul agent http:\/\/127\.0\.0\.1:\d+ log:[\s\S]*Consul agent running/)
   await t.rejects(fetch(`${agent.url}/v1/status/leader`), 'stopped by the teardown')
+})
+
+t.test('pause() on an agent that is not running is a no-op', async (t) => {
+  const agent = await startConsul({ t })
+  await agent.kill()
+  await agent.pause()
+  agent.resume()
+  t.notOk(agent.running())
 })

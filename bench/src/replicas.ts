@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import consulPlugin from '@reg/fastify-consul'
-import { freePorts, type ConsulAgent } from '@reg/testkit'
+import { freePorts, serviceUntil, type ConsulAgent } from '@reg/testkit'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { request, type Dispatcher } from 'undici'
 
@@ -61,21 +61,10 @@ export async function deregisterAll (agent: ConsulAgent, service: string): Promi
   }
 }
 
-/** Until `count` instances of `service` are in ?passing, woken by blocking queries. */
+/** Until `count` instances of `service` are in ?passing (blocking queries, bounded at 60 s). */
 export async function untilPassing (agent: ConsulAgent, count: number, service = 'user-service'): Promise<void> {
-  let index = 0
-  // Bounded: a replica that cannot start must fail the run, not hang it.
-  const deadline = Date.now() + 60_000
-  while (Date.now() <= deadline) {
-    const res = await fetch(`${agent.url}/v1/health/service/${service}?passing${index ? `&index=${index}&wait=5s` : ''}`)
-    const entries = await res.json() as unknown[]
-    if (entries.length >= count) return
-    index = Number(res.headers.get('x-consul-index'))
-  }
-  /* c8 ignore start -- only when a replica cannot start */
-  throw new Error(`${count} passing instances of ${service} did not appear within 60 s`)
+  await serviceUntil(agent.url, service, (entries) => entries.length >= count, { passing: true })
 }
-/* c8 ignore stop */
 
 /** A caller that discovers user-service and sends requests through the discovery dispatcher. */
 export async function consumer (agent: ConsulAgent, opts: { retries?: number, ejectionMs?: number } = {}): Promise<{ app: FastifyInstance, dispatcher: Dispatcher & { stats: { retries: number } } }> {

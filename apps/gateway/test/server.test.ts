@@ -1,9 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePorts, startConsul } from '@reg/testkit'
+import { freePorts, serviceUntil, startConsul } from '@reg/testkit'
 import t from 'tap'
-import { removeCheck, serviceUntil } from './fixtures/consul.js'
+import { removeCheck } from './fixtures/consul.js'
 import { GATEWAY_JS, startServer, USER_SERVICE_JS, whileRunning, type ServerProcess } from './fixtures/server.js'
 
 // End to end, with real processes only: a Consul agent, three `node dist/server.js` of @reg/user-service

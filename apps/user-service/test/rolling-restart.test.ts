@@ -2,11 +2,10 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import consulPlugin from '@reg/fastify-consul'
-import { freePorts, startConsul } from '@reg/testkit'
+import { freePorts, serviceUntil, startConsul } from '@reg/testkit'
 import Fastify from 'fastify'
 import t from 'tap'
 import { request, type Dispatcher } from 'undici'
-import { serviceUntil } from './fixtures/consul.js'
 import { startServer, whileRunning, type ServerProcess } from './fixtures/server.js'
 
 // Issue #6's proof: real Consul, three real user-service processes, a consumer that discovers them and

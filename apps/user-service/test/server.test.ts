@@ -1,9 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePorts, startConsul } from '@reg/testkit'
+import { freePorts, serviceUntil, startConsul } from '@reg/testkit'
 import t from 'tap'
-import { serviceUntil } from './fixtures/consul.js'
 import { startServer, whileRunning } from './fixtures/server.js'
 
 // The built server as a real process against a real Consul agent: what `pnpm start` and issue #6 run.

@@ -3,3 +3,4 @@ export { startConsul, type ConsulAgent, type StartConsulOptions, type TestLike }
 export { startConsulCluster, type ConsulCluster, type StartClusterOptions } from './consul-cluster.js'
 export { freePorts } from './free-ports.js'
 export { ensureDockerCompose, DockerComposeNotFoundError, type EnsureDockerComposeOptions } from './ensure-docker-compose.js'
+export { serviceUntil, type HealthEntry, type ServiceUntilOptions } from './service-until.js'

@@ -1,0 +1,15 @@
+import t from 'tap'
+import { serviceUntil, startConsul } from '../src/index.js'
+
+t.test('serviceUntil waits on blocking queries until the predicate holds, or times out', async (t) => {
+  const agent = await startConsul({ t })
+  t.same(await serviceUntil(agent.url, 'svc', (e) => e.length === 0), [], 'already true: one request')
+
+  const appeared = serviceUntil(agent.url, 'svc', (e) => e.length === 1, { passing: true })
+  const res = await fetch(`${agent.url}/v1/agent/service/register`, { method: 'PUT', body: JSON.stringify({ ID: 'svc-1', Name: 'svc', Port: 1234, Check: { TTL: '30s', Status: 'passing' } }) })
+  await res.arrayBuffer()
+  const [entry] = await appeared
+  t.equal(entry!.Service.ID, 'svc-1', 'woken by the registration')
+
+  await t.rejects(serviceUntil(agent.url, 'svc', (e) => e.length === 2, { timeoutMs: 1500 }), { message: /timed out after 1500 ms waiting for svc/ })
+})

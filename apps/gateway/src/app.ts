@@ -73,11 +73,10 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
   })
 
   // Both start watching now, so the first Consul answer is usually in before the first request. The
-  // watch is asked the same query as the dispatcher (its options minus the dispatcher-only ones), so the
-  // two share one watcher: one blocking query on Consul, one view of the instances.
-  const dispatcher = fastify.consul.dispatcher(upstream, discovery)
-  const { retries, retryBudget, ejectionMs, pool, ...query } = discovery
-  const watch = fastify.consul.discover(upstream, query)
+  // dispatcher is fed by the watch itself: one blocking query on Consul, one view of the instances.
+  const { balancer, random, retries, retryBudget, ejectionMs, pool, ...query } = discovery
+  const watch = fastify.consul.discover(upstream, { ...query, balancer, random })
+  const dispatcher = fastify.consul.dispatcher(watch, { balancer, random, retries, retryBudget, ejectionMs, pool })
   fastify.addHook('onClose', async () => {
     // @reg/fastify-consul would close them too; closing what we opened keeps that an implementation detail.
     await Promise.all([dispatcher.close(), watch.close()])

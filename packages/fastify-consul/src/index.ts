@@ -4,16 +4,18 @@ import Consul from 'consul'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { Agent as HttpsAgent } from 'node:https'
-import { resolveConnection, type ResolvedConnection } from './connection.js'
-import { ConsulHttp } from './consul-http.js'
+import { urlHost } from './consul/address.js'
+import { resolveConnection, type ResolvedConnection } from './consul/connection.js'
+import { ConsulHttp } from './consul/http.js'
+import type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
+import type { ServiceDispatcher } from './discovery/dispatcher.js'
+import { Discovery } from './discovery/registry.js'
+import type { ServiceWatch } from './discovery/watcher.js'
 import { AlreadyRegisteredError, NotListeningError, UnreachableError } from './errors.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
-import { Discovery, type DiscoverOptions, type DispatcherOptions } from './discovery.js'
-import type { ServiceDispatcher } from './dispatcher.js'
-import { leftHealthyView } from './healthy-view.js'
-import type { ServiceWatch } from './watcher.js'
-import { Registrar, type HealthSource, type RegistrationState } from './registration.js'
-import { buildDefinition, resolveAddress, urlHost, type ServiceRegistration } from './service-definition.js'
+import { buildDefinition, resolveAddress, type ServiceRegistration } from './registration/definition.js'
+import { leftHealthyView } from './registration/healthy-view.js'
+import { Registrar, type HealthSource, type RegistrationState } from './registration/registrar.js'
 
 export interface FastifyConsul {
   /** The `consul` npm client: yours if you passed `client`, else one built from the same connection settings. */
@@ -41,8 +43,10 @@ export interface FastifyConsul {
    * An undici Dispatcher that sends each request to a picked instance of `service`, retries
    * connection failures of idempotent requests on another instance, and ejects refusing ones:
    * `request('http://users/path', { dispatcher })` or @fastify/reply-from's `undici` option.
+   * Given a watch from `discover()`, it shares it (one query, one view) and takes only its own options.
    */
   dispatcher (service: string, opts?: DispatcherOptions): ServiceDispatcher
+  dispatcher (watch: ServiceWatch, opts?: DispatchOptions): ServiceDispatcher
 }
 
 declare module 'fastify' {
@@ -78,7 +82,14 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   const ownsClient = opts.client === undefined
   const client = opts.client ?? consulClient(connection)
   const discovery = new Discovery({ http, log, defaults: opts.discovery })
-  const registrar = new Registrar({ http, log, retry: opts.retry, selfHeal: opts.selfHeal, deregisterTimeout: opts.deregisterTimeout })
+  const registrar = new Registrar({
+    http,
+    log,
+    retry: opts.retry,
+    selfHeal: opts.selfHeal,
+    deregisterTimeout: opts.deregisterTimeout,
+    ttl: opts.check.type === 'ttl' ? opts.check.ttl : undefined
+  })
   registrar.on('state', (state) => log.debug({ state }, 'consul registration state'))
 
   /** The registration for the socket we are bound to; needs listen() unless service.port is set. */
@@ -114,7 +125,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     deregister: () => registrar.deregister(),
     shutdown,
     discover: (service, options) => discovery.discover(service, options),
-    dispatcher: (service, options) => discovery.dispatcher(service, options)
+    dispatcher: (target: string | ServiceWatch, options?: DispatcherOptions) => discovery.dispatcher(target, options)
   } satisfies FastifyConsul)
 
   let shuttingDown: Promise<void> | undefined
@@ -178,13 +189,13 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
 
 export const consulPlugin = fp(consul, { name: '@reg/fastify-consul', fastify: '5.x' })
 export default consulPlugin
-export { resolveConnection, type ConsulConnectionOptions, type ResolvedConnection } from './connection.js'
+export { resolveConnection, type ConsulConnectionOptions, type ResolvedConnection } from './consul/connection.js'
 export type { ConsulPluginOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions } from './options.js'
-export type { RegistrationState, HealthSource } from './registration.js'
-export type { DiscoverOptions, DispatcherOptions } from './discovery.js'
-export type { ServiceDispatcher, DispatcherStats, DispatcherEvents } from './dispatcher.js'
-export type { ServiceWatch, WatchState } from './watcher.js'
-export type { Instance, InstanceStatus } from './instance.js'
-export type { BalancerName } from './balancer.js'
-export type { ServiceRegistration, RegisteredCheck } from './service-definition.js'
+export type { RegistrationState, HealthSource } from './registration/registrar.js'
+export type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
+export type { ServiceDispatcher, DispatcherStats, DispatcherEvents } from './discovery/dispatcher.js'
+export type { ServiceWatch, WatchState } from './discovery/watcher.js'
+export type { Instance, InstanceStatus } from './discovery/instance.js'
+export type { BalancerName } from './discovery/balancer.js'
+export type { ServiceRegistration, RegisteredCheck } from './registration/definition.js'
 export * as errors from './errors.js'

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { BALANCERS, createBalancer, smoothSchedule, type Balancer } from '../src/balancer.js'
-import type { Instance } from '../src/instance.js'
+import { BALANCERS, createBalancer, smoothSchedule, type Balancer } from '../src/discovery/balancer.js'
+import type { Instance } from '../src/discovery/instance.js'
 
 function inst (id: string, weight = 1): Instance {
   return Object.freeze({

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { resolveConnection } from '../src/connection.js'
+import { resolveConnection } from '../src/consul/connection.js'
 
 t.test('defaults to the local agent over http', async (t) => {
   t.same(resolveConnection({}, {}), { origin: 'http://127.0.0.1:8500', host: '127.0.0.1', port: 8500, secure: false, token: undefined, ca: undefined, rejectUnauthorized: true })

@@ -1,7 +1,7 @@
 import { startConsul } from '@reg/testkit'
 import t from 'tap'
-import { resolveConnection } from '../src/connection.js'
-import { ConsulHttp } from '../src/consul-http.js'
+import { resolveConnection } from '../src/consul/connection.js'
+import { ConsulHttp } from '../src/consul/http.js'
 
 const MASTER = '0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f'
 

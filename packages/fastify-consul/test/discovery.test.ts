@@ -1,9 +1,10 @@
 import t from 'tap'
-import type { Dispatcher } from 'undici'
+import { request, type Dispatcher } from 'undici'
 import { startConsul, type ConsulAgent } from '@reg/testkit'
-import { Discovery, normaliseOptions, parseWait, type DiscoverOptions, type DispatcherOptions } from '../src/discovery.js'
-import type { Instance } from '../src/instance.js'
-import type { ServiceWatch, WatchState } from '../src/watcher.js'
+import { Discovery } from '../src/discovery/registry.js'
+import { validateDiscoveryOptions, watchSettings, dispatchSettings, type DiscoverOptions, type DispatcherOptions } from '../src/discovery/options.js'
+import type { Instance } from '../src/discovery/instance.js'
+import type { ServiceWatch, WatchState } from '../src/discovery/watcher.js'
 import { consulHttp, countingDispatcher, deregister, ids, register, setCheck, until, untilState } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
 
@@ -59,34 +60,33 @@ t.test('invalid options: FST_REG_DISCOVERY_INVALID_OPTION before anything starts
   const badDispatcher: Array<[string, unknown]> = [
     ['retries', { retries: 11 }],
     ['retryBudget.ratio', { retryBudget: { ratio: 2 } }],
-    ['ejectionMs', { ejectionMs: 1.5 }],
+    ['ejectionMs', { ejectionMs: -1 }],
+    ['ejectionMs format', { ejectionMs: '30 s' }],
     ['pool', { pool: [] }]
   ]
   for (const [name, opts] of badDispatcher) {
     t.throws(() => d.dispatcher('web', opts as DispatcherOptions), { code: 'FST_REG_DISCOVERY_INVALID_OPTION' }, name)
   }
-  t.throws(() => new Discovery({ http: consulHttp(t, offline), log: recordingLogger().log, defaults: { wait: 'soon' } }), { code: 'FST_REG_DISCOVERY_INVALID_OPTION' }, 'defaults are checked too')
-  t.throws(() => new Discovery({ http: consulHttp(t, offline), log: recordingLogger().log, defaults: 7 as DispatcherOptions }), { code: 'FST_REG_DISCOVERY_INVALID_OPTION' })
+  t.throws(() => validateDiscoveryOptions({ wait: 'soon' }, 'dispatcher', 'discovery'), { code: 'FST_REG_DISCOVERY_INVALID_OPTION', message: /discovery\.wait/ }, 'plugin-level defaults are checked with the same schema')
+  t.throws(() => validateDiscoveryOptions(7, 'dispatcher', 'discovery'), { code: 'FST_REG_DISCOVERY_INVALID_OPTION' })
   t.equal(d.watchers, 0, 'nothing started')
 })
 
 t.test('option normalisation: defaults, durations, one key per distinct query', async (t) => {
-  t.equal(parseWait(1500), 1500)
-  t.equal(parseWait('500ms'), 500)
-  t.equal(parseWait('2s'), 2000)
-  t.equal(parseWait('5m'), 300_000)
-  const n = normaliseOptions('web', undefined, {}, false)
-  t.match(n, {
+  t.equal(watchSettings('web', { wait: 1500 }).wait, 1500)
+  t.equal(watchSettings('web', { wait: '1.5s' }).wait, 1500)
+  t.equal(watchSettings('web', { wait: '2m' }).wait, 120_000)
+  t.equal(watchSettings('web', { staleTtl: '1m30s' }).staleTtl, 90_000)
+  t.match(watchSettings('web', {}), {
     query: { service: 'web', passingOnly: true, stale: false },
-    balancer: 'round-robin',
-    tuning: { wait: 300_000, staleTtl: 60_000, backoff: { base: 200, cap: 30_000 }, rateLimit: { perSecond: 10, burst: 10 } },
-    dispatch: { retries: 2, retryBudget: { ratio: 0.2, minPerSecond: 10, burst: 100 }, ejectionMs: 30_000, pool: {} }
+    wait: 300_000,
+    staleTtl: 60_000,
+    backoff: { base: 200, cap: 30_000 },
+    rateLimit: { perSecond: 10, burst: 10 }
   })
-  const fromDefaults = normaliseOptions('web', { tag: 'blue' }, { tag: 'green', staleTtl: 5, retryBudget: { burst: 3 } }, true)
-  t.equal(fromDefaults.query.tag, 'blue', 'a call’s own option wins over the defaults')
-  t.equal(fromDefaults.tuning.staleTtl, 5)
-  t.same(fromDefaults.dispatch.retryBudget, { ratio: 0.2, minPerSecond: 10, burst: 3 })
-  const key = (o: DiscoverOptions): string => normaliseOptions('web', o, {}, false).key
+  t.match(dispatchSettings({}), { balancer: 'round-robin', retries: 2, retryBudget: { ratio: 0.2, minPerSecond: 10, burst: 100 }, ejectionMs: 30_000, pool: {} })
+  t.throws(() => watchSettings('web', { backoff: { base: 60_000 } }), { code: 'FST_REG_DISCOVERY_INVALID_OPTION' }, 'a base above the default cap')
+  const key = (o: DiscoverOptions): string => watchSettings('web', o).key
   t.equal(key({ balancer: 'random', wait: '1s', staleTtl: 1 }), key({}), 'balancer and tuning do not split a watcher')
   for (const o of [{ tag: 'a' }, { dc: 'dc2' }, { passingOnly: false }, { filter: 'Service.Port > 1' }, { stale: true }] as DiscoverOptions[]) {
     t.not(key(o), key({}), JSON.stringify(o))
@@ -286,7 +286,7 @@ t.test('close(): stops every watcher and dispatcher; nothing new afterwards', as
   await d.close()
   t.equal(d.watchers, 0)
   t.equal(watch.state, 'closed')
-  t.ok(dispatcher.closed)
+  await t.rejects(request('http://web/', { dispatcher }), { code: 'FST_REG_DISCOVERY_CLOSED' }, 'a closed dispatcher refuses requests')
   t.throws(() => d.discover('web'), { code: 'FST_REG_DISCOVERY_CLOSED' })
   t.throws(() => d.dispatcher('web'), { code: 'FST_REG_DISCOVERY_CLOSED' })
   await d.close()

@@ -3,14 +3,15 @@ import { Readable, type Duplex } from 'node:stream'
 import t from 'tap'
 import { request, type Dispatcher } from 'undici'
 import { startConsul } from '@reg/testkit'
-import { Discovery } from '../src/discovery.js'
-import { ServiceDispatcher, type ServiceDispatcherOptions } from '../src/dispatcher.js'
-import type { Instance } from '../src/instance.js'
+import { Discovery } from '../src/discovery/registry.js'
+import { BalancedDispatcher, type ServiceDispatcherOptions } from '../src/discovery/dispatcher.js'
+import { DISCOVERY_DEFAULTS, dispatchSettings } from '../src/discovery/options.js'
+import type { Instance } from '../src/discovery/instance.js'
 import {
-  RETRY_BUDGET_DEFAULTS, RetryBudget, RetryingHandler, isConnectFailure,
+  RetryBudget, RetryingHandler, isConnectFailure,
   wasNeverSent, isConnectionError, isIdempotent, isReplayableBody,
   type LegacyHandler, type RetryRoute
-} from '../src/retry.js'
+} from '../src/discovery/retry.js'
 import { consulHttp, ids, register, until, upstream, within, type Upstream } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
 import { StaticWatch, instanceAt } from './fixtures/discovery-static-watch.js'
@@ -19,10 +20,10 @@ interface Teardown { teardown (fn: () => unknown): void }
 
 const at = (u: Upstream, weight = 1): Instance => instanceAt(u.id, u.port, weight)
 
-function dispatcherFor (t: Teardown, instances: readonly Instance[], opts: Partial<ServiceDispatcherOptions> = {}): { d: ServiceDispatcher, watch: StaticWatch } {
+function dispatcherFor (t: Teardown, instances: readonly Instance[], opts: Partial<ServiceDispatcherOptions> = {}): { d: BalancedDispatcher, watch: StaticWatch } {
   const watch = new StaticWatch(instances)
   // random 0: round-robin starts at the first instance, so tests know which one goes first.
-  const d = new ServiceDispatcher({ watch, log: recordingLogger().log, random: () => 0, ...opts })
+  const d = new BalancedDispatcher({ ...dispatchSettings({}), watch, log: recordingLogger().log, random: () => 0, ...opts })
   t.teardown(() => d.close())
   return { d, watch }
 }
@@ -80,7 +81,7 @@ t.test('RetryBudget: ratio per request, a floor per second, capped', async (t) =
   t.ok(budget.tryRetry(), 'two requests at 0.5 bought one retry')
   now += 1000
   t.equal(budget.available, 1, 'one per second regardless of traffic')
-  t.same(RETRY_BUDGET_DEFAULTS, { ratio: 0.2, minPerSecond: 10, burst: 100 })
+  t.same(DISCOVERY_DEFAULTS.retryBudget, { ratio: 0.2, minPerSecond: 10, burst: 100 })
 })
 
 t.test('RetryingHandler against a scripted route: one onConnect, abort at any point', async (t) => {
@@ -92,7 +93,7 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
     return {
       sent,
       maxRetries: 2,
-      budget: new RetryBudget(RETRY_BUDGET_DEFAULTS),
+      budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget),
       choose: (tried) => [a, b].find((i) => !tried.has(i.id)),
       originOf: (i) => i.id,
       send (origin, opts, handler) { sent.push(origin); send(origin, opts, handler) },
@@ -291,7 +292,7 @@ t.test('the retry budget caps retries across requests', async (t) => {
   const { d, watch } = dispatcherFor(t, [at(d1), at(d2), at(a)], { ejectionMs: 0, retryBudget: { ratio: 0, minPerSecond: 0, burst: 1 } })
   await t.rejects(get(d), { code: 'ECONNREFUSED' }, 'd1 refused, retried on d2 (the one token), d2 refused: no token left')
   t.match(d.stats, { retries: 1, retriesDenied: 1 })
-  t.equal(d.budget.available, 0)
+  t.equal(d.stats.retries, 1, 'no token left: nothing more was retried')
   watch.set([at(a)])
   t.equal((await get(d)).id, 'a', 'requests that need no retry are unaffected')
 })
@@ -402,15 +403,15 @@ t.test('NO_INSTANCE on an empty set; CLOSED after close(); close and destroy in 
   t.equal(watch.closed, 1, 'close() is idempotent')
   t.throws(() => d.dispatch({ path: '/', method: 'GET' }, null as unknown as Dispatcher.DispatchHandler), { code: 'UND_ERR_INVALID_ARG' })
 
-  const forms: Array<(x: ServiceDispatcher) => Promise<void>> = [
+  const forms: Array<(x: BalancedDispatcher) => Promise<void>> = [
     (x) => x.destroy(),
     (x) => x.destroy(new Error('bye')),
     (x) => new Promise((resolve) => x.destroy(resolve)),
     (x) => new Promise((resolve) => x.destroy(new Error('bye'), resolve))
   ]
   for (const destroy of forms) {
-    // Built without a random source or clock: Math.random and performance.now.
-    const x = new ServiceDispatcher({ watch: new StaticWatch([at(a)]), log: recordingLogger().log })
+    // Built with the defaults' random source and no clock: Math.random and performance.now.
+    const x = new BalancedDispatcher({ ...dispatchSettings({}), watch: new StaticWatch([at(a)]), log: recordingLogger().log })
     await get(x)
     await destroy(x)
     t.ok(x.closed)

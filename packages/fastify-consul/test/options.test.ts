@@ -1,5 +1,6 @@
 import t from 'tap'
-import { goDuration, normalizeOptions, toMs } from '../src/options.js'
+import { goDuration, toMs } from '../src/consul/duration.js'
+import { normalizeOptions } from '../src/options.js'
 
 function codeAndField (input: unknown): { code?: string, message: string } {
   try {
@@ -31,8 +32,38 @@ t.test('check variants normalise durations to milliseconds', async (t) => {
   t.match(normalizeOptions({ service: { name: 's' }, check: { type: 'http', path: '/ready', tlsSkipVerify: true, successBeforePassing: 2, failuresBeforeCritical: 3 } }).check, { path: '/ready', tlsSkipVerify: true, successBeforePassing: 2, failuresBeforeCritical: 3 })
 })
 
+t.test('a check without a type is an http check, as documented', async (t) => {
+  t.match(normalizeOptions({ service: { name: 's' }, check: { interval: '2s' } }).check, { type: 'http', interval: 2000, timeout: 5000 })
+  t.match(normalizeOptions({ service: { name: 's' }, check: {} }).check, { type: 'http', interval: 10_000 })
+})
+
+t.test('plugin-level durations take the same grammar', async (t) => {
+  const o = normalizeOptions({ service: { name: 's' }, deregisterTimeout: '1.5s', drainDelay: '0ms', retry: { base: '100ms', cap: '1m' } })
+  t.equal(o.deregisterTimeout, 1500)
+  t.equal(o.drainDelay, 0)
+  t.same(o.retry, { base: 100, cap: 60_000 })
+})
+
+t.test('discovery options are validated at ready(), named as written', async (t) => {
+  for (const [discovery, field] of [
+    [{ balancer: 'fastest' }, /option discovery\.balancer: expected one of "round-robin", "random", "weighted"/],
+    [{ wait: '20m' }, /option discovery\.wait: expected a duration from 1s to 10m/],
+    [{ ballancer: 'random' }, /option discovery\.ballancer: .*did you mean `balancer`/]
+  ] as const) {
+    const err = codeAndField({ service: { name: 's' }, discovery })
+    t.equal(err.code, 'FST_REG_DISCOVERY_INVALID_OPTION')
+    t.match(err.message, field)
+  }
+})
+
 t.test('durations', async (t) => {
   t.equal(toMs('250ms'), 250)
+  t.equal(toMs('1m30s'), 90_000)
+  t.equal(toMs('1.5'), undefined, 'a unit is required')
+  t.equal(toMs('10 s'), undefined)
+  t.equal(toMs(-1), undefined)
+  t.equal(toMs(Number.NaN), undefined)
+  t.equal(toMs(null), undefined)
   t.equal(toMs('1.5s'), 1500)
   t.equal(toMs('2m'), 120_000)
   t.equal(toMs('1h'), 3_600_000)
@@ -44,11 +75,11 @@ t.test('durations', async (t) => {
 // Every invalid option fails with the same stable code, and the message names the field.
 const invalid: Array<[string, unknown, RegExp]> = [
   ['not an object', null, /options/],
-  ['no service', {}, /service.*required/],
+  ['no service', {}, /option service: .*required/],
   ['empty name', { service: { name: '' } }, /service\.name/],
   ['name with a space', { service: { name: 'a b' } }, /service\.name/],
-  ['unknown top-level option', { service: { name: 's' }, regster: true }, /regster|options/],
-  ['unknown service field', { service: { name: 's', nmae: 'x' } }, /service/],
+  ['unknown top-level option', { service: { name: 's' }, whatever: true }, /option whatever: expected a known option \(service, /],
+  ['unknown service field', { service: { name: 's', nmae: 'x' } }, /option service\.nmae: .*did you mean `name`/],
   ['port 0', { service: { name: 's', port: 0 } }, /service\.port.*1 to 65535/],
   ['port 70000', { service: { name: 's', port: 70000 } }, /service\.port/],
   ['address 0.0.0.0', { service: { name: 's', address: '0.0.0.0' } }, /service\.address.*0\.0\.0\.0/],
@@ -63,11 +94,21 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['weights passing 0', { service: { name: 's', weights: { passing: 0, warning: 1 } } }, /service\.weights\.passing.*1 to 65535/],
   ['weights warning too big', { service: { name: 's', weights: { passing: 1, warning: 70000 } } }, /service\.weights\.warning/],
   ['weights missing warning', { service: { name: 's', weights: { passing: 1 } } }, /service\.weights\.warning.*required/],
-  ['check type unknown', { service: { name: 's' }, check: { type: 'grpc' } }, /check.*"http" \| "tcp" \| "ttl"/],
-  ['check interval junk', { service: { name: 's' }, check: { type: 'http', interval: '10 seconds' } }, /check/],
-  ['ttl field on http', { service: { name: 's' }, check: { type: 'http', ttl: '5s' } }, /check/],
-  ['check path without slash', { service: { name: 's' }, check: { type: 'http', path: 'health' } }, /check/],
-  ['deregisterTimeout 0', { service: { name: 's' }, deregisterTimeout: 0 }, /deregisterTimeout.*positive/],
+  ['check type unknown', { service: { name: 's' }, check: { type: 'grpc' } }, /option check\.type: .*"http", "tcp", "ttl"/],
+  ['check not an object', { service: { name: 's' }, check: 'http' }, /option check: /],
+  ['check interval junk', { service: { name: 's' }, check: { type: 'http', interval: '10 seconds' } }, /option check\.interval: expected a duration/],
+  ['check interval with a space, type defaulted', { service: { name: 's' }, check: { interval: '10 s' } }, /option check\.interval: expected a duration/],
+  ['interval on a ttl check', { service: { name: 's' }, check: { type: 'ttl', interval: '10s' } }, /option check\.interval: .*belongs to http checks/],
+  ['ttl field on http', { service: { name: 's' }, check: { type: 'http', ttl: '5s' } }, /option check\.ttl: .*belongs to ttl checks/],
+  ['unknown check field', { service: { name: 's' }, check: { intervall: '5s' } }, /option check\.intervall: .*did you mean `interval`/],
+  ['ttl of 10 ms', { service: { name: 's' }, check: { type: 'ttl', ttl: 10 } }, /option check\.ttl: expected a duration of at least 1s/],
+  ['interval below Consul\'s 1s floor', { service: { name: 's' }, check: { interval: '500ms' } }, /option check\.interval: expected a duration of at least 1s/],
+  ['deregisterCriticalServiceAfter below Consul\'s 1m floor', { service: { name: 's' }, check: { deregisterCriticalServiceAfter: '30s' } }, /option check\.deregisterCriticalServiceAfter: expected a duration of at least 1m/],
+  ['check path without slash', { service: { name: 's' }, check: { type: 'http', path: 'health' } }, /option check\.path: /],
+  ['service.tag for tags', { service: { name: 's', tag: ['a'] } }, /option service\.tag: .*did you mean `tags`/],
+  ['unknown top-level option close to a known one', { service: { name: 's' }, regster: true }, /option regster: .*did you mean `register`/],
+  ['deregisterTimeout 0', { service: { name: 's' }, deregisterTimeout: 0 }, /option deregisterTimeout: expected a duration of at least 1ms/],
+  ['deregisterTimeout as a bad string', { service: { name: 's' }, deregisterTimeout: '2 seconds' }, /option deregisterTimeout: /],
   ['drainDelay negative', { service: { name: 's' }, drainDelay: -1 }, /drainDelay/],
   ['retry cap below base', { service: { name: 's' }, retry: { base: 500, cap: 100 } }, /retry\.cap.*at least retry\.base/],
   ['consul.address empty', { service: { name: 's' }, consul: { address: '' } }, /consul\.address/],

@@ -1,8 +1,9 @@
 import type { NetworkInterfaceInfo } from 'node:os'
 import t from 'tap'
-import { fullJitter } from '../src/backoff.js'
+import { fullJitter } from '../src/util/backoff.js'
 import { normalizeOptions } from '../src/options.js'
-import { buildDefinition, defaultServiceId, resolveAddress, urlHost } from '../src/service-definition.js'
+import { urlHost } from '../src/consul/address.js'
+import { buildDefinition, defaultServiceId, resolveAddress } from '../src/registration/definition.js'
 
 const iface = (address: string, family: 'IPv4' | 'IPv6', internal: boolean): NetworkInterfaceInfo =>
   ({ address, family, internal, netmask: '', mac: '', cidr: null, ...(family === 'IPv6' ? { scopeid: 0 } : {}) }) as NetworkInterfaceInfo

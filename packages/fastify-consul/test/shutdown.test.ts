@@ -1,8 +1,8 @@
 import { startConsul } from '@reg/testkit'
 import t from 'tap'
-import { resolveConnection } from '../src/connection.js'
-import { ConsulHttp } from '../src/consul-http.js'
-import { leftHealthyView } from '../src/healthy-view.js'
+import { resolveConnection } from '../src/consul/connection.js'
+import { ConsulHttp } from '../src/consul/http.js'
+import { leftHealthyView } from '../src/registration/healthy-view.js'
 import { buildApp, stateBecomes } from './fixtures/app.js'
 import { healthService } from './fixtures/consul-api.js'
 

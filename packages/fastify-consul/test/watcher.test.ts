@@ -1,8 +1,10 @@
 import t from 'tap'
 import { startConsul } from '@reg/testkit'
-import { TokenBucket } from '../src/token-bucket.js'
-import { InstanceSet } from '../src/instance-set.js'
-import { Watcher, nextIndex, requestTimeout, type WatcherOptions, type WatchQuery, type WatchState } from '../src/watcher.js'
+import { TokenBucket } from '../src/util/token-bucket.js'
+import { InstanceSet } from '../src/discovery/instance-set.js'
+import { nextIndex, requestTimeout } from '../src/consul/blocking-query.js'
+import { watchSettings } from '../src/discovery/options.js'
+import { Watcher, type WatcherOptions, type WatchQuery, type WatchState } from '../src/discovery/watcher.js'
 import { consulHttp, countingDispatcher, deregister, register, within } from './fixtures/discovery-consul.js'
 import { faultServer, healthBody, type FaultReply } from './fixtures/discovery-fault-server.js'
 import { recordingLogger, type RecordingLogger } from './fixtures/discovery-logger.js'
@@ -12,8 +14,11 @@ interface Teardown { teardown (fn: () => unknown): void }
 // Fast enough for tests, still the real code paths: backoff and rate limit are never off.
 const QUICK = { wait: 2000, backoff: { base: 1, cap: 5 }, rateLimit: { perSecond: 1000, burst: 100 } }
 
-function watcher (t: Teardown, opts: Omit<WatcherOptions, 'query'> & { query?: Partial<WatchQuery> }): Watcher {
-  const w = new Watcher({ ...QUICK, ...opts, query: { service: 'web', passingOnly: true, stale: false, ...opts.query } })
+// The defaults come from the one place they live; each test overrides what it exercises.
+const { key: _key, query: _query, ...DEFAULT_TUNING } = watchSettings('web', {})
+
+function watcher (t: Teardown, opts: Partial<Omit<WatcherOptions, 'query'>> & Pick<WatcherOptions, 'http' | 'log'> & { query?: Partial<WatchQuery> }): Watcher {
+  const w = new Watcher({ ...DEFAULT_TUNING, ...QUICK, ...opts, query: { service: 'web', passingOnly: true, stale: false, ...opts.query } })
   t.teardown(() => w.stop())
   return w
 }
@@ -186,8 +191,8 @@ t.test('a server that answers instantly cannot make the loop spin', async (t) =>
 t.test('stop(): rejects ready if nothing came yet, ends a held query, a backoff and a rate-limit wait', async (t) => {
   await t.test('held query', async (t) => {
     const server = await faultServer(t, () => HOLD)
-    // Built bare: every tuning value from WATCH_DEFAULTS.
-    const w = new Watcher({ http: consulHttp(t, server), log: recordingLogger().log, query: { service: 'web', passingOnly: true, stale: false } })
+    // Built with the defaults of a bare discover('web').
+    const w = new Watcher({ http: consulHttp(t, server), log: recordingLogger().log, ...watchSettings('web', {}) })
     t.teardown(() => w.stop())
     w.start()
     w.start()
@@ -260,8 +265,8 @@ t.test('a huge reply is a bad response: coded, backed off, the last good set kep
   const script: FaultReply[] = [ok(['a']), { body: huge, index: 2 }, HOLD]
   const server = await faultServer(t, (n) => script[n] ?? HOLD)
   const logger = recordingLogger()
-  const { ConsulHttp } = await import('../src/consul-http.js')
-  const { resolveConnection } = await import('../src/connection.js')
+  const { ConsulHttp } = await import('../src/consul/http.js')
+  const { resolveConnection } = await import('../src/consul/connection.js')
   // A 64 KB ceiling stands in for the 32 MB default, so the test does not push 32 MB through loopback.
   const http = new ConsulHttp({ connection: resolveConnection({ address: server.address }, {}), maxResponseSize: 64 * 1024 })
   t.teardown(() => http.close())

@@ -1,7 +1,7 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { BadResponseError } from './errors.js'
-import { urlHost } from './service-definition.js'
+import { BadResponseError } from '../errors.js'
+import { urlHost } from '../consul/address.js'
 
 export type InstanceStatus = 'passing' | 'warning' | 'critical'
 

@@ -1,4 +1,5 @@
-import type { ConsulHttp, ConsulResponse } from './consul-http.js'
+import { blockingParams, nextIndex } from '../consul/blocking-query.js'
+import type { ConsulHttp, ConsulResponse } from '../consul/http.js'
 
 /**
  * Resolves once Consul's `?passing` view of `service` no longer lists `id`: the moment callers that
@@ -10,12 +11,12 @@ export async function leftHealthyView (http: ConsulHttp, service: string, id: st
   const deadline = Date.now() + timeoutMs
   let index = 0
   while (Date.now() < deadline) {
-    const wait = Math.max(1, Math.ceil((deadline - Date.now()) / 1000))
+    const wait = Math.max(1000, deadline - Date.now())
     let res: ConsulResponse
     try {
       res = await http.send({
         path: `/v1/health/service/${encodeURIComponent(service)}`,
-        query: { passing: true, index: index > 0 ? index : undefined, wait: index > 0 ? `${wait}s` : undefined },
+        query: { passing: true, ...blockingParams(index, wait) },
         timeout: deadline - Date.now() + 1000
       })
     } catch {
@@ -29,8 +30,7 @@ export async function leftHealthyView (http: ConsulHttp, service: string, id: st
       return false
     }
     if (!listed) return true
-    // Consul's rule: an index that goes backwards (or is missing) resets the query.
-    index = res.index !== undefined && res.index > index ? res.index : 0
+    index = nextIndex(index, res.index)
   }
   return false
 }

@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import type { FastifyBaseLogger } from 'fastify'
+import type { Logger } from '../util/logger.js'
 import { Dispatcher, Pool, errors, util } from 'undici'
 import { createBalancer, type Balancer, type BalancerName } from './balancer.js'
-import { NoInstanceError, WatchClosedError } from './errors.js'
+import { NoInstanceError, WatchClosedError } from '../errors.js'
 import type { Instance } from './instance.js'
-import { RETRY_BUDGET_DEFAULTS, RetryBudget, RetryingHandler, isConnectFailure, type LegacyHandler, type RetryBudgetOptions, type RetryRoute } from './retry.js'
+import { RetryBudget, RetryingHandler, isConnectFailure, type LegacyHandler, type RetryBudgetOptions, type RetryRoute } from './retry.js'
 import type { ServiceWatch } from './watcher.js'
 
 export interface DispatcherTuning {
@@ -19,19 +19,12 @@ export interface DispatcherTuning {
   pool: Pool.Options
 }
 
-export const DISPATCHER_DEFAULTS: Readonly<Omit<DispatcherTuning, 'pool'>> = Object.freeze({
-  retries: 2,
-  retryBudget: RETRY_BUDGET_DEFAULTS,
-  // Envoy's base ejection time for outlier detection.
-  ejectionMs: 30_000
-})
-
-export interface ServiceDispatcherOptions extends Partial<DispatcherTuning> {
+export interface ServiceDispatcherOptions extends DispatcherTuning {
   /** The watch that feeds the instances. The dispatcher owns it from now on and closes it in close(). */
   watch: ServiceWatch
-  log: FastifyBaseLogger
-  balancer?: BalancerName
-  random?: () => number
+  log: Logger
+  balancer: BalancerName
+  random: () => number
   /** Clock for the retry budget, in ms; `performance.now` by default. */
   now?: () => number
   /** Called once when the dispatcher starts closing (Discovery stops tracking it). */
@@ -122,12 +115,6 @@ class ControllerAdapter implements LegacyHandler, Dispatcher.DispatchController 
   }
 }
 
-/**
- * An undici Dispatcher for one service. The URL origin a caller passes is a placeholder: each request
- * goes to an instance picked from the live watch, through one keep-alive Pool per instance, and is
- * sent again to a different instance when the connection fails before any response. An instance
- * that refuses a connection is ejected (skipped) for `ejectionMs`, then re-admitted.
- */
 export interface DispatcherEvents {
   /** An instance refused a connection and is skipped for `ejectionMs`. */
   eject: [instance: Instance]
@@ -135,17 +122,38 @@ export interface DispatcherEvents {
   readmit: [instance: Instance]
 }
 
-export class ServiceDispatcher extends Dispatcher implements RetryRoute {
+/**
+ * An undici Dispatcher for one service. The URL origin a caller passes is a placeholder: each request
+ * goes to an instance picked from the live watch, through one keep-alive Pool per instance, and is
+ * sent again to a different instance when the connection fails before any response. An instance
+ * that refuses a connection is ejected (skipped) for `ejectionMs`, then re-admitted.
+ */
+export interface ServiceDispatcher extends Dispatcher {
+  /** The Consul service name. */
   readonly service: string
   /** The watch's first answer; await it at startup to avoid NO_INSTANCE on the very first requests. */
   readonly ready: Promise<void>
-  readonly maxRetries: number
-  readonly budget: RetryBudget
   /** `eject` / `readmit`, kept apart from undici's own connection events. */
+  readonly events: EventEmitter<DispatcherEvents>
+  /** Counters since creation. */
+  readonly stats: Readonly<DispatcherStats>
+  /** The instances the watch currently serves, ejected ones included. */
+  readonly instances: readonly Instance[]
+  /** Instances currently skipped after a refused connection. */
+  readonly ejected: readonly Instance[]
+  /** Lets in-flight requests finish, then closes every upstream pool and releases the watch. */
+  close (): Promise<void>
+  close (callback: () => void): void
+}
+
+/** The ServiceDispatcher; its RetryRoute half is a private object, so none of it shows on the public type. */
+export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher {
+  readonly service: string
+  readonly ready: Promise<void>
   readonly events = new EventEmitter<DispatcherEvents>()
 
   readonly #watch: ServiceWatch
-  readonly #log: FastifyBaseLogger
+  readonly #log: Logger
   readonly #balancerName: BalancerName
   readonly #random: () => number
   readonly #ejectionMs: number
@@ -161,6 +169,7 @@ export class ServiceDispatcher extends Dispatcher implements RetryRoute {
   #closed = false
   #closing: Promise<void> | undefined
   readonly #onChange = (instances: readonly Instance[]): void => this.#update(instances)
+  readonly #route: RetryRoute
 
   constructor (opts: ServiceDispatcherOptions) {
     super()
@@ -168,13 +177,12 @@ export class ServiceDispatcher extends Dispatcher implements RetryRoute {
     this.service = opts.watch.service
     this.ready = opts.watch.ready
     this.#log = opts.log.child({ dispatcher: this.service })
-    this.#balancerName = opts.balancer ?? 'round-robin'
-    this.#random = opts.random ?? Math.random
-    this.#ejectionMs = opts.ejectionMs ?? DISPATCHER_DEFAULTS.ejectionMs
-    this.#poolOptions = opts.pool ?? {}
+    this.#balancerName = opts.balancer
+    this.#random = opts.random
+    this.#ejectionMs = opts.ejectionMs
+    this.#poolOptions = opts.pool
     this.#onClose = opts.onClose
-    this.maxRetries = opts.retries ?? DISPATCHER_DEFAULTS.retries
-    this.budget = new RetryBudget(opts.retryBudget ?? DISPATCHER_DEFAULTS.retryBudget, opts.now)
+    this.#route = this.#makeRoute(opts.retries, new RetryBudget(opts.retryBudget, opts.now))
     this.#balancer = createBalancer(this.#balancerName, [], { random: this.#random })
     this.#watch.on('change', this.#onChange)
     this.#update(this.#watch.instances)
@@ -208,14 +216,37 @@ export class ServiceDispatcher extends Dispatcher implements RetryRoute {
       return false
     }
     this.#stats.requests++
-    new RetryingHandler(this, opts, caller).start()
+    new RetryingHandler(this.#route, opts, caller).start()
     // Each upstream Pool queues on its own; there is no shared backlog to signal 'drain' for.
     return true
   }
 
   // --- RetryRoute: what the retrying handler asks of us ---
 
-  choose (tried: ReadonlySet<string>): Instance | undefined {
+  #makeRoute (maxRetries: number, budget: RetryBudget): RetryRoute {
+    return {
+      maxRetries,
+      budget,
+      choose: (tried) => this.#choose(tried),
+      originOf: (instance) => this.#originOf(instance),
+      send: (origin, opts, handler) => this.#send(origin, opts, handler),
+      failed: (instance, err) => {
+        this.#log.debug({ instance: instance.id, origin: this.#originOf(instance), code: (err as Error & { code?: string }).code }, 'upstream attempt failed')
+        if (isConnectFailure(err)) this.#eject(instance)
+      },
+      retrying: (next) => {
+        this.#stats.retries++
+        this.#log.debug({ instance: next.id }, 'retrying on another instance')
+      },
+      denied: (err) => {
+        this.#stats.retriesDenied++
+        this.#log.debug({ code: (err as Error & { code?: string }).code }, 'retry budget exhausted')
+      },
+      noInstance: () => new NoInstanceError(this.service)
+    }
+  }
+
+  #choose (tried: ReadonlySet<string>): Instance | undefined {
     const balancer = this.#balancer
     if (tried.size === 0) return balancer.pick()
     // A retry whose first attempt failed because we were closing: no new pools after close().
@@ -223,13 +254,13 @@ export class ServiceDispatcher extends Dispatcher implements RetryRoute {
     // The balancer's order first, so retries spread like first attempts do…
     for (let i = 0; i < balancer.size; i++) {
       const candidate = balancer.pick()!
-      if (!tried.has(this.originOf(candidate))) return candidate
+      if (!tried.has(this.#originOf(candidate))) return candidate
     }
     // …then a scan, for a random balancer that kept landing on instances already tried.
-    return this.#admitted.find((i) => i.weight > 0 && !tried.has(this.originOf(i)))
+    return this.#admitted.find((i) => i.weight > 0 && !tried.has(this.#originOf(i)))
   }
 
-  originOf (instance: Instance): string {
+  #originOf (instance: Instance): string {
     let origin = this.#origins.get(instance)
     if (origin === undefined) {
       origin = `http://${instance.host}:${instance.port}`
@@ -238,7 +269,7 @@ export class ServiceDispatcher extends Dispatcher implements RetryRoute {
     return origin
   }
 
-  send (origin: string, opts: Dispatcher.DispatchOptions, handler: LegacyHandler): void {
+  #send (origin: string, opts: Dispatcher.DispatchOptions, handler: LegacyHandler): void {
     let pool = this.#pools.get(origin)
     if (pool === undefined) {
       pool = new Pool(origin, this.#poolOptions)
@@ -247,30 +278,11 @@ export class ServiceDispatcher extends Dispatcher implements RetryRoute {
     pool.dispatch({ ...opts, origin }, handler as Dispatcher.DispatchHandler)
   }
 
-  failed (instance: Instance, err: Error): void {
-    this.#log.debug({ instance: instance.id, origin: this.originOf(instance), code: (err as Error & { code?: string }).code }, 'upstream attempt failed')
-    if (isConnectFailure(err)) this.#eject(instance)
-  }
-
-  retrying (next: Instance): void {
-    this.#stats.retries++
-    this.#log.debug({ instance: next.id }, 'retrying on another instance')
-  }
-
-  denied (err: Error): void {
-    this.#stats.retriesDenied++
-    this.#log.debug({ code: (err as Error & { code?: string }).code }, 'retry budget exhausted')
-  }
-
-  noInstance (): Error {
-    return new NoInstanceError(this.service)
-  }
-
   // --- instances, ejection ---
 
   #update (instances: readonly Instance[]): void {
     this.#instances = instances
-    const live = new Set(instances.map((i) => this.originOf(i)))
+    const live = new Set(instances.map((i) => this.#originOf(i)))
     for (const [origin, pool] of this.#pools) {
       if (live.has(origin)) continue
       this.#pools.delete(origin)
@@ -287,17 +299,17 @@ export class ServiceDispatcher extends Dispatcher implements RetryRoute {
   }
 
   #rebalance (): void {
-    const admitted = this.#instances.filter((i) => !this.#ejected.has(this.originOf(i)))
+    const admitted = this.#instances.filter((i) => !this.#ejected.has(this.#originOf(i)))
     // Panic mode, as Envoy does: with every instance ejected, trying them beats refusing every request.
     this.#admitted = admitted.length > 0 ? admitted : this.#instances
     this.#balancer = createBalancer(this.#balancerName, this.#admitted, { random: this.#random })
   }
 
   #eject (instance: Instance): void {
-    const origin = this.originOf(instance)
+    const origin = this.#originOf(instance)
     if (this.#ejectionMs === 0 || this.#closed || this.#ejected.has(origin)) return
     // The instance may have left the set while the attempt was in flight.
-    const current = this.#instances.find((i) => this.originOf(i) === origin)
+    const current = this.#instances.find((i) => this.#originOf(i) === origin)
     if (current === undefined) return
     const timer = setTimeout(() => this.#readmit(origin), this.#ejectionMs)
     timer.unref()

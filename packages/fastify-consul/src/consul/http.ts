@@ -1,6 +1,6 @@
 import { Agent, type Dispatcher } from 'undici'
 import type { ResolvedConnection } from './connection.js'
-import { AclDeniedError, BadResponseError, ConsulHttpError, UnreachableError } from './errors.js'
+import { AclDeniedError, BadResponseError, ConsulHttpError, UnreachableError } from '../errors.js'
 
 export interface ConsulRequest {
   method?: 'GET' | 'PUT' | 'POST' | 'DELETE'

@@ -1,6 +1,7 @@
 import { hostname as osHostname, networkInterfaces } from 'node:os'
-import { isIPv6 } from 'node:net'
-import { goDuration, type CheckConfig, type ServiceOptions } from './options.js'
+import { urlHost } from '../consul/address.js'
+import { goDuration } from '../consul/duration.js'
+import type { CheckConfig, ServiceOptions } from './options.js'
 
 export type CheckStatus = 'passing' | 'warning' | 'critical'
 
@@ -26,11 +27,6 @@ export type AddressRule = 'service.address' | 'bound address' | 'host interface'
 export interface ResolvedAddress {
   address: string
   rule: AddressRule
-}
-
-/** `[::1]` for IPv6, the host unchanged otherwise: what goes between `//` and `:port` in a URL. */
-export function urlHost (host: string): string {
-  return isIPv6(host) ? `[${host}]` : host
 }
 
 /**

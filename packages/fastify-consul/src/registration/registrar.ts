@@ -1,11 +1,10 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { FastifyBaseLogger } from 'fastify'
-import { fullJitter } from './backoff.js'
-import { httpError, type ConsulHttp, type ConsulResponse } from './consul-http.js'
-import { AclDeniedError, RegistrationRejectedError } from './errors.js'
-import { toMs } from './options.js'
-import type { AgentServiceRegister, CheckStatus, RegisteredCheck, ServiceRegistration } from './service-definition.js'
+import type { Logger } from '../util/logger.js'
+import { fullJitter } from '../util/backoff.js'
+import { httpError, type ConsulHttp, type ConsulResponse } from '../consul/http.js'
+import { AclDeniedError, RegistrationRejectedError } from '../errors.js'
+import type { AgentServiceRegister, CheckStatus, RegisteredCheck, ServiceRegistration } from './definition.js'
 
 export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'deregistering' | 'deregistered' | 'failed'
 
@@ -17,11 +16,13 @@ export interface HealthSource {
 
 export interface RegistrarOptions {
   http: ConsulHttp
-  log: FastifyBaseLogger
+  log: Logger
   /** Backoff for register retries. */
   retry: { base: number, cap: number }
   selfHeal: boolean
   deregisterTimeout: number
+  /** The TTL check's ttl in ms, when the check is a TTL check: the beat runs every ttl / 2. */
+  ttl?: number | undefined
   /** Longest blocking wait of the self-heal watch, in seconds. */
   watchWait?: number
   random?: () => number
@@ -177,9 +178,8 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
     this.#stopKeepers()
     this.#keepers = new AbortController()
     const keepers = AbortSignal.any([this.#life.signal, this.#keepers.signal])
-    const check = this.#registration!.check
-    if (check?.type === 'ttl') {
-      const ttlMs = toMs(check.ttl)
+    const ttlMs = this.#opts.ttl
+    if (this.#registration!.check?.type === 'ttl' && ttlMs !== undefined) {
       const beat = (): void => { this.#reportTtl().catch(() => {}) }
       // setTimeout + refresh (not setInterval): a slow agent cannot make updates pile up.
       this.#ttlTimer = setTimeout(() => {

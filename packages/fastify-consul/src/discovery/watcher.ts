@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { FastifyBaseLogger } from 'fastify'
-import { fullJitter, type BackoffOptions } from './backoff.js'
-import { httpError, type ConsulHttp } from './consul-http.js'
-import { WatchClosedError } from './errors.js'
+import type { Logger } from '../util/logger.js'
+import { fullJitter, type BackoffOptions } from '../util/backoff.js'
+import { blockingParams, nextIndex, requestTimeout } from '../consul/blocking-query.js'
+import { httpError, type ConsulHttp } from '../consul/http.js'
+import { WatchClosedError } from '../errors.js'
 import { parseHealth, type Instance } from './instance.js'
 import { InstanceSet } from './instance-set.js'
-import { TokenBucket } from './token-bucket.js'
+import { TokenBucket } from '../util/token-bucket.js'
 
 /**
  * - `starting`: no answer from Consul yet.
@@ -46,16 +47,9 @@ export interface WatchTuning {
   random: () => number
 }
 
-export const WATCH_DEFAULTS: Readonly<Omit<WatchTuning, 'random'>> = Object.freeze({
-  wait: 5 * 60_000,
-  staleTtl: 60_000,
-  backoff: Object.freeze({ base: 200, cap: 30_000 }),
-  rateLimit: Object.freeze({ perSecond: 10, burst: 10 })
-})
-
-export interface WatcherOptions extends Partial<WatchTuning> {
+export interface WatcherOptions extends WatchTuning {
   http: ConsulHttp
-  log: FastifyBaseLogger
+  log: Logger
   query: WatchQuery
 }
 
@@ -81,25 +75,6 @@ export interface ServiceWatch {
   close (): Promise<void>
 }
 
-/** Slack on top of wait + wait/16 (Consul's own jitter) before we call a blocking query lost. */
-const TIMEOUT_MARGIN = 2_000
-
-/** Headers must arrive within the wait, Consul's up-to-wait/16 jitter, and a margin for the network. */
-export function requestTimeout (wait: number): number {
-  return wait + Math.ceil(wait / 16) + TIMEOUT_MARGIN
-}
-
-/**
- * The index to send next, per Consul's blocking-query rules: an index that went backwards (a restarted
- * or replaced server) resets to 0 for a fresh, non-blocking read; an index below 1 (a Consul bug on
- * some versions, or a missing header) becomes 1, which is always safe and cannot spin.
- */
-export function nextIndex (previous: number, received: number | undefined): number {
-  if (received === undefined || !(received >= 1)) return 1
-  if (received < previous) return 0
-  return received
-}
-
 /**
  * The go-kit "instancer": one blocking-query loop on `/v1/health/service/:name` that publishes
  * immutable InstanceSet snapshots. It never does anything per pick; consumers read `current`.
@@ -110,7 +85,7 @@ export class Watcher {
   readonly ready: Promise<void>
 
   readonly #http: ConsulHttp
-  readonly #log: FastifyBaseLogger
+  readonly #log: Logger
   readonly #tuning: WatchTuning
   readonly #path: string
   readonly #limiter: TokenBucket
@@ -127,13 +102,7 @@ export class Watcher {
   constructor (opts: WatcherOptions) {
     this.query = opts.query
     this.#http = opts.http
-    this.#tuning = {
-      wait: opts.wait ?? WATCH_DEFAULTS.wait,
-      staleTtl: opts.staleTtl ?? WATCH_DEFAULTS.staleTtl,
-      backoff: opts.backoff ?? WATCH_DEFAULTS.backoff,
-      rateLimit: opts.rateLimit ?? WATCH_DEFAULTS.rateLimit,
-      random: opts.random ?? Math.random
-    }
+    this.#tuning = { wait: opts.wait, staleTtl: opts.staleTtl, backoff: opts.backoff, rateLimit: opts.rateLimit, random: opts.random }
     const q = opts.query
     this.#log = opts.log.child({ watch: q.service, tag: q.tag, dc: q.dc })
     this.#path = `/v1/health/service/${encodeURIComponent(q.service)}`
@@ -181,9 +150,7 @@ export class Watcher {
   #params (index: number): Record<string, string | boolean | number | undefined> {
     const q = this.query
     return {
-      // Without an index the query does not block, so the wait is only sent alongside one.
-      index: index > 0 ? index : undefined,
-      wait: index > 0 ? `${this.#tuning.wait}ms` : undefined,
+      ...blockingParams(index, this.#tuning.wait),
       passing: q.passingOnly,
       tag: q.tag,
       dc: q.dc,

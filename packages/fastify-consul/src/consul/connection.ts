@@ -1,5 +1,16 @@
 import { readFileSync } from 'node:fs'
-import { InvalidOptionError, TokenFileError } from './errors.js'
+import { Type } from '@sinclair/typebox'
+import { InvalidOptionError, TokenFileError } from '../errors.js'
+
+/** The `consul` option's schema; descriptions are the "expected …" half of its errors. */
+export const ConnectionSchema = Type.Object({
+  address: Type.Optional(Type.String({ minLength: 1, description: 'host:port or an http(s) URL' })),
+  token: Type.Optional(Type.String({ description: 'a string' })),
+  tokenFile: Type.Optional(Type.String({ minLength: 1, description: 'a file path' })),
+  secure: Type.Optional(Type.Boolean({ description: 'a boolean' })),
+  ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM text' })),
+  rejectUnauthorized: Type.Optional(Type.Boolean({ description: 'a boolean' }))
+}, { additionalProperties: false, description: 'an object { address?, token?, tokenFile?, secure?, ca?, rejectUnauthorized? }' })
 
 /** How to reach the Consul agent. Every field also has a Consul CLI environment variable. */
 export interface ConsulConnectionOptions {

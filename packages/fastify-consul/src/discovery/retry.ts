@@ -1,7 +1,7 @@
 import { Readable, type Duplex } from 'node:stream'
 import { errors, type Dispatcher } from 'undici'
 import type { Instance } from './instance.js'
-import { TokenBucket } from './token-bucket.js'
+import { TokenBucket } from '../util/token-bucket.js'
 
 /** Methods that RFC 9110 defines as idempotent, minus TRACE (never worth a second attempt). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])

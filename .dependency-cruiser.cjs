@@ -1,0 +1,80 @@
+// Import rules that `pnpm lint` enforces (with eslint). Type-only imports count: a cycle or a layer
+// violation through `import type` is still one concept depending on another.
+const CONSUL = '^packages/fastify-consul/src/'
+const CORE = `${CONSUL}(consul|registration|discovery|util)/`
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'No source file of any package or app may be part of an import cycle.',
+      from: { path: '^(packages|apps|bench)/[^/]+/src/|^bench/src/' },
+      to: { circular: true }
+    },
+    {
+      name: 'core-without-fastify',
+      severity: 'error',
+      comment: 'Below the adapter (index.ts, options.ts) nothing imports fastify, not even for types: the cores are framework-agnostic.',
+      from: { path: CORE },
+      to: { path: '(^|/)node_modules/(fastify|fastify-plugin)/' }
+    },
+    {
+      name: 'registration-not-discovery',
+      severity: 'error',
+      comment: 'registration/ and discovery/ are siblings; neither imports the other.',
+      from: { path: `${CONSUL}registration/` },
+      to: { path: `${CONSUL}discovery/` }
+    },
+    {
+      name: 'discovery-not-registration',
+      severity: 'error',
+      from: { path: `${CONSUL}discovery/` },
+      to: { path: `${CONSUL}registration/` }
+    },
+    {
+      name: 'layers-import-down',
+      severity: 'error',
+      comment: 'Layers import downwards only: index → options → {registration, discovery} → consul → {util, errors}.',
+      from: { path: CORE },
+      to: { path: `${CONSUL}(index|options)\\.ts$` }
+    },
+    {
+      name: 'consul-layer-is-the-bottom-of-the-domain',
+      severity: 'error',
+      from: { path: `${CONSUL}consul/` },
+      to: { path: `${CONSUL}(registration|discovery)/` }
+    },
+    {
+      name: 'util-is-a-leaf',
+      severity: 'error',
+      comment: 'util/ holds primitives (backoff, token bucket, validation, the Logger type) and imports nothing of ours.',
+      from: { path: `${CONSUL}util/` },
+      to: { path: `${CONSUL}(?!util/)` }
+    },
+    {
+      name: 'errors-is-a-leaf',
+      severity: 'error',
+      from: { path: '^packages/[^/]+/src/errors\\.ts$' },
+      to: { path: '^packages/[^/]+/src/' }
+    },
+    {
+      name: 'options-not-adapter',
+      severity: 'error',
+      from: { path: `${CONSUL}options\\.ts$` },
+      to: { path: `${CONSUL}index\\.ts$` }
+    }
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '(^|/)(dist|coverage|\\.tap|node_modules/\\.pnpm/[^/]+/node_modules/[^/]+/node_modules)/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.base.json' },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      extensions: ['.ts', '.js', '.mjs', '.cjs', '.d.ts']
+    }
+  }
+}

@@ -1,0 +1,191 @@
+import { Type, type TSchema } from '@sinclair/typebox'
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import type { Pool } from 'undici'
+import { Duration, toMs } from '../consul/duration.js'
+import { DiscoveryInvalidOptionError } from '../errors.js'
+import type { BackoffOptions } from '../util/backoff.js'
+import { fieldOf, firstProblem } from '../util/validate.js'
+import { BALANCERS, type BalancerName } from './balancer.js'
+import type { DispatcherTuning } from './dispatcher.js'
+import type { RetryBudgetOptions } from './retry.js'
+import type { RateLimit, WatchQuery, WatchTuning } from './watcher.js'
+
+// Discovery's options: the schema, every default, and the one function that turns what a user wrote
+// into complete settings. The watcher, the balancers and the dispatcher take those settings as given.
+
+export interface DiscoverOptions {
+  /** Only instances carrying this tag (`?tag`). */
+  tag?: string
+  /** Datacenter to query; the agent's own by default. */
+  dc?: string
+  /** Default true: only instances whose checks all pass. False admits warning instances too, at their `Weights.Warning`. */
+  passingOnly?: boolean
+  /** bexpr filter, e.g. `Service.Meta.version == "2"` (Consul ≥ 1.5). */
+  filter?: string
+  /** Let any Consul server answer (`?stale`), so reads survive the loss of the leader. Default false. */
+  stale?: boolean
+  /** Default 'round-robin'. 'weighted' follows Consul's `Weights`. */
+  balancer?: BalancerName
+  /**
+   * Blocking-query wait: a duration from 1s to 10m (ms, or '2s', '5m'). Default 5m. This and the other
+   * engine settings below apply when the call starts a watcher; later callers of the same query share
+   * that watcher as it is.
+   */
+  wait?: number | string
+  /** How long the last good set is served while Consul cannot be read. Default 60s. */
+  staleTtl?: number | string
+  /** Full-jitter backoff after failed queries. Default { base: 200, cap: 30000 } (ms). */
+  backoff?: { base?: number | string, cap?: number | string }
+  /** Rate limit on the query loop. Default { perSecond: 10, burst: 10 }. */
+  rateLimit?: Partial<RateLimit>
+  /** Uniform source in [0, 1) for the balancers and the backoff jitter. Default Math.random. */
+  random?: () => number
+}
+
+/** What a dispatcher adds on top of the watch it is fed by. */
+export interface DispatchOptions {
+  /** Default 'round-robin'. */
+  balancer?: BalancerName
+  /** Extra attempts per request, each on another instance. Default 2. */
+  retries?: number
+  /** Default { ratio: 0.2, minPerSecond: 10, burst: 100 }. */
+  retryBudget?: Partial<RetryBudgetOptions>
+  /** How long an instance that refused a connection is skipped (ms or a duration); 0 disables. Default 30s. */
+  ejectionMs?: number | string
+  /** Options for each upstream's undici Pool. */
+  pool?: Pool.Options
+  /** Uniform source in [0, 1) for the balancer. Default Math.random. */
+  random?: () => number
+}
+
+export interface DispatcherOptions extends DiscoverOptions, DispatchOptions {}
+
+export const DISCOVERY_DEFAULTS = Object.freeze({
+  passingOnly: true,
+  stale: false,
+  balancer: 'round-robin' as BalancerName,
+  wait: 5 * 60_000,
+  staleTtl: 60_000,
+  backoff: Object.freeze({ base: 200, cap: 30_000 }),
+  rateLimit: Object.freeze({ perSecond: 10, burst: 10 }),
+  retries: 2,
+  retryBudget: Object.freeze({ ratio: 0.2, minPerSecond: 10, burst: 100 }),
+  // Envoy's base ejection time for outlier detection.
+  ejectionMs: 30_000
+})
+
+/** Consul caps a blocking query's wait at 10 minutes. */
+const MAX_WAIT = 10 * 60_000
+const NonEmpty = (what: string): TSchema => Type.String({ minLength: 1, description: `a non-empty ${what}` })
+const Bool = Type.Boolean({ description: 'a boolean' })
+const Random = Type.Function([], Type.Number(), { description: 'a function returning a number in [0, 1)' })
+
+const queryFields = {
+  tag: Type.Optional(NonEmpty('tag')),
+  dc: Type.Optional(NonEmpty('datacenter name')),
+  passingOnly: Type.Optional(Bool),
+  filter: Type.Optional(NonEmpty('bexpr expression')),
+  stale: Type.Optional(Bool),
+  wait: Type.Optional(Duration(1000, MAX_WAIT)),
+  staleTtl: Type.Optional(Duration(0)),
+  backoff: Type.Optional(Type.Object({
+    base: Type.Optional(Duration(1)),
+    cap: Type.Optional(Duration(1))
+  }, { additionalProperties: false, description: 'an object { base?, cap? } of durations' })),
+  rateLimit: Type.Optional(Type.Object({
+    perSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'a number > 0' })),
+    burst: Type.Optional(Type.Number({ minimum: 1, description: 'a number >= 1' }))
+  }, { additionalProperties: false, description: 'an object { perSecond?, burst? }' }))
+}
+
+const dispatchFields = {
+  balancer: Type.Optional(Type.Union(BALANCERS.map((b) => Type.Literal(b)), { description: `one of ${BALANCERS.map((b) => `"${b}"`).join(', ')}` })),
+  random: Type.Optional(Random),
+  retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, description: 'an integer from 0 to 10' })),
+  retryBudget: Type.Optional(Type.Object({
+    ratio: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'a number from 0 to 1' })),
+    minPerSecond: Type.Optional(Type.Number({ minimum: 0, description: 'a number >= 0' })),
+    burst: Type.Optional(Type.Number({ minimum: 1, description: 'a number >= 1' }))
+  }, { additionalProperties: false, description: 'an object { ratio?, minPerSecond?, burst? }' })),
+  ejectionMs: Type.Optional(Duration(0)),
+  pool: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'undici Pool options (an object)' }))
+}
+
+const discoverSchema = TypeCompiler.Compile(Type.Object({ ...queryFields, balancer: dispatchFields.balancer, random: dispatchFields.random }, { additionalProperties: false, description: 'an options object' }))
+const dispatcherSchema = TypeCompiler.Compile(Type.Object({ ...queryFields, ...dispatchFields }, { additionalProperties: false, description: 'an options object' }))
+const dispatchOnlySchema = TypeCompiler.Compile(Type.Object(dispatchFields, { additionalProperties: false, description: 'an options object' }))
+
+export type OptionsKind = 'discover' | 'dispatcher' | 'dispatch'
+const SCHEMAS: Record<OptionsKind, TypeCheck<TSchema>> = { discover: discoverSchema, dispatcher: dispatcherSchema, dispatch: dispatchOnlySchema }
+
+/**
+ * Checks options as given (no defaults applied). `prefix` is where the user wrote them: 'discovery' for
+ * the plugin option, '' for a discover()/dispatcher() call. Throws FST_REG_DISCOVERY_INVALID_OPTION.
+ */
+export function validateDiscoveryOptions<T extends DispatcherOptions> (input: unknown, kind: OptionsKind, prefix = ''): T {
+  const given = input ?? {}
+  if (kind === 'dispatch' && typeof given === 'object' && given !== null) {
+    // dispatcher(watch, opts): the query and its engine belong to the watch that was passed.
+    const fromWatch = Object.keys(given).find((k) => k in queryFields)
+    if (fromWatch !== undefined) throw new DiscoveryInvalidOptionError(fieldOf(prefix, fromWatch), `a dispatcher option; "${fromWatch}" is set by the watch you passed`)
+  }
+  const problem = firstProblem(SCHEMAS[kind], given, prefix)
+  if (problem !== undefined) throw new DiscoveryInvalidOptionError(problem.field, problem.expected)
+  const backoff = (given as DispatcherOptions).backoff
+  if (backoff?.base !== undefined && backoff.cap !== undefined && toMs(backoff.cap)! < toMs(backoff.base)!) {
+    throw new DiscoveryInvalidOptionError(fieldOf(prefix, 'backoff.cap'), 'a duration >= backoff.base')
+  }
+  return given as T
+}
+
+export interface WatchSettings extends WatchTuning {
+  query: WatchQuery
+  /** Equal keys share one watcher: the query only, never the tuning. */
+  key: string
+}
+
+export interface DispatchSettings extends DispatcherTuning {
+  balancer: BalancerName
+  random: () => number
+}
+
+const ms = (value: number | string | undefined, fallback: number): number => value === undefined ? fallback : toMs(value)!
+
+/** The complete watch settings for `service`: the call's options over the plugin's, over the defaults. */
+export function watchSettings (service: string, o: DiscoverOptions): WatchSettings {
+  const query: WatchQuery = {
+    service,
+    tag: o.tag,
+    dc: o.dc,
+    passingOnly: o.passingOnly ?? DISCOVERY_DEFAULTS.passingOnly,
+    filter: o.filter,
+    stale: o.stale ?? DISCOVERY_DEFAULTS.stale
+  }
+  const backoff: BackoffOptions = {
+    base: ms(o.backoff?.base, DISCOVERY_DEFAULTS.backoff.base),
+    cap: ms(o.backoff?.cap, DISCOVERY_DEFAULTS.backoff.cap)
+  }
+  // A cap below the base only comes from mixing a call's base with the default cap, or the reverse.
+  if (backoff.cap < backoff.base) throw new DiscoveryInvalidOptionError('backoff.cap', `a duration >= backoff.base (${backoff.base} ms)`)
+  return {
+    query,
+    key: JSON.stringify([query.service, query.tag ?? null, query.dc ?? null, query.passingOnly, query.filter ?? null, query.stale]),
+    wait: ms(o.wait, DISCOVERY_DEFAULTS.wait),
+    staleTtl: ms(o.staleTtl, DISCOVERY_DEFAULTS.staleTtl),
+    backoff,
+    rateLimit: { ...DISCOVERY_DEFAULTS.rateLimit, ...o.rateLimit },
+    random: o.random ?? Math.random
+  }
+}
+
+/** The complete dispatcher settings: the call's options over the plugin's, over the defaults. */
+export function dispatchSettings (o: DispatchOptions): DispatchSettings {
+  return {
+    balancer: o.balancer ?? DISCOVERY_DEFAULTS.balancer,
+    random: o.random ?? Math.random,
+    retries: o.retries ?? DISCOVERY_DEFAULTS.retries,
+    retryBudget: { ...DISCOVERY_DEFAULTS.retryBudget, ...o.retryBudget },
+    ejectionMs: ms(o.ejectionMs, DISCOVERY_DEFAULTS.ejectionMs),
+    pool: o.pool ?? {}
+  }
+}

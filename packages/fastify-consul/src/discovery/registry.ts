@@ -1,0 +1,131 @@
+import type { ConsulHttp } from '../consul/http.js'
+import { DiscoveryInvalidOptionError, WatchClosedError } from '../errors.js'
+import type { Logger } from '../util/logger.js'
+import { BalancedDispatcher, type ServiceDispatcher } from './dispatcher.js'
+import { dispatchSettings, validateDiscoveryOptions, watchSettings, type DiscoverOptions, type DispatcherOptions, type DispatchOptions, type WatchSettings } from './options.js'
+import { WatchHandle } from './watch-handle.js'
+import { Watcher, type ServiceWatch } from './watcher.js'
+
+export interface DiscoveryOptions {
+  http: ConsulHttp
+  log: Logger
+  /** Applied under every discover()/dispatcher() call's own options; validated by the caller. */
+  defaults?: DispatcherOptions
+}
+
+/**
+ * Discovery for one Consul connection: shared, reference-counted watchers (one per distinct query),
+ * handed out as lightweight handles, and balanced undici dispatchers fed by them.
+ */
+interface SharedWatcher {
+  key: string
+  watcher: Watcher
+  refs: number
+}
+
+export class Discovery {
+  readonly #http: ConsulHttp
+  readonly #log: Logger
+  readonly #defaults: DispatcherOptions
+  readonly #watchers = new Map<string, SharedWatcher>()
+  readonly #handles = new Map<ServiceWatch, SharedWatcher>()
+  readonly #dispatchers = new Set<ServiceDispatcher>()
+  #closed = false
+
+  constructor (opts: DiscoveryOptions) {
+    this.#http = opts.http
+    this.#log = opts.log
+    this.#defaults = opts.defaults ?? {}
+  }
+
+  /** Watchers currently running (one per distinct query). */
+  get watchers (): number {
+    return this.#watchers.size
+  }
+
+  /**
+   * A handle on the shared watch for this query, started on first use. Close it when done: the
+   * watcher stops with its last handle, or on Discovery.close().
+   */
+  discover (service: string, opts?: DiscoverOptions): ServiceWatch {
+    const o = over(this.#defaults, validateDiscoveryOptions<DiscoverOptions>(opts, 'discover'))
+    return this.#open(this.#entry(serviceName(service), o), o)
+  }
+
+  /**
+   * An undici Dispatcher for `service`: `request('http://service/path', { dispatcher })`. Given a watch
+   * from discover(), it shares that watch's watcher (one query on Consul, one view of the instances)
+   * and takes only the dispatcher's own options. Closing it releases its own hold on the watcher.
+   */
+  dispatcher (target: string | ServiceWatch, opts?: DispatcherOptions | DispatchOptions): ServiceDispatcher {
+    let shared: SharedWatcher
+    let o: DispatcherOptions
+    if (typeof target === 'string') {
+      o = over(this.#defaults, validateDiscoveryOptions<DispatcherOptions>(opts, 'dispatcher'))
+      shared = this.#entry(serviceName(target), o)
+    } else {
+      o = over(this.#defaults, validateDiscoveryOptions<DispatchOptions>(opts, 'dispatch'))
+      const found = this.#handles.get(target)
+      if (found === undefined) throw new DiscoveryInvalidOptionError('watch', 'a watch from this fastify.consul.discover() that is not closed')
+      shared = found
+    }
+    const settings = dispatchSettings(o)
+    const dispatcher: ServiceDispatcher = new BalancedDispatcher({
+      ...settings,
+      watch: this.#open(shared, o),
+      log: this.#log,
+      onClose: () => this.#dispatchers.delete(dispatcher)
+    })
+    this.#dispatchers.add(dispatcher)
+    return dispatcher
+  }
+
+  /** Closes every dispatcher (letting in-flight requests finish) and stops every watcher. */
+  async close (): Promise<void> {
+    this.#closed = true
+    await Promise.all([
+      ...[...this.#dispatchers].map((d) => d.close()),
+      ...[...this.#handles.keys()].map((h) => h.close())
+    ])
+  }
+
+  /** The shared watcher for this query: found, or created and started. */
+  #entry (service: string, o: DiscoverOptions): SharedWatcher {
+    if (this.#closed) throw new WatchClosedError(service)
+    const settings: WatchSettings = watchSettings(service, o)
+    let entry = this.#watchers.get(settings.key)
+    if (entry === undefined) {
+      const watcher = new Watcher({ http: this.#http, log: this.#log, ...settings })
+      entry = { key: settings.key, watcher, refs: 0 }
+      this.#watchers.set(settings.key, entry)
+      watcher.start()
+    }
+    return entry
+  }
+
+  #open (shared: SharedWatcher, o: DispatchOptions): WatchHandle {
+    if (this.#closed) throw new WatchClosedError(shared.watcher.query.service)
+    shared.refs++
+    const { balancer, random } = dispatchSettings(o)
+    const handle: WatchHandle = new WatchHandle(shared.watcher, balancer, random, async () => {
+      this.#handles.delete(handle)
+      if (--shared.refs > 0) return
+      this.#watchers.delete(shared.key)
+      await shared.watcher.stop()
+    })
+    this.#handles.set(handle, shared)
+    return handle
+  }
+}
+
+/** A call's options over the plugin's; a key the call left undefined keeps the plugin's value. */
+function over<T extends object> (defaults: DispatcherOptions, given: T): DispatcherOptions & T {
+  const merged: Record<string, unknown> = { ...defaults }
+  for (const [key, value] of Object.entries(given)) if (value !== undefined) merged[key] = value
+  return merged as DispatcherOptions & T
+}
+
+function serviceName (service: unknown): string {
+  if (typeof service !== 'string' || service === '') throw new DiscoveryInvalidOptionError('service', 'a non-empty service name')
+  return service
+}

@@ -1,0 +1,151 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import { Duration, toMs } from '../consul/duration.js'
+import { InvalidOptionError } from '../errors.js'
+import { firstProblem, unknownOption } from '../util/validate.js'
+
+// What may be registered, and the one place its defaults live. The schemas are Consul's own limits
+// (agent/structs: metaKeyFormat, metaKeyMaxLength, metaValueMaxLength, metaMaxKeyPairs, Weights).
+
+const META_KEY = /^(?!consul-)[A-Za-z0-9_-]{1,128}$/
+const Meta = Type.Record(Type.String(), Type.String({ maxLength: 512, description: 'a string of at most 512 bytes' }), {
+  maxProperties: 64,
+  description: 'at most 64 pairs; keys of 1–128 characters [A-Za-z0-9_-] not starting with "consul-"; string values of at most 512 bytes'
+})
+
+const Weights = Type.Object({
+  passing: Type.Integer({ minimum: 1, maximum: 65535, description: 'an integer from 1 to 65535' }),
+  warning: Type.Integer({ minimum: 0, maximum: 65535, description: 'an integer from 0 to 65535' })
+}, { additionalProperties: false, description: '{ passing: 1..65535, warning: 0..65535 }' })
+
+const Port = Type.Integer({ minimum: 1, maximum: 65535, description: 'an integer port from 1 to 65535' })
+
+export const ServiceSchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', description: 'a non-empty service name of [A-Za-z0-9_.-] (a DNS-friendly name)' }),
+  id: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_.:-]+$', description: 'a non-empty id of [A-Za-z0-9_.:-]' })),
+  address: Type.Optional(Type.String({ minLength: 1, description: 'a concrete host or IP the callers can reach (not 0.0.0.0 or ::)' })),
+  port: Type.Optional(Port),
+  tags: Type.Optional(Type.Array(Type.String({ minLength: 1, description: 'a non-empty string' }), { maxItems: 256, description: 'an array of non-empty strings' })),
+  meta: Type.Optional(Meta),
+  weights: Type.Optional(Weights),
+  enableTagOverride: Type.Optional(Type.Boolean({ description: 'a boolean' }))
+}, { additionalProperties: false, description: 'an object { name, id?, address?, port?, tags?, meta?, weights?, enableTagOverride? }' })
+
+export type ServiceOptions = Static<typeof ServiceSchema>
+
+// Consul clamps DeregisterCriticalServiceAfter to one minute and check intervals to one second without
+// saying so; smaller values are refused here instead, so what we send is what Consul does.
+const common = {
+  type: Type.Optional(Type.Union([Type.Literal('http'), Type.Literal('tcp'), Type.Literal('ttl')], { description: 'one of "http", "tcp", "ttl"' })),
+  deregisterCriticalServiceAfter: Type.Optional(Duration(60_000))
+}
+const probe = {
+  interval: Type.Optional(Duration(1000)),
+  timeout: Type.Optional(Duration(100))
+}
+
+const CHECK_SCHEMAS = {
+  http: Type.Object({
+    ...common,
+    ...probe,
+    path: Type.Optional(Type.String({ pattern: '^/', description: 'a path starting with "/"' })),
+    tlsSkipVerify: Type.Optional(Type.Boolean({ description: 'a boolean' })),
+    successBeforePassing: Type.Optional(Type.Integer({ minimum: 0, description: 'a non-negative integer' })),
+    failuresBeforeCritical: Type.Optional(Type.Integer({ minimum: 0, description: 'a non-negative integer' }))
+  }, { additionalProperties: false }),
+  tcp: Type.Object({ ...common, ...probe }, { additionalProperties: false }),
+  // Below a second the beat (ttl / 2) would hammer the agent; a TTL of "10" is a typo for "10s".
+  ttl: Type.Object({ ...common, ttl: Type.Optional(Duration(1000)) }, { additionalProperties: false })
+} satisfies Record<string, TSchema>
+
+type CheckType = keyof typeof CHECK_SCHEMAS
+const CHECK_TYPES = Object.keys(CHECK_SCHEMAS) as CheckType[]
+const compiledChecks: Record<CheckType, TypeCheck<TSchema>> = {
+  http: TypeCompiler.Compile(CHECK_SCHEMAS.http),
+  tcp: TypeCompiler.Compile(CHECK_SCHEMAS.tcp),
+  ttl: TypeCompiler.Compile(CHECK_SCHEMAS.ttl)
+}
+
+/** Consul probes `GET http://address:port/<path>`; the default check type. */
+export type HttpCheckOptions = Omit<Static<typeof CHECK_SCHEMAS.http>, 'type'> & { type?: 'http' }
+/** Consul opens a TCP connection to address:port. */
+export type TcpCheckOptions = Omit<Static<typeof CHECK_SCHEMAS.tcp>, 'type'> & { type: 'tcp' }
+/** The plugin reports health to Consul; Consul marks it critical when no report came within `ttl`. */
+export type TtlCheckOptions = Omit<Static<typeof CHECK_SCHEMAS.ttl>, 'type'> & { type: 'ttl' }
+export type CheckOptions = HttpCheckOptions | TcpCheckOptions | TtlCheckOptions
+
+export type CheckConfig =
+  | { type: 'http', path: string | undefined, interval: number, timeout: number, deregisterCriticalServiceAfter: number, tlsSkipVerify: boolean | undefined, successBeforePassing: number | undefined, failuresBeforeCritical: number | undefined }
+  | { type: 'tcp', interval: number, timeout: number, deregisterCriticalServiceAfter: number }
+  | { type: 'ttl', ttl: number, deregisterCriticalServiceAfter: number }
+  | { type: 'none' }
+
+/** Every registration default, in ms where it is a duration. */
+export const REGISTRATION_DEFAULTS = Object.freeze({
+  interval: 10_000,
+  timeout: 5_000,
+  ttl: 10_000,
+  deregisterCriticalServiceAfter: 60_000
+})
+
+function fail (field: string, expected: string): never {
+  throw new InvalidOptionError(field, expected)
+}
+
+const compiledService = TypeCompiler.Compile(ServiceSchema)
+
+/** Validates `service` (Consul's limits, checked here so the user reads them before Consul says 400). */
+export function normalizeService (input: unknown): ServiceOptions {
+  const problem = firstProblem(compiledService, input, 'service')
+  if (problem) fail(problem.field, input === undefined ? `${problem.expected} (it is required)` : problem.expected)
+  const service = input as ServiceOptions
+  for (const [key, value] of Object.entries(service.meta ?? {})) {
+    // TypeBox records ignore a key pattern, so keys are checked here, against the same rule.
+    if (!META_KEY.test(key)) fail(`service.meta[${JSON.stringify(key)}]`, 'a key of 1–128 characters [A-Za-z0-9_-] not starting with "consul-"')
+    // maxLength counts UTF-16 units; Consul counts bytes.
+    if (Buffer.byteLength(value) > 512) fail(`service.meta[${JSON.stringify(key)}]`, 'a string of at most 512 bytes')
+  }
+  if (service.address !== undefined && /^(0\.0\.0\.0|::|\[::\])$/.test(service.address)) {
+    fail('service.address', 'a concrete host or IP the callers can reach (not 0.0.0.0 or ::)')
+  }
+  return service
+}
+
+/**
+ * `check`: false, or an object whose `type` (default "http") picks the schema. Validating against that
+ * one schema, not a union, is what lets each mistake name its own field and rule.
+ */
+export function normalizeCheck (input: unknown): CheckConfig {
+  if (input === false) return { type: 'none' }
+  const raw = input ?? {}
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('check', 'false, or an object { type?: "http" | "tcp" | "ttl", … }')
+  const type = (raw as { type?: unknown }).type ?? 'http'
+  if (!CHECK_TYPES.includes(type as CheckType)) fail('check.type', 'one of "http", "tcp", "ttl" (default "http")')
+  const checkType = type as CheckType
+  for (const key of Object.keys(raw)) {
+    if (key in CHECK_SCHEMAS[checkType].properties) continue
+    const owner = CHECK_TYPES.find((t) => key in CHECK_SCHEMAS[t].properties)
+    fail(`check.${key}`, owner === undefined
+      ? unknownOption(key, Object.keys(CHECK_SCHEMAS[checkType].properties))
+      : `an option of a ${checkType} check ("${key}" belongs to ${owner} checks)`)
+  }
+  const problem = firstProblem(compiledChecks[checkType], raw, 'check')
+  if (problem) fail(problem.field, problem.expected)
+
+  const c = raw as { [k: string]: unknown }
+  const ms = (key: keyof typeof REGISTRATION_DEFAULTS): number => c[key] === undefined ? REGISTRATION_DEFAULTS[key] : toMs(c[key])!
+  const deregisterCriticalServiceAfter = ms('deregisterCriticalServiceAfter')
+  if (checkType === 'ttl') return { type: 'ttl', ttl: ms('ttl'), deregisterCriticalServiceAfter }
+  if (checkType === 'tcp') return { type: 'tcp', interval: ms('interval'), timeout: ms('timeout'), deregisterCriticalServiceAfter }
+  const http = c as HttpCheckOptions
+  return {
+    type: 'http',
+    path: http.path,
+    interval: ms('interval'),
+    timeout: ms('timeout'),
+    deregisterCriticalServiceAfter,
+    tlsSkipVerify: http.tlsSkipVerify,
+    successBeforePassing: http.successBeforePassing,
+    failuresBeforeCritical: http.failuresBeforeCritical
+  }
+}

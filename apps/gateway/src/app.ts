@@ -83,15 +83,13 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
   })
 
   // Non-critical: with no upstream the gateway reports a warning (429), not critical (503): it is fine
-  // itself and answers 503 with a clear code until an upstream appears. Consul shows the warning; callers
-  // that admit warning instances (passingOnly: false) keep using it, `?passing` callers skip it.
+  // itself and answers 503 with a clear code until an upstream appears. The output names the real cause
+  // when discovery fails static (Consul unreachable, or a panic), so an operator reads why, not a symptom.
   fastify.health.addCheck('upstream', async (signal): Promise<CheckReport> => {
     // The first run (in onReady) waits for Consul's first answer, so /health is real from the start;
     // when Consul does not answer, the check's timeout reports it.
     await Promise.race([watch.ready, once(signal, 'abort')])
-    const n = watch.instances.length
-    if (n === 0) return { status: 'warning', output: `no healthy instance of ${upstream} in Consul` }
-    return { status: 'passing', output: `${n} healthy instance(s) of ${upstream}` }
+    return upstreamReport(upstream, watch)
   }, {
     critical: false,
     interval: opts.upstreamCheck?.interval ?? DEFAULTS.upstreamCheck.interval,
@@ -101,6 +99,21 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
   fastify.decorate('gateway', Object.freeze({ upstream, dispatcher, watch }))
 
   await fastify.register(proxyRoutes, { upstream, dispatcher, timeout })
+}
+
+/** What the gateway's `upstream` check says about the watch it routes with. */
+export function upstreamReport (upstream: string, watch: Pick<ServiceWatch, 'instances' | 'all' | 'state' | 'panic' | 'lastContact'>, now = Date.now()): CheckReport {
+  const n = watch.instances.length
+  if (watch.state === 'stale') {
+    const seconds = Math.round((now - (watch.lastContact ?? now)) / 1000)
+    return { status: 'warning', output: `Consul unreachable for ${seconds} s; serving the last known ${n} instance(s) of ${upstream}` }
+  }
+  if (n === 0) return { status: 'warning', output: `no instance of ${upstream} in Consul` }
+  if (watch.panic) {
+    const healthy = watch.all.filter((i) => !i.maintenance && i.status !== 'critical').length
+    return { status: 'warning', output: `panic: ${healthy} of ${n} instance(s) of ${upstream} healthy in Consul; routing to all ${n}` }
+  }
+  return { status: 'passing', output: `${n} healthy instance(s) of ${upstream}` }
 }
 
 export default fp(gateway, { name: '@reg/gateway', fastify: '5.x' })

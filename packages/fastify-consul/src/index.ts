@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Consul from 'consul'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
@@ -76,6 +77,8 @@ function healthOf (fastify: FastifyInstance): HealthDecorator | undefined {
 const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (fastify, options) {
   if (fastify.hasDecorator('consul')) throw new AlreadyRegisteredError()
   const opts: NormalizedOptions = normalizeOptions(options)
+  // One per process boot; see DefinitionInput.bootId.
+  const bootId = randomBytes(4).toString('hex')
   const connection = resolveConnection(opts.consul)
   const log = fastify.log.child({ plugin: '@reg/fastify-consul' })
   const http = new ConsulHttp({ connection })
@@ -108,7 +111,8 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       port,
       healthPath: health?.path ?? '/health',
       // With an initial Status we are discoverable as soon as we listen, not after the first probe.
-      initialStatus: health?.status().status ?? 'passing'
+      initialStatus: health?.status().status ?? 'passing',
+      bootId
     })
   }
 
@@ -145,9 +149,17 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       healthOf(fastify)?.drain?.()
       await registrar.deregister()
     })
-    // Nobody can be routing to an instance that was never registered: skip the waits.
-    if (reg) {
-      await step('left the healthy view', () => leftHealthyView(http, reg.name, reg.id, opts.deregisterTimeout))
+    // Nobody can be routing to an instance that was never registered: skip the waits, and say so.
+    if (reg === undefined) {
+      log.info('shutdown: nothing was registered; no healthy view to leave')
+    } else if (registrar.state !== 'deregistered') {
+      log.warn({ state: registrar.state }, 'shutdown: not deregistered; callers drop us when Consul\'s check fails')
+    } else {
+      const started = performance.now()
+      const left = await leftHealthyView(http, reg.name, reg.id, opts.deregisterTimeout)
+      const durationMs = Math.round(performance.now() - started)
+      if (left) log.info({ step: 'left the healthy view', durationMs }, 'shutdown: left the healthy view')
+      else log.warn({ step: 'left the healthy view', durationMs }, 'shutdown: could not confirm we left the healthy view (agent unreachable or still listing us)')
       if (opts.drainDelay > 0) await step('drain delay', () => sleep(opts.drainDelay))
     }
     await step('close', () => fastify.close())

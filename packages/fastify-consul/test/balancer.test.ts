@@ -13,7 +13,8 @@ function inst (id: string, weight = 1): Instance {
     tags: [],
     meta: {},
     weight,
-    status: weight > 0 ? 'passing' : 'critical'
+    status: weight > 0 ? 'passing' : 'critical',
+    maintenance: false
   })
 }
 

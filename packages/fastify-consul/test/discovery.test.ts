@@ -78,17 +78,18 @@ t.test('option normalisation: defaults, durations, one key per distinct query', 
   t.equal(watchSettings('web', { wait: '2m' }).wait, 120_000)
   t.equal(watchSettings('web', { staleTtl: '1m30s' }).staleTtl, 90_000)
   t.match(watchSettings('web', {}), {
-    query: { service: 'web', passingOnly: true, stale: false },
+    query: { service: 'web', passingOnly: false, stale: false },
+    panicThreshold: 0.5,
     wait: 300_000,
-    staleTtl: 60_000,
+    staleTtl: Infinity,
     backoff: { base: 200, cap: 30_000 },
     rateLimit: { perSecond: 10, burst: 10 }
   })
-  t.match(dispatchSettings({}), { balancer: 'round-robin', retries: 2, retryBudget: { ratio: 0.2, minPerSecond: 10, burst: 100 }, ejectionMs: 30_000, pool: {} })
+  t.match(dispatchSettings({}), { balancer: 'weighted', retries: 2, retryBudget: { ratio: 0.2, minPerSecond: 10, burst: 100 }, ejectionMs: 30_000, pool: {} })
   t.throws(() => watchSettings('web', { backoff: { base: 60_000 } }), { code: 'FST_REG_DISCOVERY_INVALID_OPTION' }, 'a base above the default cap')
   const key = (o: DiscoverOptions): string => watchSettings('web', o).key
   t.equal(key({ balancer: 'random', wait: '1s', staleTtl: 1 }), key({}), 'balancer and tuning do not split a watcher')
-  for (const o of [{ tag: 'a' }, { dc: 'dc2' }, { passingOnly: false }, { filter: 'Service.Port > 1' }, { stale: true }] as DiscoverOptions[]) {
+  for (const o of [{ tag: 'a' }, { dc: 'dc2' }, { passingOnly: true }, { panicThreshold: 0 }, { filter: 'Service.Port > 1' }, { stale: true }] as DiscoverOptions[]) {
     t.not(key(o), key({}), JSON.stringify(o))
   }
 })
@@ -116,7 +117,8 @@ t.test('three instances: picks rotate across all; instances carry what Consul sa
     tags: ['blue'],
     meta: { version: '2' },
     weight: 1,
-    status: 'passing'
+    status: 'passing',
+    maintenance: false
   }, 'no Service.Address: the node’s address')
   t.equal(byId['web-2']!.address, '127.0.0.2')
   t.equal(byId['web-3']!.host, '[::1]')
@@ -130,7 +132,8 @@ t.test('an instance leaves on deregistration and on a failing check, and comes b
   const agent = await startConsul({ t })
   for (const n of [1, 2, 3]) await register(agent, { name: 'web', id: `web-${n}`, port: 8000 + n })
   const { d } = discovery(t, agent)
-  const watch = d.discover('web')
+  // Plain filtering, without panic routing (tested on its own below).
+  const watch = d.discover('web', { passingOnly: true, panicThreshold: 0 })
   await until(watch, (i) => i.length === 3, 'three instances')
   const changes: string[][] = []
   watch.on('change', (instances) => changes.push(ids(instances)))
@@ -160,10 +163,13 @@ t.test('passingOnly: false admits warning instances at their Warning weight; wei
   t.same(all.instances.map((i) => [i.id, i.status, i.weight]), [['a', 'passing', 3], ['b', 'passing', 3], ['w', 'warning', 1]], 'critical is never served')
   t.same(shares(all, 7 * 100), { a: 300, b: 300, w: 100 }, 'exactly 3 : 3 : 1')
 
-  const passing = d.discover('api', { balancer: 'weighted' })
+  const passing = d.discover('api', { passingOnly: true })
   await passing.ready
-  t.same(ids(passing.instances), ['a', 'b'], 'passingOnly (the default) leaves the warning instance out')
-  t.equal(d.watchers, 2, 'two queries, two watchers')
+  t.same(ids(passing.instances), ['a', 'b'], 'passingOnly leaves the warning instance out')
+  const byDefault = d.discover('api')
+  await byDefault.ready
+  t.same(ids(byDefault.instances), ['a', 'b', 'w'], 'by default warning is routed to, at its lower weight')
+  t.equal(d.watchers, 2, 'the default query is the passingOnly: false one: two watchers')
 })
 
 t.test('tag, filter and stale reach Consul', async (t) => {

@@ -24,7 +24,7 @@ t.test('with @reg/fastify-health: the check probes its path, starts with its sta
   const port = (app.server.address() as { port: number }).port
   t.match(app.consul.registration?.check, { type: 'http', url: `http://127.0.0.1:${port}/ready` }, 'the health plugin\'s path')
 
-  const checkStatus = async (): Promise<string | undefined> => (await healthService(agent.url, 'paired'))[0]?.Checks.find((c) => c.CheckID === 'service:paired-1')?.Status
+  const checkStatus = async (): Promise<string | undefined> => (await healthService(agent.url, 'paired'))[0]?.Checks.find((c) => c.CheckID.startsWith('service:paired-1:'))?.Status
   t.equal(await checkStatus(), 'passing')
   db = 'slow'
   await eventually(async () => (await checkStatus()) === 'warning', 'Consul reads 429 as warning')
@@ -44,7 +44,7 @@ t.test('an instance that starts unhealthy registers as critical, not passing', a
   await app.listen({ host: '127.0.0.1', port: 0 })
   await stateBecomes(app, 'registered')
   const entry = (await healthService(agent.url, 'sick'))[0]
-  t.equal(entry?.Checks.find((c) => c.CheckID === 'service:sick-1')?.Status, 'critical', 'the first health evaluation decides the initial Status')
+  t.equal(entry?.Checks.find((c) => c.CheckID.startsWith('service:sick-1:'))?.Status, 'critical', 'the first health evaluation decides the initial Status')
 })
 
 t.test('TTL mode pushes the health plugin\'s changes; shutdown() drains it first', async (t) => {
@@ -57,7 +57,7 @@ t.test('TTL mode pushes the health plugin\'s changes; shutdown() drains it first
   await app.register(consulPlugin, { service: { name: 'ttl-paired', id: 'ttl-paired-1' }, check: { type: 'ttl', ttl: '30s' }, drainDelay: 0, consul: { address: agent.address } })
   await app.listen({ host: '127.0.0.1', port: 0 })
   await stateBecomes(app, 'registered')
-  const check = async (): Promise<{ Status: string, Output: string } | undefined> => (await healthService(agent.url, 'ttl-paired'))[0]?.Checks.find((c) => c.CheckID === 'service:ttl-paired-1')
+  const check = async (): Promise<{ Status: string, Output: string } | undefined> => (await healthService(agent.url, 'ttl-paired'))[0]?.Checks.find((c) => c.CheckID.startsWith('service:ttl-paired-1:'))
   ok = false
   // The TTL is 30 s: only the onChange push can make this flip quickly.
   const failed = await eventually(async () => { const c = await check(); return c?.Status === 'critical' ? c : undefined }, 'critical pushed on change')

@@ -38,7 +38,8 @@ t.test('parseHealth maps an entry to a frozen Instance', async (t) => {
     tags: ['a', 'b'],
     meta: { v: '1' },
     weight: 3,
-    status: 'passing'
+    status: 'passing',
+    maintenance: false
   })
   t.ok(Object.isFrozen(i) && Object.isFrozen(i!.tags) && Object.isFrozen(i!.meta))
 })

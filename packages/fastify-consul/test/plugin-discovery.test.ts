@@ -27,6 +27,9 @@ t.test('fastify.consul.discover() and dispatcher(): the caller side through the 
   const watch = caller.consul.discover('echo')
   await watch.ready
   t.same(watch.instances.map((i) => i.id).sort(), ['echo-1', 'echo-2', 'echo-3'])
+  t.ok(watch.lastContact !== undefined && watch.lastContact <= Date.now(), 'when Consul last answered')
+  t.same(watch.all.map((i) => i.id).sort(), ['echo-1', 'echo-2', 'echo-3'])
+  t.equal(watch.panic, false)
   const picked = new Set(Array.from({ length: 6 }, () => watch.pick().id))
   t.equal(picked.size, 3, 'round-robin visits every instance')
 
@@ -52,6 +55,7 @@ t.test('fastify.consul.discover() and dispatcher(): the caller side through the 
   const other = caller.consul.discover('echo', { tag: 'never-closed-by-the-test' })
   await watch.close()
   t.equal(watch.state, 'closed')
+  t.same([watch.all, watch.instances, watch.panic], [[], [], false], 'a closed handle shows nothing')
   t.throws(() => caller.consul.dispatcher(watch), { code: 'FST_REG_DISCOVERY_INVALID_OPTION', message: /option watch/ }, 'a closed watch cannot feed a dispatcher')
   await caller.close()
   t.equal(other.state, 'closed', 'onClose stops the watches nobody closed')

@@ -111,9 +111,28 @@ t.test('a black-holed agent cannot hold shutdown past deregisterTimeout', async 
   await stateBecomes(app, 'registered')
   await agent.pause()
   t.teardown(() => agent.resume())
-  await app.close()
+  const started = performance.now()
+  await app.consul.shutdown()
+  const elapsed = performance.now() - started
   t.equal(app.consul.state, 'failed', 'deregistration gave up')
-  t.ok(logs.records().some((r) => r.msg?.toString().startsWith('consul deregistration did not complete in time')))
+  // A bound that proves termination, not a speed: far below the agent's own minutes-long silence.
+  t.ok(elapsed < 5 * 300, `shutdown ended within 5 × deregisterTimeout (took ${Math.round(elapsed)} ms)`)
+  const failures = logs.records().filter((r) => String(r.msg).startsWith('consul deregistration failed'))
+  t.equal(failures.length, 1, 'logged once, though shutdown() and preClose both deregister')
+  t.match(failures[0]?.msg, /did not answer within deregisterTimeout \(300 ms\)/, 'says what happened: a timeout, not an outage')
+  t.ok(logs.records().some((r) => r.msg === 'shutdown: not deregistered; callers drop us when Consul\'s check fails'), 'does not claim to have waited for the healthy view')
+})
+
+t.test('deregistering from a stopped agent says it is unreachable, once', async (t) => {
+  const agent = await startConsul({ t })
+  const { app, logs } = await buildApp(t, { service: { name: 'gone', id: 'gone-1' }, consul: { address: agent.address } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await stateBecomes(app, 'registered')
+  await agent.kill()
+  await app.consul.shutdown()
+  const failures = logs.records().filter((r) => String(r.msg).startsWith('consul deregistration failed'))
+  t.equal(failures.length, 1)
+  t.match(failures[0]?.msg, /the agent is unreachable/)
 })
 
 t.test('a deregistration Consul refuses (token revoked meanwhile) is logged with its code', async (t) => {

@@ -17,7 +17,7 @@ t.test('registers on listen with the bound address and port; passing at once; le
   t.equal(passing.length, 1, 'discoverable as passing right after listen: the check was registered with an initial Status')
   t.equal(passing[0]!.Service.Address, '127.0.0.1')
   t.equal(passing[0]!.Service.Port, port)
-  const check = passing[0]!.Checks.find((c) => c.CheckID === `service:${id}`)
+  const check = passing[0]!.Checks.find((c) => c.CheckID.startsWith(`service:${id}:`))
   t.equal(check?.Status, 'passing')
 
   const registered = await agentService(agent.url, id)
@@ -147,13 +147,13 @@ t.test('TTL mode reports health itself and heals after an agent restart', async 
   await app.listen({ host: '127.0.0.1', port: 0 })
   await stateBecomes(app, 'registered')
   t.match(app.consul.registration?.check, { type: 'ttl', ttl: '2s' })
-  const statusOf = async (): Promise<string | undefined> => (await healthService(agent.url, 'heal-ttl'))[0]?.Checks.find((c) => c.CheckID === 'service:heal-ttl-1')?.Status
+  const statusOf = async (): Promise<string | undefined> => (await healthService(agent.url, 'heal-ttl'))[0]?.Checks.find((c) => c.CheckID.startsWith('service:heal-ttl-1:'))?.Status
 
   t.equal(await statusOf(), 'passing')
   current = 'warning'
   for (const fn of listeners) fn({ status: current })
   await eventually(async () => (await statusOf()) === 'warning', 'warning pushed on change')
-  const output = (await healthService(agent.url, 'heal-ttl'))[0]!.Checks.find((c) => c.CheckID === 'service:heal-ttl-1')!.Output
+  const output = (await healthService(agent.url, 'heal-ttl'))[0]!.Checks.find((c) => c.CheckID.startsWith('service:heal-ttl-1:'))!.Output
   t.equal(output, 'warning: db warning (db down); cache warning', 'the output names the failing checks')
 
   current = 'passing'

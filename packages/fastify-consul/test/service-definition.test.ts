@@ -27,7 +27,7 @@ t.test('ids and hosts', async (t) => {
 
 t.test('the registration body carries only fields Consul 1.8 knows', async (t) => {
   const opts = normalizeOptions({ service: { name: 'svc', id: 'svc-1', tags: ['a'], meta: { k: 'v' } }, check: { type: 'http', deregisterCriticalServiceAfter: '90s' } })
-  const { body, registration } = buildDefinition({ service: opts.service, check: opts.check, address: '10.0.0.5', port: 8080, healthPath: '/healthz', initialStatus: 'warning' })
+  const { body, registration } = buildDefinition({ service: opts.service, check: opts.check, address: '10.0.0.5', port: 8080, healthPath: '/healthz', initialStatus: 'warning', bootId: 'b00t' })
   t.same(body, {
     ID: 'svc-1',
     Name: 'svc',
@@ -35,12 +35,13 @@ t.test('the registration body carries only fields Consul 1.8 knows', async (t) =
     Port: 8080,
     Tags: ['a'],
     Meta: { k: 'v' },
-    Check: { CheckID: 'service:svc-1', Name: 'svc http check', Status: 'warning', DeregisterCriticalServiceAfter: '90s', HTTP: 'http://10.0.0.5:8080/healthz', Interval: '10s', Timeout: '5s' }
+    Weights: { Passing: 10, Warning: 1 },
+    Check: { CheckID: 'service:svc-1:b00t', Name: 'svc http check', Status: 'warning', DeregisterCriticalServiceAfter: '90s', HTTP: 'http://10.0.0.5:8080/healthz', Interval: '10s', Timeout: '5s' }
   })
   t.ok(Object.isFrozen(registration.tags) && Object.isFrozen(registration.meta), 'the exposed view cannot be mutated')
 
   const tuned = normalizeOptions({ service: { name: 'svc' }, check: { type: 'http', tlsSkipVerify: true, successBeforePassing: 2, failuresBeforeCritical: 3 } })
-  const { body: tunedBody } = buildDefinition({ service: tuned.service, check: tuned.check, address: '10.0.0.5', port: 8080, healthPath: '/health', initialStatus: 'passing' })
+  const { body: tunedBody } = buildDefinition({ service: tuned.service, check: tuned.check, address: '10.0.0.5', port: 8080, healthPath: '/health', initialStatus: 'passing', bootId: 'b00t' })
   t.match(tunedBody.Check, { TLSSkipVerify: true, SuccessBeforePassing: 2, FailuresBeforeCritical: 3 }, 'optional tuning fields are sent only when set')
 })
 

@@ -75,6 +75,15 @@ t.test('leftHealthyView: a non-200 or malformed answer cannot confirm', async (t
   t.equal(await leftHealthyView(http, 'v', 'v-1', 1000), false)
 })
 
+t.test('shutdown() when nothing was registered says so and skips the waits', async (t) => {
+  const agent = await startConsul({ t })
+  const { app, logs } = await buildApp(t, { service: { name: 'never', id: 'never-1' }, register: false, consul: { address: agent.address } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await app.consul.shutdown()
+  t.ok(logs.records().some((r) => r.msg === 'shutdown: nothing was registered; no healthy view to leave'))
+  t.same(logs.records().filter((r) => typeof r.step === 'string').map((r) => r.step), ['stop advertising', 'close'])
+})
+
 t.test('shutdown() with drainDelay: 0 skips only the delay', async (t) => {
   const agent = await startConsul({ t })
   const { app, logs } = await buildApp(t, { service: { name: 'quick', id: 'quick-1' }, drainDelay: 0, consul: { address: agent.address } })
@@ -82,4 +91,30 @@ t.test('shutdown() with drainDelay: 0 skips only the delay', async (t) => {
   await stateBecomes(app, 'registered')
   await app.consul.shutdown()
   t.same(logs.records().filter((r) => typeof r.step === 'string').map((r) => r.step), ['stop advertising', 'left the healthy view', 'close'])
+})
+
+t.test('shutdown() says when it could not confirm leaving the healthy view', async (t) => {
+  // A loopback stand-in: real Consul drops a deregistered instance from ?passing at once, so "still
+  // listed after deregistering" (a second agent that still has us, a lagging server) needs a stand-in.
+  const { createServer } = await import('node:http')
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith('/v1/health/service/')) {
+      const blocking = req.url.includes('index=')
+      setTimeout(() => {
+        res.writeHead(200, { 'x-consul-index': '5', 'content-type': 'application/json' })
+        res.end(JSON.stringify([{ Service: { ID: 'listed-1' } }]))
+      }, blocking ? 200 : 0)
+      return
+    }
+    res.writeHead(200)
+    res.end('true')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const address = `127.0.0.1:${(server.address() as { port: number }).port}`
+  const { app, logs } = await buildApp(t, { service: { name: 'listed', id: 'listed-1' }, selfHeal: false, deregisterTimeout: 300, drainDelay: 0, consul: { address } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await stateBecomes(app, 'registered')
+  await app.consul.shutdown()
+  t.ok(logs.records().some((r) => r.level === 40 && String(r.msg).startsWith('shutdown: could not confirm we left the healthy view')))
 })

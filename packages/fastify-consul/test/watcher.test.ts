@@ -100,16 +100,17 @@ t.test('query parameters: passing, tag, dc, filter, stale; the service name is p
   await within('2 requests', server.received(2))
   const [a, b] = [...server.requests].sort((x, y) => x.pathname.localeCompare(y.pathname))
   t.equal(a!.pathname, '/v1/health/service/my%20svc%2Fx')
-  t.same(Object.fromEntries(a!.searchParams), { passing: '', tag: 'blue', dc: 'dc2', filter: 'Service.Meta.v == "2"', stale: '' })
+  t.same(Object.fromEntries(a!.searchParams), { tag: 'blue', dc: 'dc2', filter: 'Service.Meta.v == "2"', stale: '' }, 'never ?passing: routing is decided from every instance and its checks')
   t.equal(b!.pathname, '/v1/health/service/web')
-  t.same(Object.fromEntries(b!.searchParams), {}, 'passingOnly: false sends no ?passing')
+  t.same(Object.fromEntries(b!.searchParams), {})
 })
 
 t.test('bad bodies are FST_REG_DISCOVERY_BAD_RESPONSE: logged, backed off, the last good set kept', async (t) => {
   const script: FaultReply[] = [{ body: '<html>oops' }, ok(['a']), { body: '{"not":"a list"}' }, ok(['a', 'b']), HOLD]
   const server = await faultServer(t, (n) => script[n] ?? HOLD)
   const logger = recordingLogger()
-  const w = watcher(t, { http: consulHttp(t, server), log: logger.log })
+  // A finite staleTtl that is never reached: recovery cancels the expiry.
+  const w = watcher(t, { http: consulHttp(t, server), log: logger.log, staleTtl: 60_000 })
   const seen = changes(w)
   const states: Array<[WatchState, number]> = []
   w.subscribe({ change: () => {}, state: (s) => states.push([s, w.current.size]) })

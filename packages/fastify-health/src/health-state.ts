@@ -5,7 +5,10 @@ import type { PressureMetric } from './pressure.js'
 // listeners when that status changes. Reading it costs a property access; all work happens on writes.
 
 export interface HealthStatus {
-  /** `critical` if draining, under pressure or any critical check fails; else `warning` if any check fails. */
+  /**
+   * `critical` if draining or any critical check fails; `warning` if a check fails or the instance is under
+   * pressure (unless pressure is configured as critical); else `passing`.
+   */
   readonly status: CheckStatus
   readonly draining: boolean
   readonly underPressure: boolean
@@ -39,8 +42,12 @@ export class HealthState {
   #pressure = NO_PRESSURE
   #snapshot: HealthStatus
 
-  constructor (log: StateLogger) {
+  readonly #pressureStatus: CheckStatus
+
+  /** `pressureStatus`: what pressure makes the aggregate; warning by default, so overload is never an outage. */
+  constructor (log: StateLogger, pressureStatus: 'warning' | 'critical' = 'warning') {
     this.#log = log
+    this.#pressureStatus = pressureStatus
     this.#snapshot = this.#build()
   }
 
@@ -87,7 +94,9 @@ export class HealthState {
 
   #build (): HealthStatus {
     const underPressure = this.#pressure.length > 0
-    let status: CheckStatus = this.#draining || underPressure ? 'critical' : 'passing'
+    // Pressure is a signal that the whole fleet may share (a flood reaches every replica): reporting it as
+    // critical would let Consul drop every instance at once. As a warning, callers shift load instead.
+    let status: CheckStatus = this.#draining ? 'critical' : underPressure ? this.#pressureStatus : 'passing'
     for (const result of this.#results.values()) {
       if (result.status === 'critical') status = 'critical'
       else if (result.status === 'warning' && status === 'passing') status = 'warning'

@@ -52,7 +52,7 @@ const plugin: FastifyPluginAsync<HealthPluginOptions> = async function healthPlu
   const startupBudget = fastify.initialConfig.pluginTimeout as number
   const options = normalizeOptions(opts, startupBudget)
   const log = fastify.log.child({ plugin: NAME })
-  const state = new HealthState(log)
+  const state = new HealthState(log, options.pressure.status)
   const scheduler = new CheckScheduler((name, result) => state.setResult(name, result))
   for (const def of options.checks) scheduler.add(def)
 

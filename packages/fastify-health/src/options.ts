@@ -26,6 +26,8 @@ export interface UnderPressureOptions {
   sampleInterval?: number
   /** true: every route in scope answers 503 while under pressure. false: only readiness does. Default false. */
   loadShedding?: boolean
+  /** What readiness reports while under pressure: 'warning' (429) or 'critical' (503). Default 'warning'. */
+  status?: 'warning' | 'critical'
 }
 
 export interface HealthPluginOptions {
@@ -66,7 +68,8 @@ export const DEFAULTS = Object.freeze({
   maxRssBytes: 0,
   maxEventLoopUtilization: 0,
   sampleInterval: 1000,
-  loadShedding: false
+  loadShedding: false,
+  pressureStatus: 'warning' as 'warning' | 'critical'
 })
 
 /** Node clamps a longer setTimeout delay to 1 ms, which would turn a long interval into a busy loop. */
@@ -109,7 +112,8 @@ const OptionsSchema = Type.Object({
     maxEventLoopUtilization: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'a number from 0 to 1 (0 turns it off)' })),
     // Below ~11 ms under-pressure's delay mean comes out NaN, which it turns into Infinity: a spurious 503.
     sampleInterval: Type.Optional(Millis(20)),
-    loadShedding: Type.Optional(Type.Boolean())
+    loadShedding: Type.Optional(Type.Boolean()),
+    status: Type.Optional(Type.Union([Type.Literal('warning'), Type.Literal('critical')], { description: '"warning" or "critical"' }))
   }, { additionalProperties: false })),
   defaultTimeout: Type.Optional(Millis(1)),
   defaultInterval: Type.Optional(Millis(10))
@@ -215,7 +219,8 @@ export function normalizeOptions (input: unknown, startupBudget = 0): Normalized
       maxRssBytes: up.maxRssBytes ?? DEFAULTS.maxRssBytes,
       maxEventLoopUtilization: up.maxEventLoopUtilization ?? DEFAULTS.maxEventLoopUtilization,
       sampleInterval: up.sampleInterval ?? DEFAULTS.sampleInterval,
-      loadShedding: up.loadShedding ?? DEFAULTS.loadShedding
+      loadShedding: up.loadShedding ?? DEFAULTS.loadShedding,
+      status: up.status ?? DEFAULTS.pressureStatus
     },
     defaultTimeout,
     defaultInterval

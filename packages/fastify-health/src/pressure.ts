@@ -16,6 +16,8 @@ export interface PressureOptions {
   readonly sampleInterval: number
   /** true: every route in scope answers 503 while under pressure. false: only readiness does. */
   readonly loadShedding: boolean
+  /** What pressure makes readiness report: 'warning' (429, the default: overload is not death) or 'critical' (503). */
+  readonly status: 'warning' | 'critical'
 }
 
 /** The shape of under-pressure's `memoryUsage()` decorator. */

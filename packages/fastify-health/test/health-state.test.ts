@@ -19,7 +19,7 @@ function result (status: CheckStatus, critical = true, output?: string): CheckRe
   return { status, critical, durationMs: 1, checkedAt: new Date(0).toISOString(), ...(output === undefined ? {} : { output }) }
 }
 
-t.test('the aggregate: critical beats warning beats passing; draining and pressure are critical', async (t) => {
+t.test('the aggregate: critical beats warning beats passing; draining is critical, pressure a warning', async (t) => {
   const state = new HealthState(logger())
   t.strictSame(state.snapshot(), { status: 'passing', draining: false, underPressure: false, pressure: [], checks: {} })
   state.setResult('a', result('passing'))
@@ -33,7 +33,10 @@ t.test('the aggregate: critical beats warning beats passing; draining and pressu
   state.setResult('c', result('passing'))
   t.equal(state.snapshot().status, 'warning')
   state.setPressure(['heapUsedBytes'])
-  t.match(state.snapshot(), { status: 'critical', underPressure: true, pressure: ['heapUsedBytes'] })
+  t.match(state.snapshot(), { status: 'warning', underPressure: true, pressure: ['heapUsedBytes'] })
+  state.setResult('b', result('passing'))
+  t.match(state.snapshot(), { status: 'warning', underPressure: true }, 'pressure alone is a warning')
+  state.setResult('b', result('warning', false))
   state.setPressure([])
   t.match(state.snapshot(), { status: 'warning', underPressure: false, pressure: [] })
   state.drain()
@@ -53,6 +56,12 @@ t.test('the snapshot is cached and frozen', async (t) => {
   t.equal(state.snapshot(), first, 'an unchanged pressure reading does not rebuild it')
   state.setResult('a', result('passing'))
   t.not(state.snapshot(), first)
+})
+
+t.test('pressure configured as critical is critical', async (t) => {
+  const state = new HealthState(logger(), 'critical')
+  state.setPressure(['eventLoopDelay'])
+  t.match(state.snapshot(), { status: 'critical', underPressure: true })
 })
 
 t.test('a check named __proto__ is an ordinary key', async (t) => {

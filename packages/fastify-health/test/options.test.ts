@@ -16,7 +16,8 @@ t.test('defaults', async (t) => {
       maxRssBytes: 0,
       maxEventLoopUtilization: 0,
       sampleInterval: 1000,
-      loadShedding: false
+      loadShedding: false,
+      status: 'warning'
     },
     defaultTimeout: 2000,
     defaultInterval: 5000

@@ -6,7 +6,7 @@ import { DEFAULTS } from '../src/options.js'
 import { letThrough, pressureReader, underPressureOptions, type PressureOptions } from '../src/pressure.js'
 import { build, logCollector, until } from './fixtures/helpers.js'
 
-const off: PressureOptions = { maxEventLoopDelay: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, maxEventLoopUtilization: 0, sampleInterval: 1000, loadShedding: false }
+const off: PressureOptions = { maxEventLoopDelay: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, maxEventLoopUtilization: 0, sampleInterval: 1000, loadShedding: false, status: 'warning' }
 
 t.test('pressureReader names each exceeded threshold, in under-pressure order, and is absent when all are off', async (t) => {
   t.equal(pressureReader(off), undefined)
@@ -26,7 +26,7 @@ t.test('under-pressure options: interval ELU always, a pass-through handler unle
 
 // Heap tests turn event-loop delay off: a sample window in which a busy test box records no delay at all
 // comes out as Infinity in under-pressure, and would add a second, unrelated reason.
-t.test('readiness-only (the default): /health says 503 and why, every other route keeps serving', async (t) => {
+t.test('readiness-only (the default): /health says 429 warning and why, every other route keeps serving', async (t) => {
   t.equal(DEFAULTS.loadShedding, false)
   const app = await build(t, { underPressure: { maxEventLoopDelay: 0, maxHeapUsedBytes: 1, sampleInterval: 20 } })
   const changes: string[] = []
@@ -34,12 +34,20 @@ t.test('readiness-only (the default): /health says 503 and why, every other rout
   await until('under-pressure to sample', () => app.isUnderPressure())
 
   const health = await app.inject('/health')
-  t.equal(health.statusCode, 503)
-  t.match(health.json(), { status: 'critical', underPressure: true, pressure: ['heapUsedBytes'], draining: false })
+  t.equal(health.statusCode, 429, 'overload is a warning: Consul keeps the instance, at its warning weight')
+  t.match(health.json(), { status: 'warning', underPressure: true, pressure: ['heapUsedBytes'], draining: false })
   t.equal((await app.inject('/ping')).statusCode, 200, 'no load shedding')
   t.equal((await app.inject('/health/live')).statusCode, 200, 'liveness is not about load')
   t.same(app.health.status().pressure, ['heapUsedBytes'])
-  await until('the pressure poll to notify listeners', () => changes.includes('critical'))
+  await until('the pressure poll to notify listeners', () => changes.includes('warning'))
+})
+
+t.test('underPressure.status "critical": the old behaviour on request, 503', async (t) => {
+  const app = await build(t, { underPressure: { maxEventLoopDelay: 0, maxHeapUsedBytes: 1, sampleInterval: 20, status: 'critical' } })
+  await until('under-pressure to sample', () => app.isUnderPressure())
+  const health = await app.inject('/health')
+  t.equal(health.statusCode, 503)
+  t.match(health.json(), { status: 'critical', underPressure: true })
 })
 
 t.test('load shedding: every route gets 503 with Retry-After, but the health routes still answer for themselves', async (t) => {
@@ -51,8 +59,8 @@ t.test('load shedding: every route gets 503 with Retry-After, but the health rou
   t.equal(ping.headers['retry-after'], '10')
   t.equal(ping.json().code, 'FST_UNDER_PRESSURE')
   const health = await app.inject('/health')
-  t.equal(health.statusCode, 503)
-  t.match(health.json(), { status: 'critical', underPressure: true, pressure: ['heapUsedBytes'] }, 'our body, not the generic error')
+  t.equal(health.statusCode, 429)
+  t.match(health.json(), { status: 'warning', underPressure: true, pressure: ['heapUsedBytes'] }, 'our body, not the generic error')
   t.equal((await app.inject('/health/live')).statusCode, 200, 'a busy instance must not be restarted by its liveness probe')
 })
 
@@ -67,7 +75,7 @@ t.test('pressure comes and goes: listeners and logs see both transitions', async
   await until('a blocked loop to count as pressure', () => {
     const end = Date.now() + 200
     while (Date.now() < end);
-    return changes.includes('critical')
+    return changes.includes('warning')
   })
   await until('the loop to recover', () => changes.at(-1) === 'passing')
   t.equal((await app.inject('/health')).statusCode, 200)

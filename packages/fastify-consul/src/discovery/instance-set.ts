@@ -4,7 +4,7 @@ import type { Instance } from './instance.js'
 /** Everything about an instance that changes how it is picked or reached, in a fixed order. */
 function canonical (i: Instance): string {
   const meta = Object.keys(i.meta).sort().map((k) => [k, i.meta[k]])
-  return JSON.stringify([i.node, i.id, i.service, i.address, i.port, i.weight, i.status, i.tags, meta])
+  return JSON.stringify([i.node, i.id, i.service, i.address, i.port, i.weight, i.status, i.maintenance, i.tags, meta])
 }
 
 function byNodeThenId (a: Instance, b: Instance): number {

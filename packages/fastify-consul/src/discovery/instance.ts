@@ -23,6 +23,8 @@ export interface Instance {
   readonly weight: number
   /** The worst of the instance's checks, node checks (serfHealth) included. */
   readonly status: InstanceStatus
+  /** An operator put the service or its node in maintenance (`consul maint`): never routed to, even in panic. */
+  readonly maintenance: boolean
 }
 
 // Only the fields we read. Consul adds fields between versions; anything else is ignored, so 1.8 and
@@ -40,7 +42,7 @@ const HealthEntry = Type.Object({
     Meta: Nullable(Type.Record(Type.String(), Type.String())),
     Weights: Nullable(Type.Object({ Passing: Type.Integer({ minimum: 0 }), Warning: Type.Integer({ minimum: 0 }) }))
   }),
-  Checks: Nullable(Type.Array(Type.Object({ Status: Type.String() })))
+  Checks: Nullable(Type.Array(Type.Object({ Status: Type.String(), CheckID: Type.Optional(Type.String()) })))
 })
 
 // Compiled once: a 1,000-instance answer is checked in well under a millisecond.
@@ -57,7 +59,7 @@ interface RawEntry {
     Meta?: Record<string, string> | null
     Weights?: { Passing: number, Warning: number } | null
   }
-  Checks?: Array<{ Status: string }> | null
+  Checks?: Array<{ Status: string, CheckID?: string }> | null
 }
 
 /**
@@ -74,9 +76,15 @@ export function aggregateStatus (checks: ReadonlyArray<{ Status: string }>): Ins
   return status
 }
 
+/** `consul maint` registers these critical checks; their IDs are Consul's own constants (structs.ServiceMaintPrefix, NodeMaint). */
+export function inMaintenance (serviceId: string, checks: ReadonlyArray<{ CheckID?: string }>): boolean {
+  return checks.some((c) => c.CheckID === '_node_maintenance' || c.CheckID === `_service_maintenance:${serviceId}`)
+}
+
 function toInstance (entry: RawEntry): Instance {
   const s = entry.Service
-  const status = aggregateStatus(entry.Checks ?? [])
+  const checks = entry.Checks ?? []
+  const status = aggregateStatus(checks)
   const weights = s.Weights ?? { Passing: 1, Warning: 1 }
   const address = s.Address !== '' ? s.Address : entry.Node.Address
   return Object.freeze({
@@ -89,7 +97,8 @@ function toInstance (entry: RawEntry): Instance {
     tags: Object.freeze([...(s.Tags ?? [])]),
     meta: Object.freeze({ ...(s.Meta ?? {}) }),
     weight: status === 'passing' ? weights.Passing : status === 'warning' ? weights.Warning : 0,
-    status
+    status,
+    maintenance: inMaintenance(s.ID, checks)
   })
 }
 

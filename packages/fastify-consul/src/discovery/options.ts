@@ -18,13 +18,22 @@ export interface DiscoverOptions {
   tag?: string
   /** Datacenter to query; the agent's own by default. */
   dc?: string
-  /** Default true: only instances whose checks all pass. False admits warning instances too, at their `Weights.Warning`. */
+  /**
+   * Default false: warning instances (an overloaded replica answers 429 to its check) are routed to at
+   * their `Weights.Warning`, as Consul's DNS does. True routes to passing instances only.
+   */
   passingOnly?: boolean
+  /**
+   * A share from 0 to 1, default 0.5 (Envoy's). When fewer than this share of the instances not in
+   * maintenance are routable, route to all of them: a health signal that drops most of a fleet at once
+   * is more likely wrong than the fleet dead. Nothing routable always panics; maintenance never routes.
+   */
+  panicThreshold?: number
   /** bexpr filter, e.g. `Service.Meta.version == "2"` (Consul ≥ 1.5). */
   filter?: string
   /** Let any Consul server answer (`?stale`), so reads survive the loss of the leader. Default false. */
   stale?: boolean
-  /** Default 'round-robin'. 'weighted' follows Consul's `Weights`. */
+  /** Default 'weighted' (Consul's `Weights`; equal weights are round-robin). */
   balancer?: BalancerName
   /**
    * Blocking-query wait: a duration from 1s to 10m (ms, or '2s', '5m'). Default 5m. This and the other
@@ -32,7 +41,7 @@ export interface DiscoverOptions {
    * that watcher as it is.
    */
   wait?: number | string
-  /** How long the last good set is served while Consul cannot be read. Default 60s. */
+  /** How long the last good set is served while Consul cannot be read. Default: the whole outage. */
   staleTtl?: number | string
   /** Full-jitter backoff after failed queries. Default { base: 200, cap: 30000 } (ms). */
   backoff?: { base?: number | string, cap?: number | string }
@@ -44,7 +53,7 @@ export interface DiscoverOptions {
 
 /** What a dispatcher adds on top of the watch it is fed by. */
 export interface DispatchOptions {
-  /** Default 'round-robin'. */
+  /** Default 'weighted'. */
   balancer?: BalancerName
   /** Extra attempts per request, each on another instance. Default 2. */
   retries?: number
@@ -61,11 +70,15 @@ export interface DispatchOptions {
 export interface DispatcherOptions extends DiscoverOptions, DispatchOptions {}
 
 export const DISCOVERY_DEFAULTS = Object.freeze({
-  passingOnly: true,
+  // Warning is routed to at its lower weight: overload is not death (see routing.ts).
+  passingOnly: false,
+  panicThreshold: 0.5,
   stale: false,
-  balancer: 'round-robin' as BalancerName,
+  // Follows Consul's Weights, so warning instances get their smaller share; equal weights are round-robin.
+  balancer: 'weighted' as BalancerName,
   wait: 5 * 60_000,
-  staleTtl: 60_000,
+  // Fail static: the last known set is served for the whole Consul outage unless a bound is asked for.
+  staleTtl: Infinity,
   backoff: Object.freeze({ base: 200, cap: 30_000 }),
   rateLimit: Object.freeze({ perSecond: 10, burst: 10 }),
   retries: 2,
@@ -84,6 +97,7 @@ const queryFields = {
   tag: Type.Optional(NonEmpty('tag')),
   dc: Type.Optional(NonEmpty('datacenter name')),
   passingOnly: Type.Optional(Bool),
+  panicThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'a share from 0 to 1' })),
   filter: Type.Optional(NonEmpty('bexpr expression')),
   stale: Type.Optional(Bool),
   wait: Type.Optional(Duration(1000, MAX_WAIT)),
@@ -161,6 +175,7 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
     filter: o.filter,
     stale: o.stale ?? DISCOVERY_DEFAULTS.stale
   }
+  const panicThreshold = o.panicThreshold ?? DISCOVERY_DEFAULTS.panicThreshold
   const backoff: BackoffOptions = {
     base: ms(o.backoff?.base, DISCOVERY_DEFAULTS.backoff.base),
     cap: ms(o.backoff?.cap, DISCOVERY_DEFAULTS.backoff.cap)
@@ -169,8 +184,9 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
   if (backoff.cap < backoff.base) throw new DiscoveryInvalidOptionError('backoff.cap', `a duration >= backoff.base (${backoff.base} ms)`)
   return {
     query,
-    key: JSON.stringify([query.service, query.tag ?? null, query.dc ?? null, query.passingOnly, query.filter ?? null, query.stale]),
+    key: JSON.stringify([query.service, query.tag ?? null, query.dc ?? null, query.passingOnly, query.filter ?? null, query.stale, panicThreshold]),
     wait: ms(o.wait, DISCOVERY_DEFAULTS.wait),
+    panicThreshold,
     staleTtl: ms(o.staleTtl, DISCOVERY_DEFAULTS.staleTtl),
     backoff,
     rateLimit: { ...DISCOVERY_DEFAULTS.rateLimit, ...o.rateLimit },

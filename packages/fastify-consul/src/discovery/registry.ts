@@ -103,8 +103,8 @@ export class Discovery {
     return entry
   }
 
+  // Callers checked `closed`: #entry for a new query, the handle lookup for a given watch (close() closes them all).
   #open (shared: SharedWatcher, o: DispatchOptions): WatchHandle {
-    if (this.#closed) throw new WatchClosedError(shared.watcher.query.service)
     shared.refs++
     const { balancer, random } = dispatchSettings(o)
     const handle: WatchHandle = new WatchHandle(shared.watcher, balancer, random, async () => {

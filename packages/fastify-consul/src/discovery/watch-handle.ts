@@ -4,8 +4,12 @@ import type { Instance } from './instance.js'
 import type { InstanceSet } from './instance-set.js'
 import type { ServiceWatch, Watcher, WatchState } from './watcher.js'
 
-type ChangeListener = (instances: readonly Instance[]) => void
-type StateListener = (state: WatchState) => void
+interface Listeners {
+  change: (instances: readonly Instance[]) => void
+  state: (state: WatchState) => void
+  panic: (panic: boolean) => void
+}
+type WatchEvent = keyof Listeners
 
 /** One holder's view of a shared watcher: its own balancer, listeners and close(). */
 export class WatchHandle implements ServiceWatch {
@@ -16,8 +20,7 @@ export class WatchHandle implements ServiceWatch {
   readonly #random: () => number
   readonly #release: () => Promise<void>
   readonly #unsubscribe: () => void
-  readonly #onChange = new Set<ChangeListener>()
-  readonly #onState = new Set<StateListener>()
+  readonly #listeners: { [E in WatchEvent]: Set<Listeners[E]> } = { change: new Set(), state: new Set(), panic: new Set() }
   #balancer: Balancer | undefined
   #balanced: InstanceSet | undefined
   #rejectReady!: (err: Error) => void
@@ -36,8 +39,9 @@ export class WatchHandle implements ServiceWatch {
     // A holder that never awaits `ready` must not see an unhandled rejection when it closes early.
     this.ready.catch(() => {})
     this.#unsubscribe = watcher.subscribe({
-      change: (set) => { for (const fn of [...this.#onChange]) fn(set.instances) },
-      state: (state) => { for (const fn of [...this.#onState]) fn(state) }
+      change: (set) => { for (const fn of [...this.#listeners.change]) fn(set.instances) },
+      state: (state) => { for (const fn of [...this.#listeners.state]) fn(state) },
+      panic: (panic) => { for (const fn of [...this.#listeners.panic]) fn(panic) }
     })
   }
 
@@ -45,8 +49,20 @@ export class WatchHandle implements ServiceWatch {
     return this.#closing === undefined ? this.#watcher.current.instances : []
   }
 
+  get all (): readonly Instance[] {
+    return this.#closing === undefined ? this.#watcher.all.instances : []
+  }
+
   get state (): WatchState {
     return this.#closing === undefined ? this.#watcher.state : 'closed'
+  }
+
+  get panic (): boolean {
+    return this.#closing === undefined && this.#watcher.panic
+  }
+
+  get lastContact (): number | undefined {
+    return this.#watcher.lastContact
   }
 
   pick (): Instance {
@@ -62,19 +78,13 @@ export class WatchHandle implements ServiceWatch {
     return instance
   }
 
-  on (event: 'change', listener: ChangeListener): this
-  on (event: 'state', listener: StateListener): this
-  on (event: 'change' | 'state', listener: ChangeListener | StateListener): this {
-    if (event === 'change') this.#onChange.add(listener as ChangeListener)
-    else this.#onState.add(listener as StateListener)
+  on<E extends WatchEvent> (event: E, listener: Listeners[E]): this {
+    this.#listeners[event].add(listener)
     return this
   }
 
-  off (event: 'change', listener: ChangeListener): this
-  off (event: 'state', listener: StateListener): this
-  off (event: 'change' | 'state', listener: ChangeListener | StateListener): this {
-    if (event === 'change') this.#onChange.delete(listener as ChangeListener)
-    else this.#onState.delete(listener as StateListener)
+  off<E extends WatchEvent> (event: E, listener: Listeners[E]): this {
+    this.#listeners[event].delete(listener)
     return this
   }
 
@@ -82,9 +92,8 @@ export class WatchHandle implements ServiceWatch {
     if (this.#closing === undefined) {
       this.#unsubscribe()
       this.#rejectReady(new WatchClosedError(this.service))
-      for (const fn of [...this.#onState]) fn('closed')
-      this.#onChange.clear()
-      this.#onState.clear()
+      for (const fn of [...this.#listeners.state]) fn('closed')
+      for (const set of Object.values(this.#listeners)) set.clear()
       this.#closing = this.#release()
     }
     return this.#closing

@@ -6,6 +6,7 @@ import { httpError, type ConsulHttp } from '../consul/http.js'
 import { WatchClosedError } from '../errors.js'
 import { parseHealth, type Instance } from './instance.js'
 import { InstanceSet } from './instance-set.js'
+import { NO_ROUTE, route, type Routing } from './routing.js'
 import { TokenBucket } from '../util/token-bucket.js'
 
 /**
@@ -22,7 +23,7 @@ export interface WatchQuery {
   service: string
   tag?: string | undefined
   dc?: string | undefined
-  /** Only instances whose every check passes (`?passing`). When false, warning instances are kept too. */
+  /** Route only to instances whose every check passes. When false, warning instances are routed to at their warning weight. */
   passingOnly: boolean
   /** A bexpr filter (`?filter`, Consul ≥ 1.5). */
   filter?: string | undefined
@@ -37,11 +38,16 @@ export interface RateLimit {
   burst: number
 }
 
+/** Longest pause between two reads of Consul while a last known set is being served. */
+const STALE_RETRY_CAP = 1000
+
 export interface WatchTuning {
   /** Blocking-query wait in ms (Consul caps it at 10 min). */
   wait: number
-  /** How long the last good set is served while queries fail, in ms. */
+  /** How long the last good set is served while queries fail, in ms; Infinity: for the whole outage. */
   staleTtl: number
+  /** Below this share of routable instances (0–1), route to every instance not in maintenance. */
+  panicThreshold: number
   backoff: BackoffOptions
   rateLimit: RateLimit
   random: () => number
@@ -56,21 +62,31 @@ export interface WatcherOptions extends WatchTuning {
 export interface WatchListener {
   change (set: InstanceSet): void
   state (state: WatchState): void
+  panic? (panic: boolean): void
 }
 
 /** The read side of a watch that callers hold; see Discovery.discover(). */
 export interface ServiceWatch {
   readonly service: string
+  /** What `pick()` chooses from: the routable instances, or every non-maintenance one in panic. */
   readonly instances: readonly Instance[]
+  /** Every instance Consul lists, with its status and maintenance flag, routed to or not. */
+  readonly all: readonly Instance[]
   readonly state: WatchState
+  /** True while the healthy share is below `panicThreshold` and every non-maintenance instance is routed to. */
+  readonly panic: boolean
+  /** When Consul was last read successfully (epoch ms), or undefined before the first answer. */
+  readonly lastContact: number | undefined
   /** Resolves on the first successful answer; rejects only when the watch is closed first. */
   readonly ready: Promise<void>
   /** The next instance by this watch's balancer. Throws FST_REG_DISCOVERY_NO_INSTANCE when empty. */
   pick (): Instance
   on (event: 'change', listener: (instances: readonly Instance[]) => void): this
   on (event: 'state', listener: (state: WatchState) => void): this
+  on (event: 'panic', listener: (panic: boolean) => void): this
   off (event: 'change', listener: (instances: readonly Instance[]) => void): this
   off (event: 'state', listener: (state: WatchState) => void): this
+  off (event: 'panic', listener: (panic: boolean) => void): this
   /** Idempotent. The shared watcher stops when its last holder closes. */
   close (): Promise<void>
 }
@@ -92,6 +108,9 @@ export class Watcher {
   readonly #abort = new AbortController()
   readonly #listeners = new Set<WatchListener>()
   #current = InstanceSet.EMPTY
+  #all = InstanceSet.EMPTY
+  #routing: Routing = NO_ROUTE
+  #lastContact: number | undefined
   #state: WatchState = 'starting'
   #loop: Promise<void> | undefined
   #staleTimer: NodeJS.Timeout | undefined
@@ -102,7 +121,7 @@ export class Watcher {
   constructor (opts: WatcherOptions) {
     this.query = opts.query
     this.#http = opts.http
-    this.#tuning = { wait: opts.wait, staleTtl: opts.staleTtl, backoff: opts.backoff, rateLimit: opts.rateLimit, random: opts.random }
+    this.#tuning = { wait: opts.wait, staleTtl: opts.staleTtl, panicThreshold: opts.panicThreshold, backoff: opts.backoff, rateLimit: opts.rateLimit, random: opts.random }
     const q = opts.query
     this.#log = opts.log.child({ watch: q.service, tag: q.tag, dc: q.dc })
     this.#path = `/v1/health/service/${encodeURIComponent(q.service)}`
@@ -119,8 +138,22 @@ export class Watcher {
     return this.#state
   }
 
+  /** The routed snapshot: what balancers pick from. */
   get current (): InstanceSet {
     return this.#current
+  }
+
+  /** Every instance of the last answer, routed or not. */
+  get all (): InstanceSet {
+    return this.#all
+  }
+
+  get panic (): boolean {
+    return this.#routing.panic
+  }
+
+  get lastContact (): number | undefined {
+    return this.#lastContact
   }
 
   /** Starts the loop; idempotent, and a no-op once stopped. */
@@ -151,7 +184,6 @@ export class Watcher {
     const q = this.query
     return {
       ...blockingParams(index, this.#tuning.wait),
-      passing: q.passingOnly,
       tag: q.tag,
       dc: q.dc,
       filter: q.filter,
@@ -186,17 +218,22 @@ export class Watcher {
         // restart starts over at a low index), and blocking on it would stall for a whole wait.
         index = 0
         this.#fail(err as Error, failures)
-        await pause(fullJitter(failures++, backoff, random), signal)
+        // While we serve a last known set, Consul's return must reach callers within a second: the cap
+        // drops to 1 s (still jittered, still under the rate limit) instead of growing to backoff.cap.
+        const cap = this.#state === 'stale' ? Math.min(backoff.cap, STALE_RETRY_CAP) : backoff.cap
+        await pause(fullJitter(failures++, { base: backoff.base, cap }, random), signal)
       }
     }
   }
 
   #succeed (instances: Instance[]): void {
     const q = this.query
-    // `?passing` already filters on the server; filtering again keeps the contract when it does not
-    // (a stale server, a proxy). Critical instances are never served.
-    const admitted = instances.filter((i) => q.passingOnly ? i.status === 'passing' : i.status !== 'critical')
-    const set = InstanceSet.from(admitted)
+    this.#lastContact = Date.now()
+    // Every instance with its checks comes back (no `?passing`): what to route to is decided here, where
+    // a health signal that drops everyone can be recognised as a signal, not an outage.
+    this.#all = InstanceSet.from(instances)
+    const routing = route(this.#all.instances, q.passingOnly, this.#tuning.panicThreshold)
+    const set = InstanceSet.from(routing.instances)
     const was = this.#state
     if (this.#staleTimer !== undefined) {
       clearTimeout(this.#staleTimer)
@@ -209,6 +246,7 @@ export class Watcher {
         ? 'no instances yet'
         : 'no instances yet (with ACLs on, a read without a token also comes back empty)')
     }
+    this.#setPanic(routing)
     if (!set.equals(this.#current)) {
       this.#current = set
       this.#log.debug({ instances: set.size }, 'discovery set changed')
@@ -222,8 +260,11 @@ export class Watcher {
     const code = (err as Error & { code?: string }).code
     if (this.#state === 'live') {
       this.#staleSince = performance.now()
-      this.#staleTimer = setTimeout(() => this.#expire(), this.#tuning.staleTtl)
-      this.#staleTimer.unref()
+      // The default is to keep the last good set for the whole outage (go-kit keeps its cache too).
+      if (Number.isFinite(this.#tuning.staleTtl)) {
+        this.#staleTimer = setTimeout(() => this.#expire(), this.#tuning.staleTtl)
+        this.#staleTimer.unref()
+      }
       this.#log.warn({ err, code, staleTtl: this.#tuning.staleTtl, instances: this.#current.size }, 'discovery query failed; serving the last known instances')
       this.#setState('stale')
     } else if (failures === 0 && this.#state === 'starting') {
@@ -237,10 +278,22 @@ export class Watcher {
     this.#staleTimer = undefined
     this.#log.error({ staleTtl: this.#tuning.staleTtl }, 'discovery stale for longer than staleTtl; instances cleared')
     this.#setState('expired')
+    this.#all = InstanceSet.EMPTY
+    this.#setPanic(NO_ROUTE)
     if (this.#current.size > 0) {
       this.#current = InstanceSet.EMPTY
       this.#emit('change', (l) => l.change(InstanceSet.EMPTY))
     }
+  }
+
+  #setPanic (routing: Routing): void {
+    const was = this.#routing.panic
+    this.#routing = routing
+    if (was === routing.panic) return
+    const detail = { routable: routing.routable, candidates: routing.candidates, panicThreshold: this.#tuning.panicThreshold }
+    if (routing.panic) this.#log.warn(detail, 'discovery panic: too few healthy instances; routing to every instance not in maintenance')
+    else this.#log.warn(detail, 'discovery panic over: routing to healthy instances only')
+    this.#emit('panic', (l) => l.panic?.(routing.panic))
   }
 
   #setState (state: WatchState): void {
@@ -249,7 +302,7 @@ export class Watcher {
     this.#emit('state', (l) => l.state(state))
   }
 
-  #emit (event: 'change' | 'state', call: (listener: WatchListener) => void): void {
+  #emit (event: 'change' | 'state' | 'panic', call: (listener: WatchListener) => void): void {
     for (const listener of [...this.#listeners]) {
       try {
         call(listener)

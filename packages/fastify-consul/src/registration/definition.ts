@@ -1,7 +1,7 @@
 import { hostname as osHostname, networkInterfaces } from 'node:os'
 import { urlHost } from '../consul/address.js'
 import { goDuration } from '../consul/duration.js'
-import type { CheckConfig, ServiceOptions } from './options.js'
+import { REGISTRATION_DEFAULTS, type CheckConfig, type ServiceOptions } from './options.js'
 
 export type CheckStatus = 'passing' | 'warning' | 'critical'
 
@@ -13,7 +13,7 @@ export interface ServiceRegistration {
   port: number
   tags: readonly string[]
   meta: Readonly<Record<string, string>>
-  weights: { passing: number, warning: number } | undefined
+  weights: { passing: number, warning: number }
   check: RegisteredCheck | undefined
 }
 
@@ -60,6 +60,13 @@ export interface DefinitionInput {
   healthPath: string
   /** Sent as the check's initial Status, so we are discoverable from the first millisecond. */
   initialStatus: CheckStatus
+  /**
+   * This process's own suffix for the CheckID. Consul keeps a check's status when a check with the same
+   * ID is registered again, even with a passing Status and ?replace-existing-checks: a replica restarted
+   * under the same service ID would stay critical until the next probe. A new CheckID starts with the
+   * Status we send, and ?replace-existing-checks removes the old one. Self-heal keeps the boot's ID.
+   */
+  bootId: string
 }
 
 /** The PUT /v1/agent/service/register body. Only fields Consul 1.8 knows: it rejects unknown ones. */
@@ -78,7 +85,7 @@ export interface AgentServiceRegister {
 export function buildDefinition (input: DefinitionInput): { body: AgentServiceRegister, registration: ServiceRegistration } {
   const { service, check, address, port } = input
   const id = service.id ?? defaultServiceId(service.name, port)
-  const checkId = `service:${id}`
+  const checkId = `service:${id}:${input.bootId}`
   const body: AgentServiceRegister = {
     ID: id,
     Name: service.name,
@@ -87,7 +94,8 @@ export function buildDefinition (input: DefinitionInput): { body: AgentServiceRe
     Tags: [...(service.tags ?? [])],
     Meta: { ...(service.meta ?? {}) }
   }
-  if (service.weights) body.Weights = { Passing: service.weights.passing, Warning: service.weights.warning }
+  const weights = service.weights ?? REGISTRATION_DEFAULTS.weights
+  body.Weights = { Passing: weights.passing, Warning: weights.warning }
   if (service.enableTagOverride !== undefined) body.EnableTagOverride = service.enableTagOverride
 
   let registered: RegisteredCheck | undefined
@@ -126,7 +134,7 @@ export function buildDefinition (input: DefinitionInput): { body: AgentServiceRe
       port,
       tags: Object.freeze([...body.Tags]),
       meta: Object.freeze({ ...body.Meta }),
-      weights: service.weights ? { ...service.weights } : undefined,
+      weights: { ...weights },
       check: registered
     }
   }

@@ -85,7 +85,9 @@ export const REGISTRATION_DEFAULTS = Object.freeze({
   interval: 10_000,
   timeout: 5_000,
   ttl: 10_000,
-  deregisterCriticalServiceAfter: 60_000
+  deregisterCriticalServiceAfter: 60_000,
+  // An overloaded (warning) instance keeps a tenth of a healthy one's share: less load, never zero.
+  weights: Object.freeze({ passing: 10, warning: 1 })
 })
 
 function fail (field: string, expected: string): never {
@@ -133,7 +135,7 @@ export function normalizeCheck (input: unknown): CheckConfig {
   if (problem) fail(problem.field, problem.expected)
 
   const c = raw as { [k: string]: unknown }
-  const ms = (key: keyof typeof REGISTRATION_DEFAULTS): number => c[key] === undefined ? REGISTRATION_DEFAULTS[key] : toMs(c[key])!
+  const ms = (key: 'interval' | 'timeout' | 'ttl' | 'deregisterCriticalServiceAfter'): number => c[key] === undefined ? REGISTRATION_DEFAULTS[key] : toMs(c[key])!
   const deregisterCriticalServiceAfter = ms('deregisterCriticalServiceAfter')
   if (checkType === 'ttl') return { type: 'ttl', ttl: ms('ttl'), deregisterCriticalServiceAfter }
   if (checkType === 'tcp') return { type: 'tcp', interval: ms('interval'), timeout: ms('timeout'), deregisterCriticalServiceAfter }

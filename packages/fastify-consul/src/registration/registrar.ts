@@ -33,6 +33,8 @@ const HEAL_BACKOFF = { base: 100, cap: 1000 }
 
 const TTL_GONE = /does not have associated TTL|Unknown check/i
 
+const REAPED = 'Consul will reap the instance after DeregisterCriticalServiceAfter'
+
 /**
  * One service registration's life: register (with retries), keep it (self-heal watch, TTL updates),
  * deregister (bounded). Framework-agnostic: the Fastify adapter decides *when*, this decides *how*.
@@ -51,6 +53,7 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
   #attempt: Promise<void> | undefined
   #settled: Promise<void> = Promise.resolve()
   #announced = false
+  #deregistration: Promise<void> | undefined
   readonly #opts: RegistrarOptions
 
   constructor (opts: RegistrarOptions) {
@@ -77,6 +80,7 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
    * final: logged once with its code, state `failed`.
    */
   async register (body: AgentServiceRegister, registration: ServiceRegistration, health: HealthSource | undefined, failFast: boolean): Promise<void> {
+    this.#deregistration = undefined
     // A previous attempt loop (say, retrying against an absent agent) must end before we replace it.
     this.#life.abort()
     this.#stopKeepers()
@@ -273,7 +277,13 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
    * Idempotent and bounded: a hung agent cannot hold shutdown for more than deregisterTimeout.
    * "Unknown service" in any of its forms (200 on 1.8, 404 now, 500 with ACLs on 1.8) is success.
    */
-  async deregister (): Promise<void> {
+  deregister (): Promise<void> {
+    // One attempt per registration: shutdown() and preClose both ask, and a failure is logged once.
+    this.#deregistration ??= this.#deregister()
+    return this.#deregistration
+  }
+
+  async #deregister (): Promise<void> {
     const body = this.#body
     this.#life.abort()
     this.#stopKeepers()
@@ -283,7 +293,8 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
       const res = await this.#opts.http.send({
         method: 'PUT',
         path: `/v1/agent/service/deregister/${encodeURIComponent(body.ID)}`,
-        timeout: this.#opts.deregisterTimeout,
+        // The signal is the deadline; undici's own timeout stays out of its way, so a timeout reads as one.
+        timeout: this.#opts.deregisterTimeout + 1000,
         signal: AbortSignal.timeout(this.#opts.deregisterTimeout)
       })
       if (res.status < 300 || res.status === 404 || (res.status === 500 && /Unknown service/i.test(res.text))) {
@@ -292,10 +303,16 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
         return
       }
       this.#setState('failed')
-      this.#opts.log.error({ err: httpError(`deregister ${body.ID}`, res), serviceId: body.ID }, 'consul deregistration failed; Consul will reap the instance after DeregisterCriticalServiceAfter')
+      const denied = res.status === 403
+      this.#opts.log.error({ err: httpError(`deregister ${body.ID}`, res), serviceId: body.ID },
+        `consul deregistration failed: ${denied ? 'denied by ACL (the token needs service:write)' : `rejected with ${res.status}`}; ${REAPED}`)
     } catch (err) {
       this.#setState('failed')
-      this.#opts.log.error({ code: (err as { code?: string }).code, reason: (err as Error).message, serviceId: body.ID }, 'consul deregistration did not complete in time; Consul will reap the instance after DeregisterCriticalServiceAfter')
+      const e = err as Error & { code?: string }
+      // Our deadline fires as the AbortSignal's TimeoutError; anything else from send() is FST_REG_CONSUL_UNREACHABLE.
+      const timedOut = e.name === 'TimeoutError'
+      this.#opts.log.error({ code: e.code ?? e.name, reason: e.message, serviceId: body.ID },
+        `consul deregistration failed: the agent ${timedOut ? `did not answer within deregisterTimeout (${this.#opts.deregisterTimeout} ms)` : 'is unreachable'}; ${REAPED}`)
     }
   }
 

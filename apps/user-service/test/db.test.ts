@@ -32,7 +32,7 @@ t.test('opening the schema twice is harmless (every replica migrates on start)',
   openDatabase(path).close()
   const db = openDatabase(path)
   t.teardown(() => db.close())
-  t.same(new UsersRepository(db).list(), [])
+  t.same(new UsersRepository(db).page(10), { users: [], next: undefined })
 })
 
 t.test('a file that is not a database fails to open, with SQLite\'s code', async (t) => {

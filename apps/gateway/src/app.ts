@@ -3,8 +3,10 @@ import consulPlugin, { type DispatcherOptions, type ServiceDispatcher, type Serv
 import healthPlugin, { type CheckReport, type HealthPluginOptions } from '@reg/fastify-health'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import { logClientAbort } from './client-abort.js'
 import { InvalidOptionError } from './errors.js'
 import { proxyRoutes } from './proxy.js'
+import { singleHost } from './request-target.js'
 
 // The whole gateway as one plugin (the fastify/demo shape): tests register it on a bare Fastify() and
 // inject; server.ts adds the logger, timeouts, listen and shutdown. It is wrapped in fastify-plugin so that
@@ -64,6 +66,9 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
   if (!Number.isInteger(timeout) || timeout < 1) throw new InvalidOptionError('timeout', 'an integer number of milliseconds >= 1')
   const discovery = opts.discovery ?? {}
 
+  // Before anything else, on every route and on 404s: a request with two Host lines is refused (400).
+  fastify.addHook('onRequest', singleHost)
+  fastify.addHook('onRequest', logClientAbort)
   // Health first: the Consul plugin reads fastify.health for the check's path and initial status.
   await fastify.register(healthPlugin, opts.health ?? {})
   await fastify.register(consulPlugin, {

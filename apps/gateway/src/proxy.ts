@@ -2,7 +2,8 @@ import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import type { ServiceDispatcher } from '@reg/fastify-consul'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { BadGatewayError, UpstreamTimeoutError } from './errors.js'
-import { endToEndHeaders, forwardedHeaders } from './headers.js'
+import { endToEndHeaders, upstreamRequestHeaders } from './headers.js'
+import { targetOf } from './request-target.js'
 
 export interface ProxyOptions {
   /** Consul service name of the upstream, for error messages and reply-from's placeholder origin. */
@@ -60,7 +61,6 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async function prox
     // One retry layer, the dispatcher's: it retries on another instance within its retry budget.
     // reply-from's own loop (up to 10 delayed GET retries on a 503, same target, no budget) stays off.
     retryDelay: () => null,
-    rewriteRequestHeaders: forwardedHeaders,
     rewriteHeaders: endToEndHeaders,
     onError (reply, { error }) {
       reply.send(upstreamError(upstream, error))
@@ -68,15 +68,22 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async function prox
   }
 
   function proxy (request: FastifyRequest, reply: FastifyReply): void {
+    // Absolute-form or origin-form, the upstream gets the path (reply-from adds the query) and hears
+    // which host the client asked for.
+    const { path, host } = targetOf(request)
+    const forwarding: FastifyReplyFromHooks = {
+      ...hooks,
+      rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders({ ip: request.ip, host, protocol: request.protocol }, headers)
+    }
     // The upstream's answer, x-instance-id included, is streamed back as is.
     if (request.body === undefined) {
-      reply.from(undefined, hooks)
+      reply.from(path, forwarding)
       return
     }
     // With a contentType, reply-from sends the body as given instead of serialising it as JSON. No
     // content type at all is octet-stream, the type RFC 9110 §8.3 lets a recipient assume.
     const contentType = request.headers['content-type'] ?? 'application/octet-stream'
-    reply.from(undefined, { ...hooks, body: request.body, contentType })
+    reply.from(path, { ...forwarding, body: request.body, contentType })
   }
 
   for (const url of PROXIED_PATHS) fastify.route({ method: [...PROXIED_METHODS], url, handler: proxy })

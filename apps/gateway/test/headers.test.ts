@@ -1,11 +1,16 @@
 import t from 'tap'
-import { endToEndHeaders, forwardedHeaders } from '../src/headers.js'
+import { endToEndHeaders, upstreamRequestHeaders, type Origin } from '../src/headers.js'
+
+// The rules alone; test/intermediary.test.ts drives them through the real gateway process.
+
+const origin: Origin = { ip: '10.0.0.5', host: 'api.example.com', protocol: 'https' }
 
 t.test('response: hop-by-hop headers and those Connection names are dropped, the rest kept as is', async (t) => {
   t.same(endToEndHeaders({
     connection: 'Keep-Alive, X-Hop , upgrade',
     'keep-alive': 'timeout=72',
     'proxy-connection': 'keep-alive',
+    'proxy-authenticate': 'Basic realm="proxy"',
     te: 'trailers',
     trailer: 'x-checksum',
     'transfer-encoding': 'chunked',
@@ -22,19 +27,51 @@ t.test('response: hop-by-hop headers and those Connection names are dropped, the
   t.same(endToEndHeaders({ 'x-instance-id': 'users-1' }), { 'x-instance-id': 'users-1' }, 'without a Connection header')
 })
 
-t.test('request: X-Forwarded-For grows, -Host and -Proto say what the gateway was asked', async (t) => {
-  const request = { ip: '10.0.0.5', host: 'api.example.com', protocol: 'https' as const }
-  t.same(forwardedHeaders(request, { host: 'user-service', accept: '*/*' }), {
+t.test('request: hop-by-hop and consumed headers are dropped; TE keeps only trailers', async (t) => {
+  const sent = upstreamRequestHeaders(origin, {
     host: 'user-service',
     accept: '*/*',
+    expect: '100-continue',
+    'keep-alive': '300',
+    upgrade: 'h2c',
+    te: 'gzip, Trailers',
+    trailer: 'x-checksum',
+    'proxy-connection': 'keep-alive',
+    'proxy-authorization': 'Basic cHJveHk6c2VjcmV0',
+    'x-real-ip': '6.6.6.6'
+  })
+  t.same(sent, {
+    host: 'user-service',
+    accept: '*/*',
+    te: 'trailers',
+    forwarded: 'for=10.0.0.5;host=api.example.com;proto=https',
     'x-forwarded-for': '10.0.0.5',
     'x-forwarded-host': 'api.example.com',
     'x-forwarded-proto': 'https'
   })
-  t.match(forwardedHeaders(request, { 'x-forwarded-for': '203.0.113.9, 198.51.100.1' }), { 'x-forwarded-for': '203.0.113.9, 198.51.100.1, 10.0.0.5' })
-  t.match(forwardedHeaders(request, { 'x-forwarded-for': ['203.0.113.9', '198.51.100.1'] }), { 'x-forwarded-for': '203.0.113.9, 198.51.100.1, 10.0.0.5' })
-  t.match(forwardedHeaders(request, { 'x-forwarded-host': 'spoofed.example', 'x-forwarded-proto': 'ftp' }), {
+  t.notOk('te' in upstreamRequestHeaders(origin, { te: 'gzip' }), 'TE without trailers is dropped entirely')
+})
+
+t.test('request: Forwarded and X-Forwarded-For grow; -Host and -Proto say what the gateway was asked', async (t) => {
+  t.match(upstreamRequestHeaders(origin, { forwarded: 'for=203.0.113.9;proto=http', 'x-forwarded-for': '203.0.113.9, 198.51.100.1' }), {
+    forwarded: 'for=203.0.113.9;proto=http, for=10.0.0.5;host=api.example.com;proto=https',
+    'x-forwarded-for': '203.0.113.9, 198.51.100.1, 10.0.0.5'
+  }, "the client's elements stay first; the gateway's own is last")
+  t.match(upstreamRequestHeaders(origin, { forwarded: ['for=a', 'for=b'], 'x-forwarded-for': ['203.0.113.9', '198.51.100.1'] }), {
+    forwarded: 'for=a, for=b, for=10.0.0.5;host=api.example.com;proto=https',
+    'x-forwarded-for': '203.0.113.9, 198.51.100.1, 10.0.0.5'
+  }, 'repeated header lines are one list')
+  t.match(upstreamRequestHeaders(origin, { 'x-forwarded-host': 'spoofed.example', 'x-forwarded-proto': 'ftp' }), {
     'x-forwarded-host': 'api.example.com',
     'x-forwarded-proto': 'https'
   }, 'a client cannot choose what the upstream is told about the original request')
+})
+
+t.test('request: Forwarded values are quoted where RFC 7239 needs it', async (t) => {
+  const v6 = upstreamRequestHeaders({ ip: '::1', host: 'localhost:8080', protocol: 'http' }, {})
+  t.equal(v6.forwarded, 'for="[::1]";host="localhost:8080";proto=http', 'IPv6 in brackets and quotes; host:port quoted')
+  const odd = upstreamRequestHeaders({ ip: '10.0.0.5', host: 'a"b\\c', protocol: 'http' }, {})
+  t.equal(odd.forwarded, 'for=10.0.0.5;host="a\\"b\\\\c";proto=http', 'quotes and backslashes escaped')
+  const gone = upstreamRequestHeaders({ ip: undefined, host: 'api.example.com', protocol: 'http' }, {})
+  t.match(gone, { forwarded: 'for=unknown;host=api.example.com;proto=http', 'x-forwarded-for': 'unknown' }, 'a client whose socket is gone is unknown')
 })

@@ -3,6 +3,7 @@ import consulPlugin from '@reg/fastify-consul'
 import healthPlugin, { type HealthPluginOptions } from '@reg/fastify-health'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import { logClientAbort } from './client-abort.js'
 import { openDatabase, type UsersDatabase } from './db.js'
 import { usersRoutes } from './routes/users.js'
 import { UsersRepository } from './users-repository.js'
@@ -67,6 +68,8 @@ const userService: FastifyPluginAsync<UserServiceOptions> = async function userS
     reply.header('x-instance-id', configuredId ?? fastify.consul.registration?.id ?? fallbackId)
     done()
   })
+
+  fastify.addHook('onRequest', logClientAbort)
 
   await fastify.register(usersRoutes, { prefix: '/users', repository: new UsersRepository(db) })
 }

@@ -49,7 +49,7 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${rawLevel}"`)
   }
 
-  if (problems.length > 0) throw new ConfigError(problems)
+  if (problems.length > 0) throw new ConfigError(problems.join('; '))
 
   const address = read(env, 'CONSUL_HTTP_ADDR')
   const token = read(env, 'CONSUL_HTTP_TOKEN')

@@ -1,33 +1,26 @@
-// Every error this app throws. Tests match on `code`; the messages are for humans and may change.
-// Shaped like @fastify/error's errors (code, statusCode), so Fastify's error handler answers with both;
-// @fastify/error itself is not a dependency of this app.
+import createError from '@fastify/error'
 
-export class UserNotFoundError extends Error {
-  readonly code = 'FST_REG_USERS_NOT_FOUND'
-  readonly statusCode = 404
+// Every error this app throws or answers with, made with @fastify/error as Fastify's own are: each has a
+// stable `code` (one prefix for the app, FST_REG_USERS_) and a `statusCode` that Fastify's error handler
+// answers with. Tests match on `code`; the messages are for humans and may change.
 
-  constructor (id: string) {
-    super(`no user with id "${id}"`)
-    this.name = 'UserNotFoundError'
-  }
-}
+export const UserNotFoundError = createError<'FST_REG_USERS_NOT_FOUND', 404, [string]>(
+  'FST_REG_USERS_NOT_FOUND', 'no user with id "%s"', 404)
 
-export class DuplicateEmailError extends Error {
-  readonly code = 'FST_REG_USERS_DUPLICATE_EMAIL'
-  readonly statusCode = 409
+export const DuplicateEmailError = createError<'FST_REG_USERS_DUPLICATE_EMAIL', 409, [string]>(
+  'FST_REG_USERS_DUPLICATE_EMAIL', 'a user with email "%s" already exists', 409)
 
-  constructor (email: string) {
-    super(`a user with email "${email}" already exists`)
-    this.name = 'DuplicateEmailError'
-  }
-}
+/** `after` names no user: a typo'd cursor must not read as "no more users". */
+export const UnknownCursorError = createError<'FST_REG_USERS_UNKNOWN_CURSOR', 400, [string]>(
+  'FST_REG_USERS_UNKNOWN_CURSOR', 'querystring/after must be the id of an existing user, got "%s"', 400)
+
+/**
+ * The database failed in a way the client cannot fix (locked, closed, I/O error). The message is generic
+ * on purpose: the driver's code and message go to the log through `cause`, never to the client.
+ */
+export const UnavailableError = createError<'FST_REG_USERS_UNAVAILABLE', 503, [{ cause: unknown }]>(
+  'FST_REG_USERS_UNAVAILABLE', 'the users database is unavailable; try again shortly', 503)
 
 /** The environment cannot start the server: one message naming every bad variable. */
-export class ConfigError extends Error {
-  readonly code = 'FST_REG_USER_SERVICE_CONFIG'
-
-  constructor (problems: readonly string[]) {
-    super(`invalid environment: ${problems.join('; ')}`)
-    this.name = 'ConfigError'
-  }
-}
+export const ConfigError = createError<'FST_REG_USERS_CONFIG', 500, [string]>(
+  'FST_REG_USERS_CONFIG', 'invalid environment: %s', 500)

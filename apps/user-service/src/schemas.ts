@@ -23,6 +23,17 @@ export type User = Static<typeof UserSchema>
 
 export const UserListSchema = Type.Array(UserSchema)
 
+/** Page sizes a client may ask for: enough to be useful, few enough that one list call stays cheap. */
+export const PAGE_LIMIT = Object.freeze({ min: 1, max: 100, default: 50 })
+
+// Query values are strings (the validator never coerces), so the bounds are in the pattern: 1 to 100,
+// without leading zeros or signs.
+export const ListQuerySchema = Type.Object({
+  limit: Type.Optional(Type.String({ pattern: '^(100|[1-9][0-9]?)$', description: `an integer from ${PAGE_LIMIT.min} to ${PAGE_LIMIT.max}` })),
+  after: Type.Optional(Type.String({ pattern: UUID, description: 'the id of a user (from a Link: rel="next" header)' }))
+}, { additionalProperties: false })
+export type ListQuery = Static<typeof ListQuerySchema>
+
 export const UserParamsSchema = Type.Object({
   id: Type.String({ pattern: UUID, description: 'a UUID' })
 }, { additionalProperties: false })

@@ -1,3 +1,5 @@
+/// <reference lib="es2024.string" />
+// ^ String.prototype.isWellFormed (Node 20+), which the base tsconfig (ES2023 lib) does not declare.
 import type { TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
@@ -33,7 +35,31 @@ function toFastifyErrors (errors: Iterable<ValueError>): FastifySchemaValidation
   return [...byPath.values()]
 }
 
+/**
+ * The first string in `data` (values and keys, at any depth) that is not well-formed Unicode, as a JSON
+ * pointer. JSON lets a client send a lone surrogate ("\\ud800"): JavaScript keeps it, but SQLite stores
+ * text as UTF-8, where it cannot exist, and reads back U+FFFD instead. So it is refused before anything
+ * is stored, like any other invalid value, rather than answered with a body that differs from the row.
+ */
+function illFormedPath (data: unknown, path = ''): string | undefined {
+  if (typeof data === 'string') return data.isWellFormed() ? undefined : path
+  if (typeof data !== 'object' || data === null) return undefined
+  for (const [key, value] of Object.entries(data)) {
+    const at = `${path}/${key}`
+    if (!key.isWellFormed()) return at
+    const found = illFormedPath(value, at)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
+
 export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema }) => {
   const compiled = TypeCompiler.Compile(schema)
-  return (data: unknown) => compiled.Check(data) ? { value: data } : { error: toFastifyErrors(compiled.Errors(data)) }
+  return (data: unknown) => {
+    const illFormed = illFormedPath(data)
+    if (illFormed !== undefined) {
+      return { error: [{ keyword: 'wellFormed', instancePath: illFormed, schemaPath: '', params: {}, message: 'must be well-formed Unicode text (no lone surrogates)' }] }
+    }
+    return compiled.Check(data) ? { value: data } : { error: toFastifyErrors(compiled.Errors(data)) }
+  }
 }

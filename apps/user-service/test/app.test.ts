@@ -71,9 +71,9 @@ t.test('a broken database turns /health critical (503) while liveness stays 200'
   t.equal(health.statusCode, 503)
   t.match(health.json(), { status: 'critical', checks: { database: { status: 'critical', output: /not open/ } } })
   t.equal((await app.inject('/health/live')).statusCode, 200, 'the process is alive; only readiness fails')
-  t.equal((await app.inject('/users')).statusCode, 500, 'reads fail')
+  t.match((await app.inject('/users')).json(), { statusCode: 503, code: 'FST_REG_USERS_UNAVAILABLE' }, 'reads fail: unavailable, not a server bug')
   const write = await app.inject({ method: 'POST', url: '/users', payload: { name: 'Grace', email: 'grace@example.com' } })
-  t.equal(write.statusCode, 500, 'a database error is not mistaken for a duplicate')
+  t.equal(write.statusCode, 503, 'a database error is not mistaken for a duplicate')
   t.notMatch(write.json<ErrorBody>(), { code: 'FST_REG_USERS_DUPLICATE_EMAIL' })
 })
 

@@ -47,8 +47,8 @@ t.test('ports from 0 (any free port) to 65535', async (t) => {
 
 t.test('bad values throw one error naming each variable', async (t) => {
   for (const port of ['abc', '-1', '65536', '3.5', '1e3', '0x10', '123456']) {
-    t.throws(() => loadConfig({ PORT: port }), { code: 'FST_REG_USER_SERVICE_CONFIG', message: /PORT/ }, `PORT=${port}`)
+    t.throws(() => loadConfig({ PORT: port }), { code: 'FST_REG_USERS_CONFIG', message: /PORT/ }, `PORT=${port}`)
   }
-  t.throws(() => loadConfig({ LOG_LEVEL: 'verbose' }), { code: 'FST_REG_USER_SERVICE_CONFIG', message: /LOG_LEVEL/ })
+  t.throws(() => loadConfig({ LOG_LEVEL: 'verbose' }), { code: 'FST_REG_USERS_CONFIG', message: /LOG_LEVEL/ })
   t.throws(() => loadConfig({ PORT: 'abc', LOG_LEVEL: 'verbose' }), { message: /PORT.*LOG_LEVEL/ }, 'all problems at once')
 })

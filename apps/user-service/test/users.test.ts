@@ -82,3 +82,25 @@ t.test('an oversized body is refused before it is parsed', async (t) => {
   t.equal(res.statusCode, 413)
   t.match(res.json<ErrorBody>(), { code: 'FST_ERR_CTP_BODY_TOO_LARGE' })
 })
+
+t.test('strings that are not well-formed Unicode are 400 naming the field, and nothing is stored', async (t) => {
+  const app = await buildApp(t)
+  // Written as JSON escapes: a lone surrogate cannot be sent as UTF-8 at all.
+  const cases: Array<[string, string, RegExp]> = [
+    ['lone high surrogate in name', '{"name":"x\\ud800y","email":"ada@example.com"}', /^body\/name /],
+    ['lone low surrogate in email', '{"name":"Ada","email":"a\\udc00@example.com"}', /^body\/email /],
+    ['reversed pair', '{"name":"\\udc00\\ud800","email":"ada@example.com"}', /^body\/name /],
+    ['in a field name', '{"name":"Ada","email":"ada@example.com","\\ud800":1}', /^body\/\ud800 /]
+  ]
+  for (const [what, payload, field] of cases) {
+    const res = await app.inject({ method: 'POST', url: '/users', headers: { 'content-type': 'application/json' }, payload })
+    t.match([res.statusCode, res.json<ErrorBody>()], [400, { code: 'FST_ERR_VALIDATION', message: field }], what)
+  }
+  t.same((await app.inject('/users')).json(), [], 'nothing was stored')
+
+  // Negative control: a real pair (an emoji) is well-formed, stored and read back exactly as sent.
+  const emoji = await app.inject({ method: 'POST', url: '/users', headers: { 'content-type': 'application/json' }, payload: '{"name":"Ada \\ud83d\\ude00","email":"ada@example.com"}' })
+  t.equal(emoji.statusCode, 201)
+  const read = await app.inject(`/users/${emoji.json<UserBody>().id}`)
+  t.equal(read.json<UserBody>().name, 'Ada 😀', 'what the 201 said is what was stored')
+})

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { UserNotFoundError } from '../errors.js'
-import { NewUserSchema, UserListSchema, UserParamsSchema, UserSchema, type NewUser, type UserParams } from '../schemas.js'
+import { UnavailableError, UserNotFoundError } from '../errors.js'
+import { ListQuerySchema, NewUserSchema, PAGE_LIMIT, UserListSchema, UserParamsSchema, UserSchema, type ListQuery, type NewUser, type UserParams } from '../schemas.js'
 import type { UsersRepository } from '../users-repository.js'
 import { typeboxValidatorCompiler } from '../validator.js'
 
@@ -8,13 +8,32 @@ export interface UsersRoutesOptions {
   repository: UsersRepository
 }
 
-// Not wrapped in fastify-plugin: the validator compiler below must stay in this scope.
+/** Seconds a client should wait after a 503 before trying again: longer than a typical lock is held. */
+const RETRY_AFTER_SECONDS = 1
+
+// Not wrapped in fastify-plugin: the validator compiler and the error handler below must stay in this scope.
 export const usersRoutes: FastifyPluginAsync<UsersRoutesOptions> = async function usersRoutes (fastify, { repository }) {
   fastify.setValidatorCompiler(typeboxValidatorCompiler)
 
-  fastify.get('/', {
-    schema: { response: { 200: UserListSchema } }
-  }, async () => repository.list())
+  fastify.setErrorHandler(function usersErrorHandler (error, request, reply) {
+    // Everything else is Fastify's default handling (status from the error, 4xx logged at info).
+    if (!(error instanceof UnavailableError)) throw error
+    // The driver's code and message are for operators only: the client learns that it may retry, and when.
+    request.log.error({ err: error.cause }, 'users database unavailable')
+    reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS))
+      .send({ statusCode: 503, code: error.code, error: 'Service Unavailable', message: error.message })
+  })
+
+  // A page at a time: one call can never read or send the whole table. RFC 8288's Link rel="next" says
+  // where the next page is; the body stays a plain array of users.
+  fastify.get<{ Querystring: ListQuery }>('/', {
+    schema: { querystring: ListQuerySchema, response: { 200: UserListSchema } }
+  }, async (request, reply) => {
+    const limit = request.query.limit === undefined ? PAGE_LIMIT.default : Number(request.query.limit)
+    const { users, next } = repository.page(limit, request.query.after)
+    if (next !== undefined) reply.header('link', `<${fastify.prefix}?limit=${limit}&after=${next}>; rel="next"`)
+    return users
+  })
 
   fastify.get<{ Params: UserParams }>('/:id', {
     schema: { params: UserParamsSchema, response: { 200: UserSchema } }

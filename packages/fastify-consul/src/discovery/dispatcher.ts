@@ -5,7 +5,7 @@ import { Dispatcher, Pool, errors, util } from 'undici'
 import { createBalancer, type Balancer, type BalancerName } from './balancer.js'
 import { NoInstanceError, WatchClosedError } from '../errors.js'
 import type { Instance } from './instance.js'
-import { OutlierState, mayEject, type FailureKind } from './outlier.js'
+import { OutlierState, mayEject, type EjectionTimes, type FailureKind } from './outlier.js'
 import { RetryBudget, RetryingHandler, type LegacyHandler, type RetryBudgetOptions, type RetryRoute } from './retry.js'
 import { UpstreamLoad } from './upstream-load.js'
 import type { ServiceWatch } from './watcher.js'
@@ -188,7 +188,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   readonly #balancerName: BalancerName
   readonly #random: () => number
   readonly #now: () => number
-  readonly #ejection: { baseMs: number, maxMs: number }
+  readonly #ejection: EjectionTimes
   readonly #consecutiveFailures: number
   readonly #maxEjectionPercent: number
   readonly #poolOptions: Pool.Options

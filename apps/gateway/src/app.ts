@@ -52,6 +52,12 @@ declare module 'fastify' {
 }
 
 export const DEFAULTS = Object.freeze({
+  /**
+   * A gateway's discovery: the least-loaded of two instances (a frozen replica stops getting requests after
+   * a handful), a per-try timeout so an idempotent request stuck on one is retried elsewhere, and a 502/503/
+   * 504 from one replica (say, one that is closing) retried on another within the retry budget.
+   */
+  discovery: Object.freeze({ balancer: 'least-request', perTryTimeout: '2s', retryOn: Object.freeze([502, 503, 504]) }) as Readonly<DispatcherOptions>,
   upstream: 'user-service',
   timeout: 10_000,
   upstreamCheck: Object.freeze({ interval: 1000, timeout: 2000 })
@@ -78,10 +84,11 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
   })
 
   // Both start watching now, so the first Consul answer is usually in before the first request. The
-  // dispatcher is fed by the watch itself: one blocking query on Consul, one view of the instances.
-  const { balancer, random, retries, retryBudget, ejectionMs, pool, ...query } = discovery
-  const watch = fastify.consul.discover(upstream, { ...query, balancer, random })
-  const dispatcher = fastify.consul.dispatcher(watch, { balancer, random, retries, retryBudget, ejectionMs, pool })
+  // dispatcher is fed by the watch itself: one blocking query on Consul, one view of the instances. The
+  // gateway's one `discovery` option holds both halves; the query half goes to the watch.
+  const { tag, dc, passingOnly, panicThreshold, filter, stale, wait, staleTtl, backoff, rateLimit, ...dispatch } = { ...DEFAULTS.discovery, ...discovery }
+  const watch = fastify.consul.discover(upstream, { tag, dc, passingOnly, panicThreshold, filter, stale, wait, staleTtl, backoff, rateLimit, balancer: dispatch.balancer, random: dispatch.random })
+  const dispatcher = fastify.consul.dispatcher(watch, dispatch)
   fastify.addHook('onClose', async () => {
     // @reg/fastify-consul would close them too; closing what we opened keeps that an implementation detail.
     await Promise.all([dispatcher.close(), watch.close()])

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { BALANCERS, createBalancer, smoothSchedule, type Balancer } from '../src/discovery/balancer.js'
 import type { Instance } from '../src/discovery/instance.js'
+import { DECAY_MS, UpstreamLoad } from '../src/discovery/upstream-load.js'
 
 function inst (id: string, weight = 1): Instance {
   return Object.freeze({
@@ -43,7 +44,7 @@ function shares (ids: string[]): Record<string, number> {
 const abc = [inst('a'), inst('b'), inst('c')]
 
 t.test('names', async (t) => {
-  t.same(BALANCERS, ['round-robin', 'random', 'weighted'])
+  t.same(BALANCERS, ['round-robin', 'random', 'weighted', 'least-request'])
   for (const name of BALANCERS) t.equal(createBalancer(name, abc).name, name)
 })
 
@@ -111,4 +112,112 @@ t.test('an empty snapshot picks undefined', async (t) => {
     t.equal(b.pick(), undefined, name)
   }
   t.equal(createBalancer('weighted', [inst('x', 0)]).pick(), undefined)
+})
+
+/** A load measured at `latency` ms with `outstanding` attempts that began at `startedAt`. */
+function loaded (latency: number, outstanding = 0, startedAt = 0): UpstreamLoad {
+  const l = new UpstreamLoad()
+  l.observe(latency, 0)
+  for (let i = 0; i < outstanding; i++) l.begin(startedAt)
+  return l
+}
+
+t.test('least-request without live loads (a plain watch) is a weighted random pick', async (t) => {
+  const list = [inst('a', 3), inst('b', 1), inst('c', 0), inst('d', 4)]
+  const b = createBalancer('least-request', list, { random: grid(800) })
+  t.equal(b.name, 'least-request')
+  t.equal(b.size, 3, 'weight 0 is never a candidate')
+  t.same(shares(picks(b, 800)), { a: 300, b: 100, d: 400 }, 'one draw per pick, shares exactly by weight over the grid')
+  t.same(picks(createBalancer('least-request', [inst('only')]), 3), ['only', 'only', 'only'])
+  t.equal(createBalancer('least-request', []).pick(), undefined)
+})
+
+t.test('least-request: of two candidates drawn by weight, the lower latency × (outstanding + 1) wins', async (t) => {
+  const loads = new Map([['a', loaded(10, 3)], ['b', loaded(10)], ['c', loaded(50)]])
+  const load = (i: Instance): UpstreamLoad => loads.get(i.id)!
+  const now = (): number => 0
+  // Draws: 0.1 → a, 0.5 → b (three equal weights; one draw each).
+  t.equal(createBalancer('least-request', abc, { random: sequence(0.1, 0.5), load, now }).pick()!.id, 'b', 'b (10 × 1) beats a (10 × 4)')
+  t.equal(createBalancer('least-request', abc, { random: sequence(0.5, 0.9), load, now }).pick()!.id, 'b', 'b (10) beats c (50)')
+  t.equal(createBalancer('least-request', abc, { random: sequence(0.1, 0.9), load, now }).pick()!.id, 'a', 'a (40) beats c (50): load, not latency alone')
+  t.equal(createBalancer('least-request', abc, { random: sequence(0.9, 0.1), load, now }).pick()!.id, 'a', 'either order')
+  // The same instance drawn twice: the second becomes another one, uniformly (0.99 of the two others → c).
+  t.equal(createBalancer('least-request', abc, { random: sequence(0.1, 0.1, 0.99), load, now }).pick()!.id, 'a', 'a (40) beats c (50)')
+  t.equal(createBalancer('least-request', abc, { random: sequence(0.1, 0.1, 0), load, now }).pick()!.id, 'b', 'a redraw to b: b wins')
+  const tie = new UpstreamLoad()
+  t.equal(createBalancer('least-request', abc, { random: sequence(0.9, 0.1), load: () => tie, now }).pick()!.id, 'c', 'a tie keeps the first candidate')
+})
+
+t.test('least-request keeps a frozen instance out once its requests pile up', async (t) => {
+  let clock = 1000
+  const healthy = [loaded(2), loaded(2)]
+  const frozen = loaded(2)
+  const list = [inst('h1'), inst('h2'), inst('frozen')]
+  const load = (i: Instance): UpstreamLoad => i.id === 'frozen' ? frozen : healthy[Number(i.id[1]) - 1]!
+  const b = createBalancer('least-request', list, { load, now: () => clock, random: grid(97) })
+  // Healthy instances answer at once; the frozen one never does.
+  let toFrozen = 0
+  for (let i = 0; i < 1000; i++) {
+    clock += 0.5
+    const picked = b.pick()!
+    if (picked.id === 'frozen') {
+      toFrozen++
+      frozen.begin(clock)
+    } else {
+      const l = healthy[Number(picked.id[1]) - 1]!
+      l.begin(clock)
+      l.end(clock)
+    }
+  }
+  t.ok(toFrozen > 0 && toFrozen <= 5, `${toFrozen} of 1000 picks went to the frozen instance`)
+  t.equal(frozen.outstanding, toFrozen)
+})
+
+t.test('least-request reads the clock once per pick and performance.now by default', async (t) => {
+  let reads = 0
+  const b = createBalancer('least-request', abc, { load: () => new UpstreamLoad(), now: () => { reads++; return 0 } })
+  for (let i = 0; i < 10; i++) b.pick()
+  t.equal(reads, 10)
+  t.ok(createBalancer('least-request', abc, { load: () => new UpstreamLoad() }).pick())
+})
+
+t.test('UpstreamLoad: peak EWMA, the age of what is in flight, and Finagle’s penalty', async (t) => {
+  await t.test('never measured: free while idle, penalised while its first request is out', async (t) => {
+    const l = new UpstreamLoad()
+    t.equal(l.cost(0), 0)
+    l.begin(0)
+    const one = l.cost(0)
+    l.begin(0)
+    t.ok(one > 1e9, 'any measured instance beats it')
+    t.ok(l.cost(0) > one, 'fewer outstanding wins among unmeasured ones')
+    l.end(0)
+    l.end(0)
+    t.equal(l.outstanding, 0)
+    t.equal(l.cost(0), 0)
+  })
+  await t.test('a slower sample replaces the estimate at once; a faster one only moves it with time', async (t) => {
+    const l = new UpstreamLoad()
+    l.observe(10, 0)
+    t.equal(l.latency(0), 10, 'the first sample')
+    l.observe(100, 1)
+    t.equal(l.latency(1), 100, 'the peak')
+    l.observe(1, 2)
+    t.ok(l.latency(2) > 99, 'a fast answer a millisecond later barely moves it')
+    t.ok(Math.abs(l.latency(2 + DECAY_MS) - l.latency(2) / Math.E) < 1e-6, 'it decays by e every 10 s without samples')
+    l.observe(1, 60_000)
+    t.ok(l.latency(60_000) < 1.01, 'and a sample after a long quiet is taken as it is')
+    t.equal(l.cost(60_000), l.latency(60_000), 'idle: latency × 1')
+  })
+  await t.test('requests in flight for longer than the estimate count as latency in progress', async (t) => {
+    const l = new UpstreamLoad()
+    l.observe(2, 0)
+    l.begin(100)
+    l.begin(300)
+    t.equal(l.latency(300), 100, 'mean age (200 + 0) / 2')
+    t.equal(l.cost(300), 300, '× (2 + 1)')
+    l.end(100)
+    t.equal(l.latency(300), 2 * Math.exp(-300 / DECAY_MS), 'the remaining one is younger than the (decayed) estimate')
+    l.end(300)
+    t.equal(l.outstanding, 0)
+  })
 })

@@ -8,13 +8,16 @@ import { BalancedDispatcher, type ServiceDispatcherOptions } from '../src/discov
 import { DISCOVERY_DEFAULTS, dispatchSettings } from '../src/discovery/options.js'
 import type { Instance } from '../src/discovery/instance.js'
 import {
-  RetryBudget, RetryingHandler, isConnectFailure,
+  RetryBudget, RetryingHandler,
   wasNeverSent, isConnectionError, isIdempotent, isReplayableBody,
   type LegacyHandler, type RetryRoute
 } from '../src/discovery/retry.js'
+import { failureKind } from '../src/discovery/outlier.js'
+import { UpstreamLoad } from '../src/discovery/upstream-load.js'
 import { consulHttp, ids, register, until, upstream, within, type Upstream } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
 import { StaticWatch, instanceAt } from './fixtures/discovery-static-watch.js'
+import { childUpstream } from './fixtures/child-upstream.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -50,10 +53,12 @@ t.test('retry policy: methods, errors, bodies', async (t) => {
   for (const code of ['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED']) t.ok(isConnectionError(coded(code)), code)
   for (const code of ['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_ABORTED', 'FST_REG_DISCOVERY_NO_INSTANCE']) t.notOk(isConnectionError(coded(code)), code)
   t.notOk(isConnectionError(new Error('no code')))
-  t.ok(isConnectFailure(coded('ECONNREFUSED')))
-  t.ok(isConnectFailure(coded('UND_ERR_CONNECT_TIMEOUT')))
-  t.notOk(isConnectFailure(coded('ECONNRESET')), 'a reset may be a keep-alive race, not a dead instance')
-  t.notOk(isConnectFailure(new Error('no code')))
+  t.equal(failureKind(coded('ECONNREFUSED')), 'connect')
+  t.equal(failureKind(coded('UND_ERR_CONNECT_TIMEOUT')), 'connect')
+  t.equal(failureKind(coded('ECONNRESET')), 'reset', 'a reset may be a keep-alive race: it counts, but does not eject at once')
+  t.equal(failureKind(coded('UND_ERR_HEADERS_TIMEOUT')), 'timeout')
+  t.equal(failureKind(coded('UND_ERR_CLOSED')), undefined, 'our own pool closing says nothing about the instance')
+  t.equal(failureKind(new Error('no code')), undefined)
   t.ok(wasNeverSent(coded('ECONNREFUSED')))
   t.notOk(wasNeverSent(coded('ECONNRESET')), 'a reset may come after the request was sent')
   t.notOk(wasNeverSent(new Error('no code')))
@@ -94,10 +99,16 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
       sent,
       maxRetries: 2,
       budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget),
+      retryOn: new Set(),
+      perTryTimeout: 0,
+      now: () => 0,
       choose: (tried) => [a, b].find((i) => !tried.has(i.id)),
       originOf: (i) => i.id,
+      loadOf: () => new UpstreamLoad(),
       send (origin, opts, handler) { sent.push(origin); send(origin, opts, handler) },
+      succeeded () {},
       failed () {},
+      timedOut () {},
       retrying () {},
       denied () {},
       noInstance: () => new Error('none')
@@ -151,6 +162,9 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
     })
     new RetryingHandler(r, { ...opts, upgrade: 'websocket' }, minimal).start()
     t.same(calls, ['upgrade'])
+    const full = recorder()
+    new RetryingHandler(r, { ...opts, upgrade: 'websocket' }, full).start()
+    t.same(full.calls, ['connect', 'body-sent', 'sent', 'started', 'upgrade'], 'the response start is passed on with the upgrade')
   })
 
   await t.test('the caller aborts between attempts: no further attempt', async (t) => {
@@ -214,7 +228,7 @@ t.test('rewrites the placeholder origin and rotates over the instances', async (
   const direct = await d.request({ origin: 'http://svc', path: '/x', method: 'GET' })
   t.equal((await direct.body.json() as { id: string }).id, 'a')
   t.same(d.instances.map((i) => i.id), ['a', 'b', 'c'])
-  t.same(d.stats, { requests: 7, retries: 0, retriesDenied: 0, ejections: 0, readmissions: 0 })
+  t.same(d.stats, { requests: 7, retries: 0, statusRetries: 0, retriesDenied: 0, perTryTimeouts: 0, ejections: 0, outlierEjections: 0, ejectionsCapped: 0, readmissions: 0 })
   t.equal(d.service, 'svc')
 })
 
@@ -354,6 +368,18 @@ t.test('instances leaving the set: their pools close, ejections drop, in-flight 
     watch.set([at(a)])
     t.same(d.ejected, [], 'an instance that left is forgotten, timer and all')
   })
+  await t.test('a success from an instance that left while its request was in flight', async (t) => {
+    let release!: () => void
+    const slow = await upstream(t, 'slow', (_req, res) => { release = () => res.end('{"id":"slow"}') })
+    const { d, watch } = dispatcherFor(t, [at(slow), at(a)])
+    const pending = get(d)
+    await within('the request to arrive', (async () => { while (slow.received.length === 0) await new Promise((resolve) => setImmediate(resolve)) })())
+    watch.set([at(a)])
+    release()
+    t.equal((await pending).id, 'slow', 'answered by the instance that left')
+    t.same(d.instances.map((i) => i.id), ['a'])
+    t.equal(d.stats.readmissions, 0)
+  })
   await t.test('in flight', async (t) => {
     const { d, watch } = dispatcherFor(t, [at(gone), at(a)], { ejectionMs: 60_000 })
     const pending = get(d)
@@ -363,14 +389,46 @@ t.test('instances leaving the set: their pools close, ejections drop, in-flight 
   })
 })
 
-t.test('every instance ejected: panic mode keeps trying them rather than refusing', async (t) => {
-  const [d1, d2] = await Promise.all([dead(t, 'd1'), dead(t, 'd2')])
-  const { d } = dispatcherFor(t, [at(d1), at(d2)], { ejectionMs: 60_000 })
-  await t.rejects(get(d), { code: 'ECONNREFUSED' })
-  t.same(d.ejected.map((i) => i.id).sort(), ['d1', 'd2'])
-  await t.rejects(get(d), { code: 'ECONNREFUSED' }, 'not NO_INSTANCE')
-  await d1.start()
-  t.equal((await get(d)).id, 'd1', 'whoever comes back first serves')
+t.test('maxEjectionPercent: ejection alone never empties the pool; ejected instances are a retry’s last resort', async (t) => {
+  await t.test('two instances at the default 50 %: the second refusal is not ejected', async (t) => {
+    const [d1, d2] = await Promise.all([dead(t, 'd1'), dead(t, 'd2')])
+    const { d } = dispatcherFor(t, [at(d1), at(d2)], { ejectionMs: 60_000 })
+    t.equal(d.stats.ejectionsCapped, 0)
+    await t.rejects(get(d), { code: 'ECONNREFUSED' })
+    t.same(ids(d.ejected), ['d1'], 'the first refusal ejects (Envoy: at least one, whatever the percentage)')
+    t.match(d.stats, { ejections: 1, ejectionsCapped: 1 }, 'the second would have taken the pool past half')
+    await t.rejects(get(d), { code: 'ECONNREFUSED' }, 'still tried, never NO_INSTANCE')
+    t.equal(d.stats.retries, 2, 'the retry went to the ejected instance when no admitted one was left')
+    await d1.start()
+    const readmitted = once(d.events, 'readmit')
+    t.equal((await get(d)).id, 'd1', 'whoever comes back first serves, ejected or not')
+    t.same((await readmitted)[1], 'success', 'and its success re-admits it at once')
+    t.same(d.ejected, [])
+  })
+  await t.test('four instances, three refusing: at most two are ejected', async (t) => {
+    const deads = await Promise.all(['d1', 'd2', 'd3'].map((id) => dead(t, id)))
+    const a = await upstream(t, 'a')
+    const { d } = dispatcherFor(t, [...deads.map((u) => at(u)), at(a)], { ejectionMs: 60_000, retries: 3 })
+    t.equal((await get(d)).id, 'a')
+    t.same(ids(d.ejected), ['d1', 'd2'])
+    t.match(d.stats, { ejections: 2, ejectionsCapped: 1 })
+  })
+  await t.test('a pool of one: ejected (Envoy’s floor of one), and still routed to', async (t) => {
+    const gone = await dead(t)
+    const { d } = dispatcherFor(t, [at(gone)], { ejectionMs: 60_000 })
+    await t.rejects(get(d), { code: 'ECONNREFUSED' })
+    t.same(ids(d.ejected), ['dead'])
+    await gone.start()
+    t.equal((await get(d)).id, 'dead', 'panic: with every instance ejected, all are tried')
+  })
+  await t.test('maxEjectionPercent 100 can eject every instance; they are still tried', async (t) => {
+    const [d1, d2] = await Promise.all([dead(t, 'd1'), dead(t, 'd2')])
+    const { d } = dispatcherFor(t, [at(d1), at(d2)], { ejectionMs: 60_000, maxEjectionPercent: 100 })
+    await t.rejects(get(d), { code: 'ECONNREFUSED' })
+    t.same(ids(d.ejected), ['d1', 'd2'])
+    await d2.start()
+    t.equal((await get(d)).id, 'd2')
+  })
 })
 
 t.test('the caller can abort; an aborted request is not retried', async (t) => {
@@ -497,6 +555,232 @@ t.test('a controller-style handler written by hand: abort twice, read the contro
     empty.dispatch({ path: '/', method: 'GET' }, { onRequestStart () {}, onResponseError (_c, e) { resolve(e) } })
   })
   t.equal((err as Error & { code?: string }).code, 'FST_REG_DISCOVERY_NO_INSTANCE', 'an error before any connection')
+})
+
+async function status (d: Dispatcher, opts: Partial<Dispatcher.RequestOptions> & { url?: string } = {}): Promise<{ statusCode: number, body: string }> {
+  const { url = 'http://svc/', ...rest } = opts
+  const res = await request(url, { dispatcher: d, ...rest })
+  return { statusCode: res.statusCode, body: await res.body.text() }
+}
+
+/** Runs `total` requests, `concurrency` at a time, and returns what each answered (or threw). */
+async function load<T> (total: number, concurrency: number, one: () => Promise<T>): Promise<T[]> {
+  const out: T[] = []
+  let started = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (started < total) {
+      started++
+      out.push(await one())
+    }
+  }))
+  return out
+}
+
+t.test('consecutive failures eject: timeouts, resets and 5xx to idempotent requests count; a success resets the streak', async (t) => {
+  // Answers 500 to anything under /fail, and holds /hold until released.
+  const held: Array<() => void> = []
+  const flaky = await upstream(t, 'flaky', (req, res) => {
+    if (req.url === '/hold') return held.push(() => res.end('{"id":"flaky"}'))
+    res.statusCode = req.url!.startsWith('/fail') ? 500 : 200
+    res.end(JSON.stringify({ id: 'flaky' }))
+  })
+  const good = await upstream(t, 'good')
+
+  await t.test('three 500s to GET in a row eject; the caller still sees each 500 (no retryOn)', async (t) => {
+    const { d } = dispatcherFor(t, [at(flaky), at(good)], { consecutiveFailures: 3 })
+    const ejected = once(d.events, 'eject')
+    const codes: number[] = []
+    for (let i = 0; i < 6; i++) codes.push((await status(d, { url: 'http://svc/fail' })).statusCode)
+    t.same(codes, [500, 200, 500, 200, 500, 200], 'round-robin: flaky, good, flaky, …')
+    const [instance, ejection] = await ejected as [Instance, { reason: string, ms: number }]
+    t.equal(instance.id, 'flaky')
+    t.same(ejection, { reason: 'status', ms: DISCOVERY_DEFAULTS.ejectionMs })
+    t.match(d.stats, { ejections: 1, outlierEjections: 1 })
+    for (let i = 0; i < 3; i++) t.equal((await status(d, { url: 'http://svc/fail' })).statusCode, 200, 'only good is picked now')
+  })
+
+  await t.test('a success in between resets the streak', async (t) => {
+    const { d } = dispatcherFor(t, [at(flaky)], { consecutiveFailures: 3 })
+    for (const path of ['/fail', '/fail', '/ok', '/fail', '/fail']) await status(d, { url: `http://svc${path}` })
+    t.equal(d.stats.ejections, 0, 'two, a success, two: never three in a row')
+    await status(d, { url: 'http://svc/fail' })
+    t.equal(d.stats.ejections, 1, 'the third in a row')
+  })
+
+  await t.test('a 500 to a POST says nothing about the instance', async (t) => {
+    const { d } = dispatcherFor(t, [at(flaky)], { consecutiveFailures: 1 })
+    t.equal((await status(d, { url: 'http://svc/fail', method: 'POST', body: 'x' })).statusCode, 500)
+    t.equal(d.stats.ejections, 0)
+    t.equal((await status(d, { url: 'http://svc/fail' })).statusCode, 500)
+    t.equal(d.stats.ejections, 1, 'the control: the same 500 to a GET counts')
+  })
+
+  await t.test('re-admitted on success: a request in flight on an ejected instance answers', async (t) => {
+    const { d } = dispatcherFor(t, [at(flaky), at(good)], { consecutiveFailures: 2 })
+    const pending = get(d, { url: 'http://svc/hold' })
+    await within('the held request', (async () => { while (held.length === 0) await new Promise((resolve) => setImmediate(resolve)) })())
+    // good, flaky (500), good, flaky (500): ejected.
+    for (let i = 0; i < 4; i++) await status(d, { url: 'http://svc/fail' })
+    t.same(ids(d.ejected), ['flaky'])
+    const readmitted = once(d.events, 'readmit')
+    held.shift()!()
+    t.equal((await pending).id, 'flaky')
+    const [instance, reason] = await readmitted as [Instance, string]
+    t.equal(instance.id, 'flaky')
+    t.equal(reason, 'success')
+    t.same(d.ejected, [])
+    t.equal(d.stats.readmissions, 1)
+  })
+
+  await t.test('ejection time grows with each ejection, capped by maxEjectionMs', async (t) => {
+    const gone = await dead(t)
+    const { d } = dispatcherFor(t, [at(gone), at(good)], { ejectionMs: 50, maxEjectionMs: 120 })
+    const lengths: number[] = []
+    d.events.on('eject', (_i, e) => lengths.push(e.ms))
+    for (let round = 0; round < 3; round++) {
+      await get(d)
+      await within('re-admission', once(d.events, 'readmit'))
+    }
+    t.same(lengths, [50, 100, 120], 'base × ejections, capped')
+  })
+})
+
+t.test('retryOn: an idempotent request that gets a listed status goes to another instance; the caller sees one response', async (t) => {
+  const body503 = 'x'.repeat(64 * 1024)
+  const closing = await upstream(t, 'closing', (_req, res) => {
+    res.writeHead(503, { 'content-type': 'text/plain' })
+    res.end(body503)
+  })
+  const good = await upstream(t, 'good')
+
+  await t.test('with retryOn [503] the caller never sees the 503', async (t) => {
+    const { d } = dispatcherFor(t, [at(closing), at(good)], { retryOn: [502, 503, 504] })
+    const answers = await Promise.all(Array.from({ length: 10 }, async () => await status(d)))
+    t.same(new Set(answers.map((a) => a.statusCode)), new Set([200]))
+    for (const a of answers) t.equal((JSON.parse(a.body) as { id: string }).id, 'good', 'exactly the good body: nothing of the drained 503 leaked in')
+    t.ok(closing.received.length > 0, 'the closing instance was tried')
+    t.equal(d.stats.statusRetries, closing.received.length, 'each 503 was retried elsewhere')
+    t.equal(d.stats.retries, d.stats.statusRetries)
+  })
+
+  await t.test('negative control: without retryOn the caller gets the 503', async (t) => {
+    const { d } = dispatcherFor(t, [at(closing), at(good)])
+    const first = await status(d)
+    t.equal(first.statusCode, 503)
+    t.equal(first.body, body503)
+    t.equal(d.stats.retries, 0)
+  })
+
+  await t.test('not for a POST', async (t) => {
+    const { d } = dispatcherFor(t, [at(closing), at(good)], { retryOn: [503] })
+    t.equal((await status(d, { method: 'POST', body: 'x' })).statusCode, 503)
+    t.equal(d.stats.retries, 0)
+  })
+
+  await t.test('every instance answers 503: the last 503 reaches the caller, once', async (t) => {
+    const other = await upstream(t, 'other', (_req, res) => { res.statusCode = 503; res.end('other') })
+    const { d } = dispatcherFor(t, [at(closing), at(other)], { retryOn: [503] })
+    t.same(await status(d), { statusCode: 503, body: 'other' })
+    t.equal(d.stats.statusRetries, 1)
+  })
+
+  await t.test('within the same retry budget', async (t) => {
+    const { d } = dispatcherFor(t, [at(closing), at(good)], { retryOn: [503], retryBudget: { ratio: 0, minPerSecond: 0, burst: 1 } })
+    t.equal((await status(d)).statusCode, 200, 'the one token')
+    t.equal((await status(d)).statusCode, 503, 'no token left: the answer is the caller’s')
+    t.match(d.stats, { statusRetries: 1, retriesDenied: 1 })
+  })
+
+  await t.test('the discarded answer’s connection dies while it is drained: the retry still goes ahead', async (t) => {
+    const dying = await upstream(t, 'dying', (_req, res) => {
+      res.writeHead(503, { 'content-length': '100' })
+      res.write('partial', () => res.socket!.destroy())
+    })
+    const { d } = dispatcherFor(t, [at(dying), at(good)], { retryOn: [503] })
+    t.equal((await get(d)).id, 'good')
+    t.equal(d.stats.statusRetries, 1)
+  })
+})
+
+t.test('perTryTimeout: an idempotent attempt with no answer in time is retried elsewhere', async (t) => {
+  const silent = await upstream(t, 'silent', () => {})
+  const good = await upstream(t, 'good')
+
+  await t.test('a GET stuck on a silent instance succeeds on another', async (t) => {
+    const { d } = dispatcherFor(t, [at(silent), at(good)], { perTryTimeout: 500 })
+    t.equal((await get(d)).id, 'good')
+    t.match(d.stats, { perTryTimeouts: 1, retries: 1 })
+  })
+
+  await t.test('every instance silent: undici’s headers-timeout error, after each was tried', async (t) => {
+    const other = await upstream(t, 'other', () => {})
+    const { d } = dispatcherFor(t, [at(silent), at(other)], { perTryTimeout: 50, retries: 1 })
+    await t.rejects(get(d), { code: 'UND_ERR_HEADERS_TIMEOUT' })
+    t.match(d.stats, { perTryTimeouts: 2, retries: 1 })
+  })
+
+  await t.test('a POST has no per-try timeout: it may be slow, and it cannot be repeated', async (t) => {
+    const slow = await upstream(t, 'slow', (_req, res) => { setTimeout(() => res.end('{"id":"slow"}'), 150) })
+    const { d } = dispatcherFor(t, [at(slow), at(good)], { perTryTimeout: 50 })
+    t.equal((await get(d, { method: 'POST', body: 'x' })).id, 'slow')
+    t.equal(d.stats.perTryTimeouts, 0)
+  })
+
+  await t.test('an attempt still queued for a connection when its time is up is dropped, and aborted once it connects', async (t) => {
+    // One connection per upstream: a hanging POST holds silent's, so the GET behind it waits in the queue.
+    const { d } = dispatcherFor(t, [at(silent), at(good)], { perTryTimeout: 500, balancer: 'random', random: () => 0, pool: { connections: 1 } })
+    const controller = new AbortController()
+    const post = get(d, { method: 'POST', body: 'x', signal: controller.signal })
+    await within('the POST to arrive', (async () => { while (silent.received.length === 0) await new Promise((resolve) => setImmediate(resolve)) })())
+    t.equal((await get(d)).id, 'good', 'the queued GET timed out and went elsewhere')
+    t.equal(d.stats.perTryTimeouts, 1)
+    const before = silent.received.length
+    controller.abort()
+    await t.rejects(post, { name: 'AbortError' })
+    // The freed connection would now carry the queued GET: it is aborted before a byte is written.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    t.equal(silent.received.length, before, 'the silent instance never got the GET')
+  })
+})
+
+t.test('a frozen replica (SIGSTOP) under concurrent load: every request succeeds', async (t) => {
+  const [a, b] = await Promise.all([upstream(t, 'a'), upstream(t, 'b')])
+
+  await t.test('least-request: the frozen one gets a handful of requests, then none', async (t) => {
+    const frozen = await childUpstream(t, 'frozen')
+    const { d } = dispatcherFor(t, [at(a), at(b), instanceAt(frozen.id, frozen.port)], { balancer: 'least-request', random: Math.random, perTryTimeout: 1000 })
+    // Warm up: every replica answers and gets a latency estimate.
+    const warm = await load(60, 6, async () => (await get(d)).id)
+    t.same(new Set(warm), new Set(['a', 'b', 'frozen']), 'all three served before the freeze')
+    await frozen.freeze()
+    t.teardown(() => frozen.thaw())
+    const before = a.received.length + b.received.length
+    const answers = await load(300, 10, async () => (await get(d)).id)
+    t.equal(answers.length, 300)
+    t.notOk(answers.includes('frozen'), 'every request answered, by a or b')
+    t.equal(a.received.length + b.received.length - before, 300)
+    // An attempt on the frozen replica only ends by its per-try timeout, so this counts every one sent there.
+    const stuck = d.stats.perTryTimeouts
+    t.ok(stuck >= 1, `the frozen replica was tried (${stuck} attempts)`)
+    t.ok(stuck <= 10, `and then avoided: ${stuck} of 300 requests went there`)
+    t.equal(d.stats.retries, stuck, 'each of those was retried elsewhere')
+  })
+
+  await t.test('round-robin: per-try timeouts count as failures and eject the frozen one', async (t) => {
+    const frozen = await childUpstream(t, 'frozen')
+    const { d } = dispatcherFor(t, [at(a), at(b), instanceAt(frozen.id, frozen.port)], { perTryTimeout: 1000 })
+    await frozen.freeze()
+    t.teardown(() => frozen.thaw())
+    const ejected = once(d.events, 'eject')
+    const answers = await load(120, 10, async () => (await get(d)).id)
+    t.notOk(answers.includes('frozen'))
+    const [instance, ejection] = await ejected as [Instance, { reason: string }]
+    t.equal(instance.id, 'frozen')
+    t.equal(ejection.reason, 'timeout')
+    t.equal(d.stats.outlierEjections, 1)
+    t.ok(d.stats.perTryTimeouts >= DISCOVERY_DEFAULTS.consecutiveFailures, `${d.stats.perTryTimeouts} timeouts, then no more traffic`)
+    t.ok(d.stats.perTryTimeouts < 40, 'not a third of the 120 requests')
+  })
 })
 
 t.test('real Consul: a stopped instance is retried around, ejected and re-admitted; close() releases the watch', async (t) => {

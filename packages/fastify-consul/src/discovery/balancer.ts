@@ -1,7 +1,8 @@
 import type { Instance } from './instance.js'
+import type { UpstreamLoad } from './upstream-load.js'
 
-export type BalancerName = 'round-robin' | 'random' | 'weighted'
-export const BALANCERS: readonly BalancerName[] = Object.freeze(['round-robin', 'random', 'weighted'])
+export type BalancerName = 'round-robin' | 'random' | 'weighted' | 'least-request'
+export const BALANCERS: readonly BalancerName[] = Object.freeze(['round-robin', 'random', 'weighted', 'least-request'])
 
 /**
  * Picks one instance from a fixed snapshot. Built once per snapshot (all precomputation happens in the
@@ -18,6 +19,14 @@ export interface Balancer {
 export interface BalancerOptions {
   /** Uniform source in [0, 1); Math.random by default. Inject a fixed sequence for deterministic tests. */
   random?: () => number
+  /**
+   * The live load of each instance, for 'least-request'. The dispatcher keeps one per upstream and
+   * updates it as attempts start and end; a plain watch has none, and 'least-request' then picks by
+   * weight alone.
+   */
+  load?: (instance: Instance) => UpstreamLoad
+  /** Milliseconds clock the loads are stamped with; `performance.now` by default. */
+  now?: () => number
 }
 
 /** Above this many schedule steps × instances we stop precomputing a weighted schedule. */
@@ -126,21 +135,17 @@ class SmoothWeighted implements Balancer {
 }
 
 /**
- * Vose's alias method: O(1) weighted picks from one random draw, for snapshots whose exact schedule
- * would be too large to precompute (many instances with large, coprime weights). Shares follow the
- * weights in expectation rather than exactly per period.
+ * Vose's alias method: an index drawn by weight in O(1) from one random number. The fractional part
+ * of `u × n` is the biased coin, so a single draw picks both the column and the side.
  */
-class AliasWeighted implements Balancer {
-  readonly name = 'weighted' as const
-  readonly #list: readonly Instance[]
+class AliasTable {
   readonly #prob: Float64Array
   readonly #alias: Uint32Array
-  readonly #random: () => number
 
-  constructor (list: readonly Instance[], random: () => number) {
-    const n = list.length
-    const total = list.reduce((sum, i) => sum + i.weight, 0)
-    const scaled = list.map((i) => (i.weight * n) / total)
+  constructor (weights: readonly number[]) {
+    const n = weights.length
+    const total = weights.reduce((sum, w) => sum + w, 0)
+    const scaled = weights.map((w) => (w * n) / total)
     const prob = new Float64Array(n)
     const alias = new Uint32Array(n)
     const small: number[] = []
@@ -157,9 +162,31 @@ class AliasWeighted implements Balancer {
     // Leftovers are 1 up to rounding error. Each round above returns one index to a list, so at
     // least one is left here.
     for (const i of [...large, ...small]) prob[i] = 1
-    this.#list = list
     this.#prob = prob
     this.#alias = alias
+  }
+
+  draw (random: () => number): number {
+    const n = this.#prob.length
+    const u = random() * n
+    const i = Math.min(n - 1, Math.floor(u))
+    return u - i < this.#prob[i]! ? i : this.#alias[i]!
+  }
+}
+
+/**
+ * Weighted picks for snapshots whose exact schedule would be too large to precompute (many instances
+ * with large, coprime weights). Shares follow the weights in expectation rather than exactly per period.
+ */
+class AliasWeighted implements Balancer {
+  readonly name = 'weighted' as const
+  readonly #list: readonly Instance[]
+  readonly #table: AliasTable
+  readonly #random: () => number
+
+  constructor (list: readonly Instance[], random: () => number) {
+    this.#list = list
+    this.#table = new AliasTable(list.map((i) => i.weight))
     this.#random = random
   }
 
@@ -168,10 +195,51 @@ class AliasWeighted implements Balancer {
   }
 
   pick (): Instance | undefined {
+    return this.#list[this.#table.draw(this.#random)]
+  }
+}
+
+/**
+ * Power of two choices over live load (Finagle's and Linkerd's P2C with peak EWMA): two distinct
+ * candidates drawn by Consul weight, and the one with the lower cost, latency × (outstanding + 1),
+ * wins; on a tie the first. Weight steers who is considered, load decides between the two, so a
+ * warning instance at weight 1 among passing ones at 10 is rarely a candidate, and a replica that
+ * froze stops winning as soon as its requests pile up.
+ *
+ * Without loads (a plain watch's pick(), which has no view of what is in flight) the first candidate
+ * always wins: a weighted random pick.
+ */
+class LeastRequest implements Balancer {
+  readonly name = 'least-request' as const
+  readonly #list: readonly Instance[]
+  readonly #loads: readonly UpstreamLoad[] | undefined
+  readonly #table: AliasTable
+  readonly #random: () => number
+  readonly #now: () => number
+
+  constructor (list: readonly Instance[], random: () => number, load: BalancerOptions['load'], now: () => number) {
+    this.#list = list
+    this.#loads = load === undefined ? undefined : list.map(load)
+    this.#table = new AliasTable(list.map((i) => i.weight))
+    this.#random = random
+    this.#now = now
+  }
+
+  get size (): number {
+    return this.#list.length
+  }
+
+  pick (): Instance | undefined {
     const n = this.#list.length
-    const u = this.#random() * n
-    const i = Math.min(n - 1, Math.floor(u))
-    return this.#list[u - i < this.#prob[i]! ? i : this.#alias[i]!]
+    if (n === 0) return undefined
+    const first = this.#table.draw(this.#random)
+    const loads = this.#loads
+    if (loads === undefined || n === 1) return this.#list[first]
+    let second = this.#table.draw(this.#random)
+    // Two draws of the same instance would be no choice at all: take another one, uniformly.
+    if (second === first) second = (first + 1 + index(this.#random, n - 1)) % n
+    const now = this.#now()
+    return loads[second]!.cost(now) < loads[first]!.cost(now) ? this.#list[second] : this.#list[first]
   }
 }
 
@@ -195,6 +263,7 @@ export function createBalancer (name: BalancerName, instances: readonly Instance
   switch (name) {
     case 'random': return new RandomPick(list, random)
     case 'weighted': return weighted(list, random)
+    case 'least-request': return new LeastRequest(list, random, opts.load, opts.now ?? (() => performance.now()))
     default: return new RoundRobin(list, random)
   }
 }

@@ -5,7 +5,9 @@ import { Dispatcher, Pool, errors, util } from 'undici'
 import { createBalancer, type Balancer, type BalancerName } from './balancer.js'
 import { NoInstanceError, WatchClosedError } from '../errors.js'
 import type { Instance } from './instance.js'
-import { RetryBudget, RetryingHandler, isConnectFailure, type LegacyHandler, type RetryBudgetOptions, type RetryRoute } from './retry.js'
+import { OutlierState, mayEject, type EjectionTimes, type FailureKind } from './outlier.js'
+import { RetryBudget, RetryingHandler, type LegacyHandler, type RetryBudgetOptions, type RetryRoute } from './retry.js'
+import { UpstreamLoad } from './upstream-load.js'
 import type { ServiceWatch } from './watcher.js'
 
 export interface DispatcherTuning {
@@ -13,8 +15,18 @@ export interface DispatcherTuning {
   retries: number
   /** Load that retries may add; see RetryBudget. */
   retryBudget: RetryBudgetOptions
-  /** How long an instance that refused a connection is skipped, in ms. 0 turns ejection off. Default 30 s. */
+  /** How long an instance is skipped the first time it is ejected, in ms. 0 turns ejection off. Default 30 s. */
   ejectionMs: number
+  /** The longest ejection (each one lasts ejectionMs × the instance's recent ejections, up to this), in ms. */
+  maxEjectionMs: number
+  /** Failures in a row (timeouts, resets, 5xx to idempotent requests) that eject an instance. */
+  consecutiveFailures: number
+  /** The largest share of the routable instances that may be ejected at once, in percent. */
+  maxEjectionPercent: number
+  /** Statuses on which an idempotent request is sent to another instance instead of answered. */
+  retryOn: readonly number[]
+  /** How long an idempotent request's attempt may wait for response headers before it is retried elsewhere, in ms; 0 for no limit. */
+  perTryTimeout: number
   /** Options for each upstream's undici Pool (connections, keep-alive, connect timeout, TLS…). */
   pool: Pool.Options
 }
@@ -25,7 +37,7 @@ export interface ServiceDispatcherOptions extends DispatcherTuning {
   log: Logger
   balancer: BalancerName
   random: () => number
-  /** Clock for the retry budget, in ms; `performance.now` by default. */
+  /** Milliseconds clock for the retry budget, the latency estimates and ejection lengths; `performance.now` by default. */
   now?: () => number
   /** Called once when the dispatcher starts closing (Discovery stops tracking it). */
   onClose?: () => void
@@ -34,17 +46,33 @@ export interface ServiceDispatcherOptions extends DispatcherTuning {
 export interface DispatcherStats {
   /** Requests dispatched (not attempts). */
   requests: number
-  /** Extra attempts sent to another instance. */
+  /** Extra attempts sent to another instance, whatever the cause. */
   retries: number
+  /** Of those, retries because an idempotent request got a `retryOn` status. */
+  statusRetries: number
   /** Retries that were allowed by method and error but refused by the retry budget. */
   retriesDenied: number
+  /** Attempts cut short by `perTryTimeout`. */
+  perTryTimeouts: number
+  /** Instances ejected, for any reason. */
   ejections: number
+  /** Of those, ejections after `consecutiveFailures` failures in a row (the rest refused a connection). */
+  outlierEjections: number
+  /** Ejections not made because `maxEjectionPercent` of the instances were out already. */
+  ejectionsCapped: number
+  /** Ejected instances back in rotation, after their ejection time or after a success. */
   readmissions: number
 }
 
 interface Ejection {
   instance: Instance
   timer: NodeJS.Timeout
+}
+
+/** What the dispatcher knows about one upstream beyond Consul's view: live load and failure record. */
+interface Upstream {
+  readonly load: UpstreamLoad
+  readonly outlier: OutlierState
 }
 
 /**
@@ -116,17 +144,20 @@ class ControllerAdapter implements LegacyHandler, Dispatcher.DispatchController 
 }
 
 export interface DispatcherEvents {
-  /** An instance refused a connection and is skipped for `ejectionMs`. */
-  eject: [instance: Instance]
-  /** Its cool-down ended; it is picked again. */
-  readmit: [instance: Instance]
+  /** An instance is skipped for `ms`: it refused a connection (`connect`), or failed `consecutiveFailures` times in a row (the last failure's kind). */
+  eject: [instance: Instance, ejection: { reason: FailureKind, ms: number }]
+  /** It is picked again: its ejection time ended, or a request still in flight on it succeeded. */
+  readmit: [instance: Instance, reason: 'time' | 'success']
 }
 
 /**
  * An undici Dispatcher for one service. The URL origin a caller passes is a placeholder: each request
  * goes to an instance picked from the live watch, through one keep-alive Pool per instance, and is
- * sent again to a different instance when the connection fails before any response. An instance
- * that refuses a connection is ejected (skipped) for `ejectionMs`, then re-admitted.
+ * sent again to a different instance when the connection fails before any response (and, for
+ * idempotent requests, after `perTryTimeout` or on a `retryOn` status). Outlier detection: an instance
+ * that refuses a connection, or fails `consecutiveFailures` times in a row, is ejected (skipped) for a
+ * time that grows with each ejection, never more than `maxEjectionPercent` of the instances at once,
+ * and re-admitted when the time is up or when a request still in flight on it succeeds.
  */
 export interface ServiceDispatcher extends Dispatcher {
   /** The Consul service name. */
@@ -139,7 +170,7 @@ export interface ServiceDispatcher extends Dispatcher {
   readonly stats: Readonly<DispatcherStats>
   /** The instances the watch currently serves, ejected ones included. */
   readonly instances: readonly Instance[]
-  /** Instances currently skipped after a refused connection. */
+  /** Instances currently ejected by outlier detection. */
   readonly ejected: readonly Instance[]
   /** Lets in-flight requests finish, then closes every upstream pool and releases the watch. */
   close (): Promise<void>
@@ -156,14 +187,32 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   readonly #log: Logger
   readonly #balancerName: BalancerName
   readonly #random: () => number
-  readonly #ejectionMs: number
+  readonly #now: () => number
+  readonly #ejection: EjectionTimes
+  readonly #consecutiveFailures: number
+  readonly #maxEjectionPercent: number
   readonly #poolOptions: Pool.Options
   readonly #onClose: (() => void) | undefined
   readonly #pools = new Map<string, Pool>()
+  readonly #upstreams = new Map<string, Upstream>()
   readonly #ejected = new Map<string, Ejection>()
   readonly #origins = new WeakMap<Instance, string>()
-  readonly #stats: DispatcherStats = { requests: 0, retries: 0, retriesDenied: 0, ejections: 0, readmissions: 0 }
+  readonly #stats: DispatcherStats = {
+    requests: 0,
+    retries: 0,
+    statusRetries: 0,
+    retriesDenied: 0,
+    perTryTimeouts: 0,
+    ejections: 0,
+    outlierEjections: 0,
+    ejectionsCapped: 0,
+    readmissions: 0
+  }
+
   #instances: readonly Instance[] = []
+  /** The current instances by origin, and how many of them can be picked at all (weight > 0). */
+  #live = new Map<string, Instance>()
+  #routable = 0
   #admitted: readonly Instance[] = []
   #balancer: Balancer
   #closed = false
@@ -179,11 +228,14 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     this.#log = opts.log.child({ dispatcher: this.service })
     this.#balancerName = opts.balancer
     this.#random = opts.random
-    this.#ejectionMs = opts.ejectionMs
+    this.#now = opts.now ?? (() => performance.now())
+    this.#ejection = { baseMs: opts.ejectionMs, maxMs: opts.maxEjectionMs }
+    this.#consecutiveFailures = opts.consecutiveFailures
+    this.#maxEjectionPercent = opts.maxEjectionPercent
     this.#poolOptions = opts.pool
     this.#onClose = opts.onClose
-    this.#route = this.#makeRoute(opts.retries, new RetryBudget(opts.retryBudget, opts.now))
-    this.#balancer = createBalancer(this.#balancerName, [], { random: this.#random })
+    this.#route = this.#makeRoute(opts, new RetryBudget(opts.retryBudget, this.#now))
+    this.#balancer = this.#balance([])
     this.#watch.on('change', this.#onChange)
     this.#update(this.#watch.instances)
   }
@@ -193,7 +245,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     return this.#instances
   }
 
-  /** Instances currently skipped after a refused connection. */
+  /** Instances currently ejected by outlier detection. */
   get ejected (): readonly Instance[] {
     return [...this.#ejected.values()].map((e) => e.instance)
   }
@@ -223,24 +275,34 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
 
   // --- RetryRoute: what the retrying handler asks of us ---
 
-  #makeRoute (maxRetries: number, budget: RetryBudget): RetryRoute {
+  #makeRoute (opts: DispatcherTuning, budget: RetryBudget): RetryRoute {
     return {
-      maxRetries,
+      maxRetries: opts.retries,
       budget,
+      retryOn: new Set(opts.retryOn),
+      perTryTimeout: opts.perTryTimeout,
+      now: this.#now,
       choose: (tried) => this.#choose(tried),
       originOf: (instance) => this.#originOf(instance),
+      loadOf: (instance) => this.#upstream(this.#originOf(instance)).load,
       send: (origin, opts, handler) => this.#send(origin, opts, handler),
-      failed: (instance, err) => {
-        this.#log.debug({ instance: instance.id, origin: this.#originOf(instance), code: (err as Error & { code?: string }).code }, 'upstream attempt failed')
-        if (isConnectFailure(err)) this.#eject(instance)
+      succeeded: (instance) => this.#succeeded(instance),
+      failed: (instance, kind, err) => {
+        this.#log.debug({ instance: instance.id, origin: this.#originOf(instance), kind, code: (err as Error & { code?: string } | undefined)?.code }, 'upstream attempt failed')
+        this.#failed(instance, kind)
       },
-      retrying: (next) => {
+      timedOut: (instance) => {
+        this.#stats.perTryTimeouts++
+        this.#log.debug({ instance: instance.id, perTryTimeout: opts.perTryTimeout }, 'per-try timeout')
+      },
+      retrying: (next, cause) => {
         this.#stats.retries++
-        this.#log.debug({ instance: next.id }, 'retrying on another instance')
+        if (cause === 'status') this.#stats.statusRetries++
+        this.#log.debug({ instance: next.id, cause }, 'retrying on another instance')
       },
-      denied: (err) => {
+      denied: (reason) => {
         this.#stats.retriesDenied++
-        this.#log.debug({ code: (err as Error & { code?: string }).code }, 'retry budget exhausted')
+        this.#log.debug({ reason }, 'retry budget exhausted')
       },
       noInstance: () => new NoInstanceError(this.service)
     }
@@ -256,8 +318,10 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
       const candidate = balancer.pick()!
       if (!tried.has(this.#originOf(candidate))) return candidate
     }
-    // …then a scan, for a random balancer that kept landing on instances already tried.
-    return this.#admitted.find((i) => i.weight > 0 && !tried.has(this.#originOf(i)))
+    // …then a scan, for a random balancer that kept landing on instances already tried; ejected
+    // instances last, because trying one beats failing the request (a success re-admits it).
+    const untried = (i: Instance): boolean => i.weight > 0 && !tried.has(this.#originOf(i))
+    return this.#admitted.find(untried) ?? this.#instances.find(untried)
   }
 
   #originOf (instance: Instance): string {
@@ -280,9 +344,20 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
 
   // --- instances, ejection ---
 
+  #upstream (origin: string): Upstream {
+    let upstream = this.#upstreams.get(origin)
+    if (upstream === undefined) {
+      upstream = { load: new UpstreamLoad(), outlier: new OutlierState() }
+      this.#upstreams.set(origin, upstream)
+    }
+    return upstream
+  }
+
   #update (instances: readonly Instance[]): void {
     this.#instances = instances
-    const live = new Set(instances.map((i) => this.#originOf(i)))
+    this.#live = new Map(instances.map((i) => [this.#originOf(i), i]))
+    this.#routable = instances.filter((i) => i.weight > 0).length
+    const live = this.#live
     for (const [origin, pool] of this.#pools) {
       if (live.has(origin)) continue
       this.#pools.delete(origin)
@@ -295,38 +370,66 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
       clearTimeout(ejection.timer)
       this.#ejected.delete(origin)
     }
+    // Attempts still in flight on a departed instance keep their own reference to its load.
+    for (const origin of this.#upstreams.keys()) if (!live.has(origin)) this.#upstreams.delete(origin)
     this.#rebalance()
+  }
+
+  #balance (instances: readonly Instance[]): Balancer {
+    return createBalancer(this.#balancerName, instances, { random: this.#random, load: (i) => this.#upstream(this.#originOf(i)).load, now: this.#now })
   }
 
   #rebalance (): void {
     const admitted = this.#instances.filter((i) => !this.#ejected.has(this.#originOf(i)))
-    // Panic mode, as Envoy does: with every instance ejected, trying them beats refusing every request.
-    this.#admitted = admitted.length > 0 ? admitted : this.#instances
-    this.#balancer = createBalancer(this.#balancerName, this.#admitted, { random: this.#random })
+    // Envoy's panic mode: with every instance ejected (a pool of one, or maxEjectionPercent 100),
+    // trying them beats refusing every request.
+    this.#admitted = admitted.some((i) => i.weight > 0) ? admitted : this.#instances
+    this.#balancer = this.#balance(this.#admitted)
   }
 
-  #eject (instance: Instance): void {
+  #succeeded (instance: Instance): void {
     const origin = this.#originOf(instance)
-    if (this.#ejectionMs === 0 || this.#closed || this.#ejected.has(origin)) return
-    // The instance may have left the set while the attempt was in flight.
-    const current = this.#instances.find((i) => this.#originOf(i) === origin)
+    // An instance that left the set while the attempt was in flight has no record any more.
+    const upstream = this.#upstreams.get(origin)
+    if (upstream === undefined) return
+    upstream.outlier.succeed()
+    if (this.#ejected.has(origin)) this.#readmit(origin, 'success')
+  }
+
+  #failed (instance: Instance, kind: FailureKind): void {
+    const origin = this.#originOf(instance)
+    // Ejection off, closing, already out, or no longer in the set: nothing to decide.
+    if (this.#ejection.baseMs === 0 || this.#closed || this.#ejected.has(origin)) return
+    const current = this.#live.get(origin)
     if (current === undefined) return
-    const timer = setTimeout(() => this.#readmit(origin), this.#ejectionMs)
+    const upstream = this.#upstream(origin)
+    if (!upstream.outlier.fail(kind, this.#consecutiveFailures)) return
+    if (!mayEject(this.#ejected.size, this.#routable, this.#maxEjectionPercent)) {
+      this.#stats.ejectionsCapped++
+      this.#log.debug({ instance: current.id, origin, ejected: this.#ejected.size, maxEjectionPercent: this.#maxEjectionPercent }, 'outlier kept: too many instances ejected already')
+      return
+    }
+    const ms = upstream.outlier.eject(this.#now(), this.#ejection)
+    const timer = setTimeout(() => this.#readmit(origin, 'time'), ms)
     timer.unref()
     this.#ejected.set(origin, { instance: current, timer })
     this.#stats.ejections++
+    if (kind !== 'connect') this.#stats.outlierEjections++
     this.#rebalance()
-    this.#log.warn({ instance: current.id, origin, ejectionMs: this.#ejectionMs }, 'upstream refused a connection; ejected')
-    this.events.emit('eject', current)
+    if (kind === 'connect') this.#log.warn({ instance: current.id, origin, ejectionMs: ms }, 'upstream refused a connection; ejected')
+    else this.#log.warn({ instance: current.id, origin, ejectionMs: ms, kind, failures: this.#consecutiveFailures }, 'upstream failed repeatedly; ejected')
+    this.events.emit('eject', current, { reason: kind, ms })
   }
 
-  #readmit (origin: string): void {
+  #readmit (origin: string, reason: 'time' | 'success'): void {
     const ejection = this.#ejected.get(origin)!
+    clearTimeout(ejection.timer)
     this.#ejected.delete(origin)
+    this.#upstreams.get(origin)!.outlier.readmit(this.#now())
     this.#stats.readmissions++
     this.#rebalance()
-    this.#log.info({ instance: ejection.instance.id, origin }, 'upstream re-admitted')
-    this.events.emit('readmit', ejection.instance)
+    this.#log.info({ instance: ejection.instance.id, origin, reason }, 'upstream re-admitted')
+    this.events.emit('readmit', ejection.instance, reason)
   }
 
   // --- lifecycle ---

@@ -53,14 +53,24 @@ export interface DiscoverOptions {
 
 /** What a dispatcher adds on top of the watch it is fed by. */
 export interface DispatchOptions {
-  /** Default 'weighted'. */
+  /** Default 'weighted'. 'least-request' is P2C over outstanding requests with peak-EWMA latency. */
   balancer?: BalancerName
   /** Extra attempts per request, each on another instance. Default 2. */
   retries?: number
   /** Default { ratio: 0.2, minPerSecond: 10, burst: 100 }. */
   retryBudget?: Partial<RetryBudgetOptions>
-  /** How long an instance that refused a connection is skipped (ms or a duration); 0 disables. Default 30s. */
+  /** How long an instance is ejected the first time (ms or a duration); 0 turns ejection off. Default 30s. */
   ejectionMs?: number | string
+  /** The longest ejection: each lasts ejectionMs × the instance's recent ejections, up to this. Default 5m. */
+  maxEjectionMs?: number | string
+  /** Failures in a row (timeouts, resets, 5xx to idempotent requests) that eject an instance. Default 5. */
+  consecutiveFailures?: number
+  /** The largest share of the instances ejected at once, in percent (at least one may always be). Default 50. */
+  maxEjectionPercent?: number
+  /** Statuses on which an idempotent request goes to another instance, e.g. [502, 503, 504]. Default none. */
+  retryOn?: readonly number[]
+  /** How long an idempotent request's attempt waits for response headers before it is retried elsewhere. Default 0: no limit. */
+  perTryTimeout?: number | string
   /** Options for each upstream's undici Pool. */
   pool?: Pool.Options
   /** Uniform source in [0, 1) for the balancer. Default Math.random. */
@@ -83,8 +93,19 @@ export const DISCOVERY_DEFAULTS = Object.freeze({
   rateLimit: Object.freeze({ perSecond: 10, burst: 10 }),
   retries: 2,
   retryBudget: Object.freeze({ ratio: 0.2, minPerSecond: 10, burst: 100 }),
-  // Envoy's base ejection time for outlier detection.
-  ejectionMs: 30_000
+  // Envoy's outlier detection: base and maximum ejection time.
+  ejectionMs: 30_000,
+  maxEjectionMs: 300_000,
+  // Envoy's consecutive_5xx. A refused connection ejects at once; a 500 may be one request's own
+  // fault, so five in a row (any success resets the streak) before an instance counts as failing.
+  consecutiveFailures: 5,
+  // Ejection alone never takes more than half the pool (Envoy allows 10 %, which cannot eject even
+  // one of three replicas after the first).
+  maxEjectionPercent: 50,
+  retryOn: Object.freeze([]) as readonly number[],
+  // Off: only the caller knows how slow a legitimate answer may be (a report may take 30 s), and a
+  // timeout below that would retry slow but healthy requests, doubling the load when it hurts most.
+  perTryTimeout: 0
 })
 
 /** Consul caps a blocking query's wait at 10 minutes. */
@@ -122,6 +143,11 @@ const dispatchFields = {
     burst: Type.Optional(Type.Number({ minimum: 1, description: 'a number >= 1' }))
   }, { additionalProperties: false, description: 'an object { ratio?, minPerSecond?, burst? }' })),
   ejectionMs: Type.Optional(Duration(0)),
+  maxEjectionMs: Type.Optional(Duration(0)),
+  consecutiveFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'an integer from 1 to 1000' })),
+  maxEjectionPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'a number from 0 to 100' })),
+  retryOn: Type.Optional(Type.Array(Type.Integer({ minimum: 400, maximum: 599, description: 'an HTTP status from 400 to 599' }), { uniqueItems: true, description: 'an array of distinct HTTP statuses from 400 to 599' })),
+  perTryTimeout: Type.Optional(Duration(0)),
   pool: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'undici Pool options (an object)' }))
 }
 
@@ -202,6 +228,11 @@ export function dispatchSettings (o: DispatchOptions): DispatchSettings {
     retries: o.retries ?? DISCOVERY_DEFAULTS.retries,
     retryBudget: { ...DISCOVERY_DEFAULTS.retryBudget, ...o.retryBudget },
     ejectionMs: ms(o.ejectionMs, DISCOVERY_DEFAULTS.ejectionMs),
+    maxEjectionMs: ms(o.maxEjectionMs, DISCOVERY_DEFAULTS.maxEjectionMs),
+    consecutiveFailures: o.consecutiveFailures ?? DISCOVERY_DEFAULTS.consecutiveFailures,
+    maxEjectionPercent: o.maxEjectionPercent ?? DISCOVERY_DEFAULTS.maxEjectionPercent,
+    retryOn: o.retryOn ?? DISCOVERY_DEFAULTS.retryOn,
+    perTryTimeout: ms(o.perTryTimeout, DISCOVERY_DEFAULTS.perTryTimeout),
     pool: o.pool ?? {}
   }
 }

@@ -1,6 +1,8 @@
 import { Readable, type Duplex } from 'node:stream'
 import { errors, type Dispatcher } from 'undici'
 import type { Instance } from './instance.js'
+import { failureKind, type FailureKind } from './outlier.js'
+import type { UpstreamLoad } from './upstream-load.js'
 import { TokenBucket } from '../util/token-bucket.js'
 
 /** Methods that RFC 9110 defines as idempotent, minus TRACE (never worth a second attempt). */
@@ -12,11 +14,6 @@ const CONNECTION_ERRORS: ReadonlySet<string> = new Set([
   'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET',
   // The upstream's pool was closed under us because the instance left the set.
   'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'
-])
-
-/** Failures to open a connection at all: the instance is down or unreachable, so it gets ejected. */
-const CONNECT_FAILURES: ReadonlySet<string> = new Set([
-  'ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT'
 ])
 
 function codeOf (err: Error): string | undefined {
@@ -36,10 +33,6 @@ export function wasNeverSent (err: Error): boolean {
 
 export function isConnectionError (err: Error): boolean {
   return CONNECTION_ERRORS.has(codeOf(err) ?? '')
-}
-
-export function isConnectFailure (err: Error): boolean {
-  return CONNECT_FAILURES.has(codeOf(err) ?? '')
 }
 
 /** An explicit `idempotent` wins (say, a POST carrying an idempotency key); otherwise the method decides. */
@@ -111,35 +104,66 @@ export interface LegacyHandler {
   onRequestSent? (): void
 }
 
+/** Why a request goes to another instance. */
+export type RetryCause = 'error' | 'timeout' | 'status'
+
 /** What a RetryingHandler needs from the dispatcher that owns the instances. */
 export interface RetryRoute {
   readonly maxRetries: number
   readonly budget: RetryBudget
+  /** Answers that send an idempotent request to another instance instead of to the caller. */
+  readonly retryOn: ReadonlySet<number>
+  /** Per-try timeout of idempotent requests, in ms; 0 for none. */
+  readonly perTryTimeout: number
+  /** Milliseconds clock the loads are stamped with. */
+  now (): number
   /** An instance whose origin is not in `tried`, by the balancer; undefined when none is left. */
   choose (tried: ReadonlySet<string>): Instance | undefined
   originOf (instance: Instance): string
+  /** The instance's live load, which each attempt updates as it starts, answers and ends. */
+  loadOf (instance: Instance): UpstreamLoad
   send (origin: string, opts: Dispatcher.DispatchOptions, handler: LegacyHandler): void
-  /** Every failed attempt, retried or not (ejection decides on it). */
-  failed (instance: Instance, err: Error): void
-  retrying (next: Instance, err: Error): void
-  denied (err: Error): void
+  /** The instance answered below 500. */
+  succeeded (instance: Instance): void
+  /** An attempt failed in a way that counts against the instance (outlier detection decides on it). */
+  failed (instance: Instance, kind: FailureKind, err?: Error): void
+  /** An attempt got no response headers within the per-try timeout (`failed` follows). */
+  timedOut (instance: Instance): void
+  retrying (next: Instance, cause: RetryCause): void
+  /** A retry that method, error and instances allowed, refused by the budget (the error's code, or the status). */
+  denied (reason: string | undefined): void
   noInstance (): Error
+}
+
+/** One attempt of a request on one instance. */
+interface Attempt {
+  readonly instance: Instance
+  readonly load: UpstreamLoad
+  readonly startedAt: number
+  /** undici's abort for this attempt, once it is on a connection. */
+  abort: ((err?: Error) => void) | undefined
+  timer: NodeJS.Timeout | undefined
+  /** Why its outcome stopped mattering (its per-try timeout); it is aborted as soon as it can be. */
+  detached: Error | undefined
+  /** Set while a `retryOn` answer is drained: the instance the request goes to next. */
+  next: Instance | undefined
 }
 
 /**
  * The go-kit "retry": wraps the caller's handler for the life of one request and sends it again, to
- * an instance it has not tried yet, when the failure happened before any response and the request
- * can be repeated. The caller sees one onConnect, one response or one error, whatever the attempts.
+ * an instance it has not tried yet, when an attempt failed before any response reached the caller and
+ * the request can be repeated: after a connection failure, after the per-try timeout (idempotent
+ * requests), or on a `retryOn` status (idempotent requests; that answer's body is drained and
+ * dropped). The caller sees one onConnect, and one response or one error, whatever the attempts.
  */
-export class RetryingHandler implements LegacyHandler {
+export class RetryingHandler {
   readonly #route: RetryRoute
   readonly #opts: Dispatcher.DispatchOptions
   readonly #handler: LegacyHandler
   readonly #tried = new Set<string>()
   readonly #idempotent: boolean
-  #instance: Instance | undefined
+  #current: Attempt | undefined
   #attempts = 0
-  #abortAttempt: ((err?: Error) => void) | undefined
   #aborted: Error | undefined
   #connected = false
   #responded = false
@@ -163,24 +187,49 @@ export class RetryingHandler implements LegacyHandler {
       this.#handler.onError(this.#aborted)
       return
     }
-    const origin = this.#route.originOf(instance)
+    const route = this.#route
+    const origin = route.originOf(instance)
     this.#tried.add(origin)
-    this.#instance = instance
     this.#attempts++
-    this.#route.send(origin, this.#opts, this)
+    const a: Attempt = { instance, load: route.loadOf(instance), startedAt: route.now(), abort: undefined, timer: undefined, detached: undefined, next: undefined }
+    a.load.begin(a.startedAt)
+    this.#current = a
+    if (route.perTryTimeout > 0 && this.#idempotent) {
+      a.timer = setTimeout(() => this.#timeout(a), route.perTryTimeout)
+      a.timer.unref()
+    }
+    route.send(origin, this.#opts, this.#handlerFor(a))
+  }
+
+  /** The handler undici drives for one attempt; everything the caller sees goes through this class. */
+  #handlerFor (a: Attempt): LegacyHandler {
+    return {
+      onConnect: (abort, context) => this.#onConnect(a, abort, context),
+      onError: (err) => this.#onError(a, err),
+      // Passed on with the headers instead: a drained `retryOn` answer must not start the caller's response.
+      onResponseStarted: () => {},
+      onHeaders: (status, headers, resume, text) => this.#onHeaders(a, status, headers, resume, text),
+      // A drained answer's body goes nowhere; returning true keeps reading it to the end.
+      onData: (chunk) => a.next !== undefined || this.#handler.onData!(chunk),
+      onComplete: (trailers) => this.#onComplete(a, trailers),
+      onUpgrade: (status, headers, socket) => this.#onUpgrade(a, status, headers, socket),
+      onBodySent: (chunk, total) => this.#handler.onBodySent?.(chunk, total),
+      onRequestSent: () => this.#handler.onRequestSent?.()
+    }
   }
 
   // Handed to the caller once; always aborts whichever attempt is current, or the next one.
   readonly #abort = (reason?: Error): void => {
     if (this.#aborted !== undefined) return
     this.#aborted = reason ?? new errors.RequestAbortedError()
-    this.#abortAttempt?.(this.#aborted)
+    this.#current?.abort?.(this.#aborted)
   }
 
-  onConnect (abort: (err?: Error) => void, context?: unknown): void {
-    this.#abortAttempt = abort
-    if (this.#aborted !== undefined) {
-      abort(this.#aborted)
+  #onConnect (a: Attempt, abort: (err?: Error) => void, context?: unknown): void {
+    a.abort = abort
+    const reason = a.detached ?? this.#aborted
+    if (reason !== undefined) {
+      abort(reason)
       return
     }
     if (this.#connected) return
@@ -188,54 +237,102 @@ export class RetryingHandler implements LegacyHandler {
     this.#handler.onConnect(this.#abort, context)
   }
 
-  onResponseStarted (): void {
+  #onHeaders (a: Attempt, status: number, headers: Buffer[], resume: () => void, text: string): boolean {
+    clearTimeout(a.timer)
+    const route = this.#route
+    const now = route.now()
+    a.load.observe(now - a.startedAt, now)
+    // A 5xx to a request that is not idempotent says nothing either way: it may be the request's fault.
+    if (status < 500) route.succeeded(a.instance)
+    else if (this.#idempotent) route.failed(a.instance, 'status')
+    if (this.#idempotent && route.retryOn.has(status) && this.#mayRetry()) {
+      const next = route.choose(this.#tried)
+      if (next !== undefined && this.#spend(`status ${status}`)) {
+        route.retrying(next, 'status')
+        a.next = next
+        return true
+      }
+    }
     this.#responded = true
     this.#handler.onResponseStarted?.()
+    return this.#handler.onHeaders!(status, headers, resume, text)
   }
 
-  onHeaders (statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
-    this.#responded = true
-    return this.#handler.onHeaders!(statusCode, headers, resume, statusText)
-  }
-
-  onData (chunk: Buffer): boolean {
-    return this.#handler.onData!(chunk)
-  }
-
-  onComplete (trailers: string[] | Buffer[] | null): void {
-    this.#handler.onComplete!(trailers)
-  }
-
-  onUpgrade (statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
-    this.#responded = true
-    this.#handler.onUpgrade!(statusCode, headers, socket)
-  }
-
-  onBodySent (chunk: unknown, total?: number): void {
-    this.#handler.onBodySent?.(chunk, total)
-  }
-
-  onRequestSent (): void {
-    this.#handler.onRequestSent?.()
-  }
-
-  onError (err: Error): void {
-    this.#abortAttempt = undefined
-    const route = this.#route
-    route.failed(this.#instance!, err)
-    // Idempotent requests may be retried after any connection failure; others only when nothing was sent.
-    const eligible = this.#aborted === undefined && !this.#responded && (this.#idempotent ? isConnectionError(err) : wasNeverSent(err)) &&
-      this.#attempts <= route.maxRetries && isReplayableBody(this.#opts.body)
-    const next = eligible ? route.choose(this.#tried) : undefined
+  #onComplete (a: Attempt, trailers: string[] | Buffer[] | null): void {
+    a.load.end(a.startedAt)
+    const next = a.next
     if (next === undefined) {
-      this.#handler.onError(err)
-    } else if (!route.budget.tryRetry()) {
-      route.denied(err)
-      this.#handler.onError(err)
-    } else {
-      route.retrying(next, err)
-      // Out of undici's error path before dispatching again.
-      queueMicrotask(() => this.#send(next))
+      this.#handler.onComplete!(trailers)
+      return
     }
+    this.#current = undefined
+    queueMicrotask(() => this.#send(next))
+  }
+
+  #onUpgrade (a: Attempt, status: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
+    clearTimeout(a.timer)
+    a.load.end(a.startedAt)
+    this.#route.succeeded(a.instance)
+    this.#responded = true
+    this.#handler.onResponseStarted?.()
+    this.#handler.onUpgrade!(status, headers, socket)
+  }
+
+  #onError (a: Attempt, err: Error): void {
+    a.load.end(a.startedAt)
+    // An attempt detached by its per-try timeout: the request has moved on already.
+    if (a !== this.#current) return
+    clearTimeout(a.timer)
+    this.#current = undefined
+    const next = a.next
+    if (next !== undefined) {
+      // The connection died while a `retryOn` answer was drained: the retry was decided and paid for.
+      queueMicrotask(() => this.#send(next))
+      return
+    }
+    const kind = failureKind(err)
+    if (this.#aborted === undefined && kind !== undefined) this.#route.failed(a.instance, kind, err)
+    // Idempotent requests may be retried after any connection failure; others only when nothing was sent.
+    this.#retryOrFail(err, this.#idempotent ? isConnectionError(err) : wasNeverSent(err), 'error')
+  }
+
+  #timeout (a: Attempt): void {
+    const route = this.#route
+    const now = route.now()
+    // The time it waited is a latency sample: a frozen replica's estimate jumps to the timeout at once.
+    a.load.observe(now - a.startedAt, now)
+    route.timedOut(a.instance)
+    route.failed(a.instance, 'timeout')
+    const err = new errors.HeadersTimeoutError(`no response headers within the per-try timeout (${route.perTryTimeout} ms)`)
+    this.#current = undefined
+    a.detached = err
+    // Not on a connection yet (queued in the pool): onConnect aborts it when it gets one.
+    a.abort?.(err)
+    this.#retryOrFail(err, true, 'timeout')
+  }
+
+  #mayRetry (): boolean {
+    return !this.#responded && this.#attempts <= this.#route.maxRetries && isReplayableBody(this.#opts.body)
+  }
+
+  #spend (reason: string | undefined): boolean {
+    if (this.#route.budget.tryRetry()) return true
+    this.#route.denied(reason)
+    return false
+  }
+
+  #retryOrFail (err: Error, retryable: boolean, cause: RetryCause): void {
+    if (this.#aborted !== undefined) {
+      this.#handler.onError(this.#aborted)
+      return
+    }
+    const next = retryable && this.#mayRetry() ? this.#route.choose(this.#tried) : undefined
+    if (next === undefined || !this.#spend(codeOf(err))) {
+      this.#handler.onError(err)
+      return
+    }
+    this.#route.retrying(next, cause)
+    // Out of undici's error path before dispatching again.
+    queueMicrotask(() => this.#send(next))
   }
 }

@@ -1,0 +1,70 @@
+/** How fast an old latency sample fades: Finagle's and Linkerd's peak-EWMA decay time. */
+export const DECAY_MS = 10_000
+
+/**
+ * The cost of an instance that has a request in flight but never answered one: large enough that any
+ * measured instance wins, ordered by outstanding requests among unmeasured ones (Finagle's penalty).
+ */
+const PENALTY = 1e12
+
+/**
+ * The live load of one upstream, written by the dispatcher as attempts start and end, and read by the
+ * least-request balancer on every pick. Plain numbers on one object: reading a cost allocates nothing.
+ *
+ * Latency is Finagle's peak EWMA: a sample above the estimate replaces it at once, a sample below it
+ * is averaged in with a weight that depends on the time since the last one, and the estimate decays
+ * towards zero while nothing is measured. On top of that, the mean age of the requests still in
+ * flight counts as a latency in progress: a replica that froze answers nothing, so its EWMA would stay
+ * flattering while its requests pile up; their age makes it look as slow as it is within milliseconds.
+ */
+export class UpstreamLoad {
+  /** Attempts sent and not yet ended (answered, failed or aborted). */
+  outstanding = 0
+  #startSum = 0
+  #ewma = 0
+  #stamp = 0
+  #measured = false
+
+  /** An attempt started at `now`. */
+  begin (now: number): void {
+    this.outstanding++
+    this.#startSum += now
+  }
+
+  /** The attempt that began at `startedAt` ended. */
+  end (startedAt: number): void {
+    this.outstanding--
+    // At zero, reset the sum so float rounding cannot accumulate across bursts.
+    this.#startSum = this.outstanding === 0 ? 0 : this.#startSum - startedAt
+  }
+
+  /** A latency sample (ms), taken at `now`: time to response headers, or the per-try timeout that cut it short. */
+  observe (rtt: number, now: number): void {
+    const w = Math.exp(-(now - this.#stamp) / DECAY_MS)
+    this.#ewma = rtt > this.#ewma * w ? rtt : this.#ewma * w + rtt * (1 - w)
+    this.#stamp = now
+    this.#measured = true
+  }
+
+  /** The estimated latency (ms) at `now`: the decayed peak EWMA, or the age of what is in flight if larger. */
+  latency (now: number): number {
+    const age = this.outstanding === 0 ? 0 : now - this.#startSum / this.outstanding
+    const ewma = this.#decayed(now)
+    return age > ewma ? age : ewma
+  }
+
+  /**
+   * Finagle's load: estimated latency × (outstanding + 1). An instance never measured costs 0 while
+   * idle (so a new instance gets a first request at once) and the penalty while that request is in
+   * flight (so it is not flooded before it answered once).
+   */
+  cost (now: number): number {
+    if (!this.#measured) return this.outstanding === 0 ? 0 : PENALTY + this.outstanding
+    return this.latency(now) * (this.outstanding + 1)
+  }
+
+  /** The estimate without a new sample: it fades towards zero, so a replica that was slow once is tried again. */
+  #decayed (now: number): number {
+    return this.#ewma * Math.exp(-(now - this.#stamp) / DECAY_MS)
+  }
+}

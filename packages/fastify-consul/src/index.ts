@@ -209,5 +209,6 @@ export type { ServiceDispatcher, DispatcherStats, DispatcherEvents } from './dis
 export type { ServiceWatch, WatchState } from './discovery/watcher.js'
 export type { Instance, InstanceStatus } from './discovery/instance.js'
 export type { BalancerName } from './discovery/balancer.js'
+export type { FailureKind } from './discovery/outlier.js'
 export type { ServiceRegistration, RegisteredCheck } from './registration/definition.js'
 export * as errors from './errors.js'

@@ -2,13 +2,12 @@
 // `pnpm dev`: the demo. A Consul agent (CONSUL_HTTP_ADDR if it answers, else a dev agent on
 // 127.0.0.1:8500 with the UI), three user-service replicas (3001–3003) sharing one SQLite file, and the
 // gateway (8080), with prefixed, readable logs. Ctrl-C shuts everything down gracefully: every app
-// deregisters, then the agent stops if we started it.
+// deregisters, and only once all have exited does the agent stop, if we started it.
 import { spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { prettyFactory } from 'pino-pretty'
-import { startConsul } from '@reg/testkit'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const prettify = prettyFactory({ colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true })
@@ -28,6 +27,35 @@ async function reachable (address) {
   }
 }
 
+/**
+ * A dev agent with the UI on 127.0.0.1:8500, through the testkit's CLI (`pnpm consul`), in its own process
+ * group: a terminal's Ctrl-C goes to the whole foreground group, and the agent must outlive the apps, which
+ * deregister through it. stop() ends it, after every app has exited.
+ */
+function startAgent () {
+  const child = spawn(process.execPath, [`${root}/packages/testkit/dist/cli.js`, 'agent'], {
+    env: { ...process.env, CONSUL_DEV_PORT: '8500' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true
+  })
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  return new Promise((resolve, reject) => {
+    let ready = false
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        // Its ready line says "Ctrl-C stops it", which is not so here: we stop it.
+        if (!ready && line.startsWith('consul dev agent:')) {
+          ready = true
+          resolve({ child, exited })
+        } else {
+          process.stdout.write(`[consul] ${line}\n`)
+        }
+      })
+    }
+    exited.then(() => { if (!ready) reject(new Error('the Consul dev agent exited before it was ready')) })
+  })
+}
+
 let agent
 let consulAddress = process.env.CONSUL_HTTP_ADDR
 if (consulAddress && await reachable(consulAddress)) {
@@ -37,8 +65,8 @@ if (consulAddress && await reachable(consulAddress)) {
   say('using the Consul agent already running on 127.0.0.1:8500')
 } else {
   say('starting a Consul dev agent on 127.0.0.1:8500 …')
-  agent = await startConsul({ httpPort: 8500, args: ['-ui'] })
-  consulAddress = agent.address
+  agent = await startAgent()
+  consulAddress = '127.0.0.1:8500'
 }
 
 const dataDir = `${root}/.cache/dev`
@@ -98,10 +126,17 @@ async function stop () {
   say('shutting down …')
   for (const { child } of children) if (child.exitCode === null) child.kill('SIGTERM')
   await Promise.all(children.map((c) => c.exited))
-  if (agent) await agent.stop()
+  if (agent) {
+    say('every app has exited; stopping the Consul agent')
+    agent.child.kill('SIGTERM')
+    await agent.exited
+  }
   process.exit(0)
 }
 process.on('SIGINT', stop)
 process.on('SIGTERM', stop)
-// If we die some other way, do not leave the apps running.
-process.on('exit', () => { for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL') })
+// If we die some other way, leave nothing running: the apps at once, the agent gracefully (it is its own group).
+process.on('exit', () => {
+  for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL')
+  if (agent?.child.exitCode === null) agent.child.kill('SIGTERM')
+})

@@ -74,7 +74,7 @@ t.test('OutlierState: failures in a row, growing ejections that wear off', async
 
 t.test('dispatcher options for outlier detection and latency', async (t) => {
   const defaults = dispatchSettings({})
-  t.match(defaults, { balancer: 'round-robin', ejectionMs: 30_000, maxEjectionMs: 300_000, consecutiveFailures: 5, maxEjectionPercent: 50, retryOn: [], perTryTimeout: 0 })
+  t.match(defaults, { balancer: 'weighted', ejectionMs: 30_000, maxEjectionMs: 300_000, consecutiveFailures: 5, maxEjectionPercent: 50, retryOn: [], perTryTimeout: 0 })
   t.equal(DISCOVERY_DEFAULTS.perTryTimeout, 0, 'off unless asked for')
   t.match(dispatchSettings({ balancer: 'least-request', maxEjectionMs: '2m', consecutiveFailures: 3, maxEjectionPercent: 34, retryOn: [502, 503], perTryTimeout: '1.5s' }),
     { balancer: 'least-request', maxEjectionMs: 120_000, consecutiveFailures: 3, maxEjectionPercent: 34, retryOn: [502, 503], perTryTimeout: 1500 })

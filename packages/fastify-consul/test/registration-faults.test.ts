@@ -1,4 +1,4 @@
-import { startConsul } from '@reg/testkit'
+import { startConsul, startConsulCluster, type ConsulAgent } from '@reg/testkit'
 import Consul from 'consul'
 import Fastify from 'fastify'
 import t from 'tap'
@@ -237,21 +237,28 @@ t.test('an https address builds a TLS client without contacting the agent', asyn
   t.ok(opts.agent, 'with our https.Agent (CA and verification settings)')
 })
 
-t.test('failFast: an agent without a cluster leader, or answering 5xx, fails ready()', async (t) => {
-  const { createServer } = await import('node:http')
-  let answer = { status: 200, body: '""' }
-  // Real Consul cannot be made leaderless on one -dev agent; a loopback stand-in answers as it would.
-  const server = createServer((_req, res) => { res.writeHead(answer.status); res.end(answer.body) })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => server.close())
-  const address = `127.0.0.1:${(server.address() as { port: number }).port}`
-  for (const a of [{ status: 200, body: '""' }, { status: 500, body: 'rpc error' }]) {
-    answer = a
+t.test('failFast: a real cluster that lost its leader, then every server, fails ready()', async (t) => {
+  const cluster = await startConsulCluster({ servers: 3, clients: 1, t })
+  t.teardown(() => cluster.stop())
+  await cluster.ready()
+  const failFast = async (address: string, what: string): Promise<void> => {
     const app = Fastify()
     t.teardown(() => app.close())
     app.register(consulPlugin, { service: { name: 'ff' }, failFast: true, consul: { address } })
-    await t.rejects(async () => { await app.ready() }, { code: 'FST_REG_CONSUL_UNREACHABLE' }, `answer ${a.status} ${a.body}`)
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_REG_CONSUL_UNREACHABLE' }, what)
   }
+  // Two of three servers gone: the last one has no quorum, and soon no leader (it answers 200 "").
+  const [last, ...others] = cluster.servers as [ConsulAgent, ...ConsulAgent[]]
+  await Promise.all(others.map((s) => s.kill()))
+  const deadline = Date.now() + 60_000
+  while ((await (await fetch(`${last.url}/v1/status/leader`)).text()) !== '""') {
+    if (Date.now() > deadline) throw new Error('the last server kept a leader')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  await failFast(last.address, 'a server without a leader')
+  // Every server gone: the client agent cannot reach one.
+  await last.kill()
+  await failFast(cluster.clients[0]!.address, 'a client agent without servers')
 })
 
 t.test('closing while a registration request hangs (black-holed agent) aborts it', async (t) => {

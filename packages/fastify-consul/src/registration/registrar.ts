@@ -311,7 +311,7 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
       const e = err as Error & { code?: string }
       // Our deadline fires as the AbortSignal's TimeoutError; anything else from send() is FST_REG_CONSUL_UNREACHABLE.
       const timedOut = e.name === 'TimeoutError'
-      this.#opts.log.error({ code: e.code ?? e.name, reason: e.message, serviceId: body.ID },
+      this.#opts.log.error({ code: e.code, name: e.name, reason: e.message, serviceId: body.ID },
         `consul deregistration failed: the agent ${timedOut ? `did not answer within deregisterTimeout (${this.#opts.deregisterTimeout} ms)` : 'is unreachable'}; ${REAPED}`)
     }
   }

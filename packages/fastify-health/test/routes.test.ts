@@ -170,3 +170,20 @@ t.test('the body is serialised once per change, not per probe, and stays current
   t.equal(third.statusCode, 503)
   t.match(third.json(), { checks: { db: { output: 'now down' } } })
 })
+
+t.test('/health answers from the cache while a check run is still pending', async (t) => {
+  let calls = 0
+  let release!: () => void
+  const pending = new Promise<void>((resolve) => { release = resolve })
+  t.teardown(() => release())
+  // The first run (awaited in onReady) passes; every later run hangs until the test releases it.
+  const app = await build(t, { checks: { slow: { fn: async () => { if (++calls > 1) await pending }, interval: 10, timeout: 9000 } } })
+  await until('a second run to be in flight', () => calls >= 2)
+  let settled = false
+  pending.then(() => { settled = true }, () => {})
+  const res = await app.inject('/health')
+  t.equal(settled, false, 'the check run is still pending while the answer is sent')
+  t.equal(res.statusCode, 200)
+  t.match(res.json(), { status: 'passing', checks: { slow: { status: 'passing' } } }, 'the last completed result')
+  t.equal(calls, 2, 'at most one pending call per check: the hung one is not piled on')
+})

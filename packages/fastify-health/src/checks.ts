@@ -22,10 +22,10 @@ export interface CheckReport {
 export interface CheckOptions {
   /** A failing critical check makes the instance critical (503); a non-critical one only warns (429). Default `true`. */
   critical?: boolean
-  /** Milliseconds a run may take before it counts as failed. Default: the plugin's `defaultTimeout`. */
-  timeout?: number
-  /** Milliseconds from the end of one run to the start of the next. Default: the plugin's `defaultInterval`. */
-  interval?: number
+  /** How long a run may take before it counts as failed: ms or a duration ('2s'). Default: the plugin's `defaultTimeout`. */
+  timeout?: number | string
+  /** From the end of one run to the start of the next: ms or a duration. Default: the plugin's `defaultInterval`. */
+  interval?: number | string
 }
 
 /** The latest outcome of one check, as `status()` and the `/health` body show it. */

@@ -5,6 +5,7 @@ import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import type { CheckDefinition, CheckFn, CheckOptions } from './checks.js'
 import { InvalidCheckError, InvalidOptionError } from './errors.js'
 import type { PressureOptions } from './pressure.js'
+import { Duration, toMs } from './duration.js'
 
 // The option schema, its defaults, and the one place that turns user input into validated, complete options.
 
@@ -22,8 +23,8 @@ export interface UnderPressureOptions {
   maxRssBytes?: number
   /** Event-loop utilisation (0..1) over one sample above which the instance is under pressure. 0 = off. Default 0. */
   maxEventLoopUtilization?: number
-  /** Milliseconds between samples; an integer of at least 20. Default 1000. */
-  sampleInterval?: number
+  /** Time between samples: ms or a duration, at least 20 ms. Default 1000. */
+  sampleInterval?: number | string
   /** true: every route in scope answers 503 while under pressure. false: only readiness does. Default false. */
   loadShedding?: boolean
   /** What readiness reports while under pressure: 'warning' (429) or 'critical' (503). Default 'warning'. */
@@ -41,9 +42,9 @@ export interface HealthPluginOptions {
   checks?: Record<string, CheckFn | CheckSpec>
   underPressure?: UnderPressureOptions
   /** Timeout (ms) of checks that set none. Default 2000. */
-  defaultTimeout?: number
+  defaultTimeout?: number | string
   /** Interval (ms) of checks that set none. Default 5000. */
-  defaultInterval?: number
+  defaultInterval?: number | string
 }
 
 export interface NormalizedOptions {
@@ -75,8 +76,7 @@ export const DEFAULTS = Object.freeze({
 /** Node clamps a longer setTimeout delay to 1 ms, which would turn a long interval into a busy loop. */
 const MAX_TIMER_MS = 2_147_483_647
 
-const Millis = (minimum: number): TSchema =>
-  Type.Integer({ minimum, maximum: MAX_TIMER_MS, description: `an integer number of milliseconds from ${minimum} to ${MAX_TIMER_MS}` })
+const Millis = (minimum: number): TSchema => Duration(minimum, MAX_TIMER_MS)
 
 const Path = Type.String({ pattern: '^/', description: 'a URL path starting with "/"' })
 
@@ -193,14 +193,14 @@ export function normalizeOptions (input: unknown, startupBudget = 0): Normalized
   if (path === livePath) {
     throw new InvalidOptionError('livePath', `a path other than the readiness path "${path}"`, show(livePath))
   }
-  const defaultTimeout = opts.defaultTimeout ?? DEFAULTS.defaultTimeout
-  const defaultInterval = opts.defaultInterval ?? DEFAULTS.defaultInterval
+  const defaultTimeout = ms(opts.defaultTimeout, DEFAULTS.defaultTimeout)
+  const defaultInterval = ms(opts.defaultInterval, DEFAULTS.defaultInterval)
   if (outlastsStartup(defaultTimeout, startupBudget)) {
     throw new InvalidOptionError('defaultTimeout', budgetText(startupBudget), show(defaultTimeout))
   }
   for (const [name, entry] of Object.entries(opts.checks ?? {})) {
     const { timeout } = entry as CheckSpec
-    if (timeout !== undefined && outlastsStartup(timeout, startupBudget)) {
+    if (timeout !== undefined && outlastsStartup(ms(timeout, 0), startupBudget)) {
       throw new InvalidOptionError(`checks.${name}.timeout`, budgetText(startupBudget), show(timeout))
     }
   }
@@ -218,7 +218,7 @@ export function normalizeOptions (input: unknown, startupBudget = 0): Normalized
       maxHeapUsedBytes: up.maxHeapUsedBytes ?? DEFAULTS.maxHeapUsedBytes,
       maxRssBytes: up.maxRssBytes ?? DEFAULTS.maxRssBytes,
       maxEventLoopUtilization: up.maxEventLoopUtilization ?? DEFAULTS.maxEventLoopUtilization,
-      sampleInterval: up.sampleInterval ?? DEFAULTS.sampleInterval,
+      sampleInterval: ms(up.sampleInterval, DEFAULTS.sampleInterval),
       loadShedding: up.loadShedding ?? DEFAULTS.loadShedding,
       status: up.status ?? DEFAULTS.pressureStatus
     },
@@ -227,13 +227,18 @@ export function normalizeOptions (input: unknown, startupBudget = 0): Normalized
   }
 }
 
+/** Validated durations to ms; the schema has already refused anything toMs cannot read. */
+function ms (value: number | string | undefined, fallback: number): number {
+  return value === undefined ? fallback : toMs(value)!
+}
+
 function definition (name: string, fn: CheckFn, options: CheckOptions, defaultTimeout: number, defaultInterval: number): CheckDefinition {
   return Object.freeze({
     name,
     fn,
     critical: options.critical ?? DEFAULTS.critical,
-    timeout: options.timeout ?? defaultTimeout,
-    interval: options.interval ?? defaultInterval
+    timeout: ms(options.timeout, defaultTimeout),
+    interval: ms(options.interval, defaultInterval)
   })
 }
 

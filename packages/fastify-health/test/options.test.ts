@@ -67,7 +67,7 @@ const invalid: Array<[string, unknown]> = [
   ['a spec whose fn is not a function', { checks: { db: { fn: 'SELECT 1' } } }],
   ['a spec with an unknown key', { checks: { db: { fn: () => {}, retries: 2 } } }],
   ['a check timeout of 0', { checks: { db: { fn: () => {}, timeout: 0 } } }],
-  ['a fractional check interval', { checks: { db: { fn: () => {}, interval: 10.5 } } }],
+  ['a check interval that is not a duration', { checks: { db: { fn: () => {}, interval: '10 s' } } }],
   ['a check critical that is not a boolean', { checks: { db: { fn: () => {}, critical: 1 } } }],
   ['an empty check name', { checks: { '': () => {} } }],
   ['a check name over 128 characters', { checks: { ['x'.repeat(129)]: () => {} } }],
@@ -76,7 +76,7 @@ const invalid: Array<[string, unknown]> = [
   ['underPressure with an unknown key', { underPressure: { maxEventLoopDelayMs: 5 } }],
   ['sampleInterval below 20', { underPressure: { sampleInterval: 19 } }],
   ['sampleInterval of 0', { underPressure: { sampleInterval: 0 } }],
-  ['sampleInterval fractional', { underPressure: { sampleInterval: 20.5 } }],
+  ['sampleInterval as a string below 20 ms', { underPressure: { sampleInterval: '10ms' } }],
   ['maxEventLoopDelay negative', { underPressure: { maxEventLoopDelay: -1 } }],
   ['maxHeapUsedBytes fractional', { underPressure: { maxHeapUsedBytes: 1.5 } }],
   ['maxRssBytes negative', { underPressure: { maxRssBytes: -1 } }],
@@ -84,7 +84,8 @@ const invalid: Array<[string, unknown]> = [
   ['loadShedding not a boolean', { underPressure: { loadShedding: 'on' } }],
   ['defaultTimeout of 0', { defaultTimeout: 0 }],
   ['defaultInterval beyond what setTimeout can wait', { defaultInterval: 2 ** 31 }],
-  ['defaultInterval not a number', { defaultInterval: '5s' }]
+  ['defaultInterval neither a number nor a duration', { defaultInterval: 'five seconds' }],
+  ['defaultTimeout negative', { defaultTimeout: -5 }]
 ]
 
 t.test('each invalid option fails ready() with FST_REG_HEALTH_INVALID_OPTION', async (t) => {
@@ -96,6 +97,15 @@ t.test('each invalid option fails ready() with FST_REG_HEALTH_INVALID_OPTION', a
       await t.rejects(async () => await app.ready(), { code: 'FST_REG_HEALTH_INVALID_OPTION', statusCode: 500 })
     })
   }
+})
+
+t.test('durations take the same grammar as @reg/fastify-consul: ms, or "500ms", "1.5s", "2m", "1m30s"', async (t) => {
+  const o = normalizeOptions({ defaultTimeout: '1.5s', defaultInterval: '1m30s', underPressure: { sampleInterval: '250ms' }, checks: { db: { fn: () => {}, timeout: '500ms', interval: 2000 } } })
+  t.equal(o.defaultTimeout, 1500)
+  t.equal(o.defaultInterval, 90_000)
+  t.equal(o.pressure.sampleInterval, 250)
+  t.match(o.checks[0], { timeout: 500, interval: 2000 })
+  t.throws(() => normalizeOptions({ checks: { db: { fn: () => {}, timeout: '10 s' } } }), { code: 'FST_REG_HEALTH_INVALID_OPTION', message: /checks\.db\.timeout/ }, 'named as written')
 })
 
 t.test('options that are not an object at all are refused with the same code', async (t) => {

@@ -46,3 +46,34 @@ t.test('a dispatcher passed in is used and left open', async (t) => {
   await http.close()
   t.equal(dispatcher.closed, false, 'not ours to close')
 })
+
+t.test('basic auth goes in Authorization only; namespace and partition in every query', async (t) => {
+  const { createServer } = await import('node:http')
+  const seen: Array<{ url: string, authorization: string | undefined }> = []
+  const server = createServer((req, res) => {
+    seen.push({ url: req.url!, authorization: req.headers.authorization })
+    res.end('[]')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => server.close(resolve)))
+  const address = `127.0.0.1:${(server.address() as { port: number }).port}`
+  const http = new ConsulHttp({ connection: resolveConnection({ address }, { CONSUL_HTTP_AUTH: 'ops:s3cret', CONSUL_NAMESPACE: 'team-a', CONSUL_PARTITION: 'part-1' }) })
+  t.teardown(() => http.close())
+  await http.send({ path: '/v1/health/service/web', query: { passing: true } })
+  t.same(seen, [{ url: '/v1/health/service/web?ns=team-a&partition=part-1&passing', authorization: `Basic ${Buffer.from('ops:s3cret').toString('base64')}` }])
+  t.notMatch(http.address, /s3cret/, 'the password is in no address')
+})
+
+t.test('plain HTTP against a TLS port and an unknown TLS failure are coded', async (t) => {
+  const { createServer } = await import('node:http')
+  const server = createServer((_req, res) => {
+    res.statusCode = 400
+    res.end('Client sent an HTTP request to an HTTPS server.\n')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => server.close(resolve)))
+  const address = `127.0.0.1:${(server.address() as { port: number }).port}`
+  const http = new ConsulHttp({ connection: resolveConnection({ address }, {}) })
+  t.teardown(() => http.close())
+  await t.rejects(http.send({ path: '/v1/status/leader' }), { code: 'FST_REG_CONSUL_TLS_REQUIRED' })
+})

@@ -160,8 +160,10 @@ export function resolveConnection (opts: ConsulConnectionOptions = {}, env: Node
   const [keyFile, keyName] = pick(opts.keyFile, 'keyFile', env, 'CONSUL_CLIENT_KEY')
   const [serverName, serverNameName] = pick(opts.tlsServerName, 'tlsServerName', env, 'CONSUL_TLS_SERVER_NAME')
   if ((certFile === undefined) !== (keyFile === undefined)) {
-    const missing = certFile === undefined ? certName : keyName
-    throw new InvalidOptionError(missing.split(' ')[0]!, `set together with ${certFile === undefined ? keyName : certName}: a client certificate needs its key`)
+    // Name the missing one the way the present one was given: as an option, or as a variable.
+    const given = certFile === undefined ? keyName : certName
+    const [option, variable] = certFile === undefined ? ['consul.certFile', 'CONSUL_CLIENT_CERT'] : ['consul.keyFile', 'CONSUL_CLIENT_KEY']
+    throw new InvalidOptionError(given.startsWith('consul.') ? option : variable, `set together with ${given}: a client certificate needs its key`)
   }
   const caName = opts.ca !== undefined ? 'consul.ca' : caFile !== undefined ? caFileName : caPath !== undefined ? caPathName : 'CONSUL_CACERT or CONSUL_CAPATH (or consul.caFile)'
 

@@ -117,7 +117,13 @@ export class CredentialFiles {
     if (c.ca !== undefined) ca = [c.ca]
     else if (c.caFile !== undefined) ca = [pem(c.caFile, c.names.ca)]
     else if (c.caPath !== undefined) ca = caFolder(c.caPath, c.names.ca)
-    if (ca !== undefined) check(c.names.ca, 'PEM CA certificates', () => createSecureContext({ ca }))
+    // OpenSSL skips what is not PEM without a word; a CA file with no certificate in it is a mistake.
+    if (ca !== undefined) {
+      check(c.names.ca, 'PEM CA certificates', () => {
+        if (!ca.every((text) => PEM_CERT.test(text))) throw new Error('no PEM certificate found')
+        return createSecureContext({ ca })
+      })
+    }
 
     let cert: string | undefined
     let key: string | undefined

@@ -24,6 +24,12 @@ export interface DiscoverOptions {
   filter?: string
   /** Let any Consul server answer (`?stale`), so reads survive the loss of the leader. Default false. */
   stale?: boolean
+  /**
+   * Read through the local agent's cache (`?cached`): every watcher of this query on the node shares one
+   * background blocking query to the servers, so N processes cost the servers one query, not N. The
+   * agent keeps serving its last result while the servers are unreachable. Default false.
+   */
+  cached?: boolean
   /** Default 'round-robin'. 'weighted' follows Consul's `Weights`. */
   balancer?: BalancerName
   /**
@@ -63,6 +69,7 @@ export interface DispatcherOptions extends DiscoverOptions, DispatchOptions {}
 export const DISCOVERY_DEFAULTS = Object.freeze({
   passingOnly: true,
   stale: false,
+  cached: false,
   balancer: 'round-robin' as BalancerName,
   wait: 5 * 60_000,
   staleTtl: 60_000,
@@ -86,6 +93,7 @@ const queryFields = {
   passingOnly: Type.Optional(Bool),
   filter: Type.Optional(NonEmpty('bexpr expression')),
   stale: Type.Optional(Bool),
+  cached: Type.Optional(Bool),
   wait: Type.Optional(Duration(1000, MAX_WAIT)),
   staleTtl: Type.Optional(Duration(0)),
   backoff: Type.Optional(Type.Object({
@@ -159,7 +167,8 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
     dc: o.dc,
     passingOnly: o.passingOnly ?? DISCOVERY_DEFAULTS.passingOnly,
     filter: o.filter,
-    stale: o.stale ?? DISCOVERY_DEFAULTS.stale
+    stale: o.stale ?? DISCOVERY_DEFAULTS.stale,
+    cached: o.cached ?? DISCOVERY_DEFAULTS.cached
   }
   const backoff: BackoffOptions = {
     base: ms(o.backoff?.base, DISCOVERY_DEFAULTS.backoff.base),
@@ -169,7 +178,7 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
   if (backoff.cap < backoff.base) throw new DiscoveryInvalidOptionError('backoff.cap', `a duration >= backoff.base (${backoff.base} ms)`)
   return {
     query,
-    key: JSON.stringify([query.service, query.tag ?? null, query.dc ?? null, query.passingOnly, query.filter ?? null, query.stale]),
+    key: JSON.stringify([query.service, query.tag ?? null, query.dc ?? null, query.passingOnly, query.filter ?? null, query.stale, query.cached]),
     wait: ms(o.wait, DISCOVERY_DEFAULTS.wait),
     staleTtl: ms(o.staleTtl, DISCOVERY_DEFAULTS.staleTtl),
     backoff,

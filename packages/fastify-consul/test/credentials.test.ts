@@ -88,3 +88,8 @@ t.test('a rotation caught half-way keeps the last good material and tries again 
   t.equal(after.version, 1)
   t.not(after.cert, before.cert, 'the new pair once both files are in place')
 })
+
+t.test('an empty token file is no token', async (t) => {
+  const dir = t.testdir({ token: '\n' })
+  t.equal(new CredentialFiles(resolveConnection({ tokenFile: join(dir, 'token') }, {})).current.token, undefined)
+})

@@ -53,11 +53,12 @@ export async function startUnixConsul (opts: BaseOptions = {}): Promise<UnixCons
   let agent: ConsulAgent
   try {
     agent = await startConsul({ t: opts.t, acl: opts.acl, readyTimeout: opts.readyTimeout, config: `addresses { http = "unix://${socketPath} 127.0.0.1" }` })
+  /* c8 ignore start -- only when the agent cannot start at all */
   } catch (err) {
-    /* c8 ignore next 2 -- only when the agent cannot start at all */
     await rm(dir, { recursive: true, force: true })
     throw err
   }
+  /* c8 ignore stop */
   const stop = agent.stop
   return Object.assign(agent, {
     socketPath,

@@ -39,6 +39,9 @@ export interface ConsulHttpOptions {
   recheckMs?: number
 }
 
+/** How undici reports a connection the agent closed, which under TLS 1.3 may hide the agent's alert. */
+const SOCKET_CLOSED = new Set<string | undefined>(['UND_ERR_SOCKET', 'ECONNRESET'])
+
 /**
  * The few Consul endpoints the `consul` npm client gets wrong or lacks (Weights, EnableTagOverride,
  * ?replace-existing-checks, TTL check/update, blocking queries with our own index rules) go through
@@ -179,7 +182,7 @@ export class ConsulHttp {
     // The agent answered, just too much: a malformed reply, not an outage.
     if (e.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') return new BadResponseError(`${req.method ?? 'GET'} ${req.path}`, `larger than ${this.#maxResponseSize} bytes`)
     let code = e.code
-    if (this.#conn.secure && !isTlsCode(code) && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) {
+    if (this.#conn.secure && SOCKET_CLOSED.has(code)) {
       // TLS 1.3: the agent rejects our certificate after our handshake is done, and undici loses the alert.
       code = await probeTlsAlert(this.#conn, this.tlsOptions(creds)) ?? code
     }

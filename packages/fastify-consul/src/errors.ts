@@ -38,3 +38,30 @@ export const BadResponseError = createError<'FST_REG_DISCOVERY_BAD_RESPONSE', 50
 
 export const WatchClosedError = createError<'FST_REG_DISCOVERY_CLOSED', 500, [string]>(
   'FST_REG_DISCOVERY_CLOSED', 'The watch for %s is closed', 500)
+
+// TLS with the agent. Each names the cause and the setting to change, as the user wrote it (the option,
+// or Consul's CLI variable). They are outages to the registrar and the watchers: retried with backoff.
+
+export const TlsUntrustedError = createError<'FST_REG_CONSUL_TLS_UNTRUSTED', 503, [string, string, string]>(
+  'FST_REG_CONSUL_TLS_UNTRUSTED', 'The Consul agent at %s presented a certificate that no trusted CA signed (%s): set %s to the CA that signed the agent\'s certificate', 503)
+
+export const TlsServerNameError = createError<'FST_REG_CONSUL_TLS_SERVER_NAME', 503, [string, string, string]>(
+  'FST_REG_CONSUL_TLS_SERVER_NAME', 'The certificate of the Consul agent at %s does not match the name we checked (%s): set %s to a name the certificate lists, e.g. server.<datacenter>.consul', 503)
+
+export const TlsCertExpiredError = createError<'FST_REG_CONSUL_TLS_CERT_EXPIRED', 503, [string, string]>(
+  'FST_REG_CONSUL_TLS_CERT_EXPIRED', 'A certificate has expired: %s; renew %s', 503)
+
+export const TlsClientCertRequiredError = createError<'FST_REG_CONSUL_TLS_CLIENT_CERT_REQUIRED', 503, [string, string]>(
+  'FST_REG_CONSUL_TLS_CLIENT_CERT_REQUIRED', 'The Consul agent at %s requires a client certificate (verify_incoming): set %s', 503)
+
+export const TlsClientCertRejectedError = createError<'FST_REG_CONSUL_TLS_CLIENT_CERT_REJECTED', 503, [string, string, string]>(
+  'FST_REG_CONSUL_TLS_CLIENT_CERT_REJECTED', 'The Consul agent at %s rejected our client certificate (%s): %s must be signed by a CA in the agent\'s ca_file and allow clientAuth', 503)
+
+export const TlsNotOfferedError = createError<'FST_REG_CONSUL_TLS_NOT_OFFERED', 503, [string, string]>(
+  'FST_REG_CONSUL_TLS_NOT_OFFERED', 'The Consul agent at %s does not speak TLS on that port: point %s at its HTTPS port, or use http://', 503)
+
+export const TlsRequiredError = createError<'FST_REG_CONSUL_TLS_REQUIRED', 503, [string, string]>(
+  'FST_REG_CONSUL_TLS_REQUIRED', 'The Consul agent at %s only accepts HTTPS on that port: use an https:// address or set %s', 503)
+
+export const TlsError = createError<'FST_REG_CONSUL_TLS', 503, [string, string]>(
+  'FST_REG_CONSUL_TLS', 'TLS with the Consul agent at %s failed: %s', 503)

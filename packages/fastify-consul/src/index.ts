@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { Agent as HttpsAgent } from 'node:https'
 import { urlHost } from './consul/address.js'
-import { resolveConnection, type ResolvedConnection } from './consul/connection.js'
+import { basicAuthorization, resolveConnection, type ResolvedConnection } from './consul/connection.js'
 import { ConsulHttp } from './consul/http.js'
 import type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
 import type { ServiceDispatcher } from './discovery/dispatcher.js'
@@ -56,14 +56,26 @@ declare module 'fastify' {
   }
 }
 
-function consulClient (conn: ResolvedConnection): Consul {
+/**
+ * The `consul` npm client on the same settings: address or unix socket, token, basic auth, partition,
+ * CA, client certificate and server name. It cannot follow rotated files (its TLS agent and token are
+ * fixed when it is built) and has no namespace option; fastify.consul's own requests do both.
+ */
+function consulClient (conn: ResolvedConnection, http: ConsulHttp): Consul {
+  const creds = http.credentials
+  const defaults = { token: creds.token, partition: conn.partition }
   return new Consul({
     host: urlHost(conn.host),
     port: conn.port,
     secure: conn.secure,
-    defaults: conn.token === undefined ? undefined : { token: conn.token },
-    agent: conn.secure ? new HttpsAgent({ ca: conn.ca, rejectUnauthorized: conn.rejectUnauthorized, keepAlive: true }) : undefined
-  })
+    defaults: creds.token === undefined && conn.partition === undefined ? undefined : defaults,
+    agent: conn.secure ? new HttpsAgent({ ...http.tlsOptions(creds), keepAlive: true }) : undefined,
+    // papi (under `consul`) takes these http.request options; the client's types do not list them.
+    ...{
+      socketPath: conn.socketPath,
+      headers: conn.auth === undefined ? undefined : { authorization: basicAuthorization(conn.auth) }
+    }
+  } as ConstructorParameters<typeof Consul>[0])
 }
 
 type HealthDecorator = HealthSource & { path: string, drain?: () => void }
@@ -83,7 +95,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   const log = fastify.log.child({ plugin: '@reg/fastify-consul' })
   const http = new ConsulHttp({ connection })
   const ownsClient = opts.client === undefined
-  const client = opts.client ?? consulClient(connection)
+  const client = opts.client ?? consulClient(connection, http)
   const discovery = new Discovery({ http, log, defaults: opts.discovery })
   const registrar = new Registrar({
     http,
@@ -170,7 +182,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     // Fail before binding: an unreachable agent or an unknown token is a deploy error.
     const res = await http.send({ path: '/v1/status/leader', timeout: 5000 })
     // A leaderless cluster answers 200 with "": it cannot take a registration either.
-    if (res.status !== 200 || res.text.length <= 2) throw new UnreachableError(connection.origin, res.status === 200 ? 'no cluster leader' : `status ${res.status}`)
+    if (res.status !== 200 || res.text.length <= 2) throw new UnreachableError(connection.address, res.status === 200 ? 'no cluster leader' : `status ${res.status}`)
     if (http.hasToken) {
       await http.ok({ path: '/v1/acl/token/self' }).catch((err: { code?: string }) => {
         // 401/"ACL support disabled" means the token cannot be wrong; only a 403 is fatal.

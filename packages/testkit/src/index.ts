@@ -4,3 +4,5 @@ export { startConsulCluster, type ConsulCluster, type StartClusterOptions } from
 export { freePorts } from './free-ports.js'
 export { ensureDockerCompose, DockerComposeNotFoundError, type EnsureDockerComposeOptions } from './ensure-docker-compose.js'
 export { serviceUntil, type HealthEntry, type ServiceUntilOptions } from './service-until.js'
+export { makeTlsFixture, createCa, type TlsFixture, type TestCa, type CertPair, type IssueOptions } from './tls.js'
+export { startHttpsConsul, startUnixConsul, type HttpsConsulAgent, type StartHttpsConsulOptions, type UnixConsulAgent } from './consul-listeners.js'

@@ -33,6 +33,12 @@ export interface DiscoverOptions {
   filter?: string
   /** Let any Consul server answer (`?stale`), so reads survive the loss of the leader. Default false. */
   stale?: boolean
+  /**
+   * Read through the local agent's cache (`?cached`): every watcher of this query on the node shares one
+   * background blocking query to the servers, so N processes cost the servers one query, not N. The
+   * agent keeps serving its last result while the servers are unreachable. Default false.
+   */
+  cached?: boolean
   /** Default 'weighted' (Consul's `Weights`; equal weights are round-robin). */
   balancer?: BalancerName
   /**
@@ -84,6 +90,7 @@ export const DISCOVERY_DEFAULTS = Object.freeze({
   passingOnly: false,
   panicThreshold: 0.5,
   stale: false,
+  cached: false,
   // Follows Consul's Weights, so warning instances get their smaller share; equal weights are round-robin.
   balancer: 'weighted' as BalancerName,
   wait: 5 * 60_000,
@@ -121,6 +128,7 @@ const queryFields = {
   panicThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'a share from 0 to 1' })),
   filter: Type.Optional(NonEmpty('bexpr expression')),
   stale: Type.Optional(Bool),
+  cached: Type.Optional(Bool),
   wait: Type.Optional(Duration(1000, MAX_WAIT)),
   staleTtl: Type.Optional(Duration(0)),
   backoff: Type.Optional(Type.Object({
@@ -199,7 +207,8 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
     dc: o.dc,
     passingOnly: o.passingOnly ?? DISCOVERY_DEFAULTS.passingOnly,
     filter: o.filter,
-    stale: o.stale ?? DISCOVERY_DEFAULTS.stale
+    stale: o.stale ?? DISCOVERY_DEFAULTS.stale,
+    cached: o.cached ?? DISCOVERY_DEFAULTS.cached
   }
   const panicThreshold = o.panicThreshold ?? DISCOVERY_DEFAULTS.panicThreshold
   const backoff: BackoffOptions = {
@@ -210,7 +219,7 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
   if (backoff.cap < backoff.base) throw new DiscoveryInvalidOptionError('backoff.cap', `a duration >= backoff.base (${backoff.base} ms)`)
   return {
     query,
-    key: JSON.stringify([query.service, query.tag ?? null, query.dc ?? null, query.passingOnly, query.filter ?? null, query.stale, panicThreshold]),
+    key: JSON.stringify([query.service, query.tag ?? null, query.dc ?? null, query.passingOnly, query.filter ?? null, query.stale, query.cached, panicThreshold]),
     wait: ms(o.wait, DISCOVERY_DEFAULTS.wait),
     panicThreshold,
     staleTtl: ms(o.staleTtl, DISCOVERY_DEFAULTS.staleTtl),

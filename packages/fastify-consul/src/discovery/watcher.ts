@@ -29,6 +29,8 @@ export interface WatchQuery {
   filter?: string | undefined
   /** `?stale`: any server may answer, so reads survive the loss of the leader. */
   stale: boolean
+  /** `?cached`: served by the agent's background-refreshed cache (one server query per agent). */
+  cached?: boolean | undefined
 }
 
 export interface RateLimit {
@@ -187,7 +189,8 @@ export class Watcher {
       tag: q.tag,
       dc: q.dc,
       filter: q.filter,
-      stale: q.stale
+      stale: q.stale,
+      cached: q.cached
     }
   }
 

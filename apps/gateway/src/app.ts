@@ -86,8 +86,8 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
   // Both start watching now, so the first Consul answer is usually in before the first request. The
   // dispatcher is fed by the watch itself: one blocking query on Consul, one view of the instances. The
   // gateway's one `discovery` option holds both halves; the query half goes to the watch.
-  const { tag, dc, passingOnly, panicThreshold, filter, stale, wait, staleTtl, backoff, rateLimit, ...dispatch } = { ...DEFAULTS.discovery, ...discovery }
-  const watch = fastify.consul.discover(upstream, { tag, dc, passingOnly, panicThreshold, filter, stale, wait, staleTtl, backoff, rateLimit, balancer: dispatch.balancer, random: dispatch.random })
+  const { tag, dc, passingOnly, panicThreshold, filter, stale, cached, wait, staleTtl, backoff, rateLimit, ...dispatch } = { ...DEFAULTS.discovery, ...discovery }
+  const watch = fastify.consul.discover(upstream, { tag, dc, passingOnly, panicThreshold, filter, stale, cached, wait, staleTtl, backoff, rateLimit, balancer: dispatch.balancer, random: dispatch.random })
   const dispatcher = fastify.consul.dispatcher(watch, dispatch)
   fastify.addHook('onClose', async () => {
     // @reg/fastify-consul would close them too; closing what we opened keeps that an implementation detail.

@@ -30,8 +30,11 @@ const WORKERS = 24
 
 interface Replicas {
   servers: ServerProcess[]
-  /** SIGTERM replica i, wait for its exit, start a new one on the same port, wait until all 3 pass. */
-  restart (i: number): Promise<number | null>
+  /**
+   * SIGTERM replica i, wait for its exit, start a new one on the same port, wait until all 3 pass. Returns
+   * the exit code and whether the agent still knew the old replica once it had exited.
+   */
+  restart (i: number): Promise<{ code: number | null, leftRegistered: boolean }>
 }
 
 /** Three replicas of `script` as service `service`, on free ports and one SQLite file, all passing. */
@@ -54,9 +57,11 @@ async function startReplicas (t: Test, agent: ConsulAgent, service: string, scri
     async restart (i) {
       servers[i]!.child.kill('SIGTERM')
       const exit = await servers[i]!.exited
+      const entry = await fetch(`${agent.url}/v1/agent/service/${service}-${i}`)
+      await entry.arrayBuffer()
       servers[i] = start(i)
       await whileRunning(servers[i]!, allPassing())
-      return exit.code
+      return { code: exit.code, leftRegistered: entry.status !== 404 }
     }
   }
 }
@@ -74,7 +79,7 @@ async function caller (t: Test, agent: ConsulAgent, service: string, opts: Dispa
 
 interface RollingRestart {
   load: Load
-  exits: Array<number | null>
+  exits: Array<{ code: number | null, leftRegistered: boolean }>
   /** Completions counted when the third replica's replacement was passing. */
   okAtLastRestart: number
   replicas: Replicas
@@ -87,7 +92,7 @@ async function rollingRestart (t: Test, agent: ConsulAgent, service: string, scr
   const load = startLoad(`http://${service}/users`, dispatcher, WORKERS, 90_000)
   t.teardown(() => load.stop())
   await load.reach(MARGIN)
-  const exits: Array<number | null> = []
+  const exits: RollingRestart['exits'] = []
   for (let i = 0; i < 3; i++) exits.push(await replicas.restart(i))
   const okAtLastRestart = load.ok
   // Keep loading until the new set has answered MARGIN more: the load outlived the last restart.
@@ -101,7 +106,8 @@ const agent = await startConsul({ t })
 
 t.test('rolling restart of 3 replicas under a no-retry load loses no request', async (t) => {
   const run = await rollingRestart(t, agent, 'user-service', SERVER_JS)
-  t.same(run.exits, [0, 0, 0], 'every replica exited 0')
+  t.same(run.exits.map((e) => e.code), [0, 0, 0], 'every replica exited 0')
+  t.same(run.exits.map((e) => e.leftRegistered), [false, false, false], 'and deregistered itself first')
   t.ok(run.okAtLastRestart >= MARGIN, 'requests completed before the first restart')
   t.ok(run.load.ok > run.okAtLastRestart, 'requests completed after the third replica\'s restart finished')
   t.same(run.load.failed, [], 'zero failed requests across the rolling restart, with no retry to hide one')

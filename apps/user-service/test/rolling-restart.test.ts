@@ -25,7 +25,7 @@ const NO_RETRIES: DispatcherOptions = { retries: 0, ejectionMs: 0 }
 const MARGIN = 200
 // Concurrent GET loops of the rolling-restart load. With 8 the seed's exit lost only 1–2 requests per run
 // (only those in flight at its exit fail); 24 keeps enough in flight that the negative control loses
-// some every time (6–20 per run here) while the load stays bounded.
+// some every time (3–20 per run in 11 runs on a shared 2-core box) while the load stays bounded.
 const WORKERS = 24
 
 interface Replicas {

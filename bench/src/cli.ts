@@ -1,29 +1,31 @@
 import { readFileSync, writeFileSync } from 'node:fs'
+import { benchSection, withTable } from './readme.js'
 import { runBench, table } from './run.js'
 
 // `pnpm bench [P2 …]`: all scenarios, or the ones named. BENCH_ROUNDS (3) and BENCH_SMOKE (off) tune it;
-// BENCH_RESULTS moves latest.json (the smoke test points it at a temporary folder).
+// BENCH_RESULTS moves latest.json and readme.json (the smoke test points it at a temporary folder).
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const smoke = process.env.BENCH_SMOKE === '1'
 /* c8 ignore next -- the real results folder is for `pnpm bench`; tests write to a temporary one */
 const resultsDir = process.env.BENCH_RESULTS ?? new URL('../results', import.meta.url).pathname
-// `--readme FILE` also puts the table between the bench markers of FILE, so the README's
-// figures always come from a real run and are never typed by hand.
+// `--readme FILE` also puts the table between the bench markers of FILE and writes the report it came
+// from to readme.json, the one results file that is committed: the README's figures always come from a
+// real run, are never typed by hand, and can be checked against their source (test/readme.test.ts).
 const args = process.argv.slice(2)
 const readmeAt = args.indexOf('--readme')
 const readme = readmeAt === -1 ? undefined : args.splice(readmeAt, 2)[1]
-runBench({ ids: args, rounds, smoke, resultsDir, log: (line) => console.error(line) })
-  .then((report) => {
-    const text = table(report)
-    process.stdout.write(text)
-    if (readme) {
-      const current = readFileSync(readme, 'utf8')
-      const updated = current.replace(/(<!-- bench:start -->\n)[\s\S]*?(<!-- bench:end -->)/, `$1${text}$2`)
-      if (updated === current && !current.includes(text)) throw new Error(`${readme} has no <!-- bench:start --> … <!-- bench:end --> section`)
-      writeFileSync(readme, updated)
-    }
-  })
-  .catch((err: Error) => {
-    console.error(err.message)
-    process.exitCode = 1
-  })
+async function main (): Promise<void> {
+  // Checked before the run, so a README without markers does not cost a whole bench.
+  if (readme) benchSection(readFileSync(readme, 'utf8'), readme)
+  const report = await runBench({ ids: args, rounds, smoke, resultsDir, log: (line) => console.error(line) })
+  process.stdout.write(table(report))
+  if (readme) {
+    writeFileSync(readme, withTable(readFileSync(readme, 'utf8'), readme, report))
+    writeFileSync(`${resultsDir}/readme.json`, JSON.stringify(report, null, 2) + '\n')
+  }
+}
+
+main().catch((err: Error) => {
+  console.error(err.message)
+  process.exitCode = 1
+})

@@ -2,8 +2,10 @@ import autocannon from 'autocannon'
 
 export interface LoadResult {
   requestsPerSecond: number
+  /** Connection errors, timeouts included (autocannon already counts them in `errors`). */
   errors: number
   non2xx: number
+  /** Requests sent. */
   total: number
 }
 
@@ -12,8 +14,8 @@ export async function load (url: string, seconds: number, connections = 50): Pro
   const result = await autocannon({ url, connections, duration: seconds, pipelining: 1 })
   return {
     requestsPerSecond: result.requests.average,
-    errors: result.errors + result.timeouts,
+    errors: result.errors,
     non2xx: result.non2xx,
-    total: result.requests.total
+    total: result.requests.sent
   }
 }

@@ -4,15 +4,14 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import consulPlugin from '@reg/fastify-consul'
+import consulPlugin, { type DispatcherOptions, type ServiceDispatcher } from '@reg/fastify-consul'
 import { freePorts, serviceUntil, type ConsulAgent } from '@reg/testkit'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { request, type Dispatcher } from 'undici'
 
 export const USER_SERVICE = join(dirname(fileURLToPath(import.meta.resolve('@reg/user-service'))), 'server.js')
-// Always the compiled script (from src/ under tap, ../dist is dist/ too): a child started by path gets
-// no TypeScript loader.
-export const SEED_SERVICE = fileURLToPath(new URL('../dist/servers/seed-service.js', import.meta.url))
+// The same app with the seed's exit (deregister, exit at once): the very script whose losses the app's
+// rolling-restart test requires of its negative control, so the bench and the proof cannot drift apart.
+export const SEED_EXIT = fileURLToPath(import.meta.resolve('@reg/user-service/test/fixtures/seed-exit-server.js'))
 
 export interface Replica { child: ChildProcess, exited: Promise<number | null> }
 
@@ -67,41 +66,11 @@ export async function untilPassing (agent: ConsulAgent, count: number, service =
 }
 
 /** A caller that discovers user-service and sends requests through the discovery dispatcher. */
-export async function consumer (agent: ConsulAgent, opts: { retries?: number, ejectionMs?: number } = {}): Promise<{ app: FastifyInstance, dispatcher: Dispatcher & { stats: { retries: number } } }> {
+export async function consumer (agent: ConsulAgent, opts: DispatcherOptions = {}): Promise<{ app: FastifyInstance, dispatcher: ServiceDispatcher }> {
   const app = Fastify()
   await app.register(consulPlugin, { service: { name: 'bench-consumer' }, register: false, consul: { address: agent.address } })
   await app.ready()
   const dispatcher = app.consul.dispatcher('user-service', opts)
   await dispatcher.ready
   return { app, dispatcher }
-}
-
-export interface LoadCount { ok: number, failed: number }
-
-/** `workers` GET loops until stop(); bounded by `maxMs` whatever happens. */
-export function loop (dispatcher: Dispatcher, workers: number, maxMs: number): { count: LoadCount, stop (): Promise<LoadCount> } {
-  const count: LoadCount = { ok: 0, failed: 0 }
-  const state = { running: true }
-  const deadline = Date.now() + maxMs
-  const loops = Array.from({ length: workers }, async () => {
-    while (state.running && Date.now() < deadline) {
-      try {
-        const res = await request('http://user-service/users', { dispatcher })
-        await res.body.arrayBuffer()
-        /* c8 ignore next 2 -- error statuses count as failures too; the scenarios only provoke connection errors */
-        if (res.statusCode === 200) count.ok++
-        else count.failed++
-      } catch {
-        count.failed++
-      }
-    }
-  })
-  return {
-    count,
-    async stop () {
-      state.running = false
-      await Promise.all(loops)
-      return count
-    }
-  }
 }

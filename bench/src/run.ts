@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { ensureConsul } from '@reg/testkit'
-import type { Figure, Scenario, ScenarioContext } from './scenario.js'
+import { invalid, type Figure, type Scenario, type ScenarioContext } from './scenario.js'
 import { scenarios } from './scenarios/index.js'
 
 export interface BenchOptions {
@@ -17,9 +17,22 @@ export interface BenchOptions {
 
 export interface BenchReport {
   date: string
+  /** The code that was measured: HEAD, and whether tracked files differed from it. */
+  commit: { sha: string, dirty: boolean }
   machine: { cores: number, cpu: string, memoryGiB: number, node: string, consul: string }
   rounds: number
   figures: Figure[]
+}
+
+/** HEAD of the checkout this bench runs from; 'unknown' outside a git checkout (a copied tree). */
+function commitOf (dir: string): BenchReport['commit'] {
+  try {
+    const git = (...args: string[]): string => execFileSync('git', ['-C', dir, ...args], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim()
+    return { sha: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no') !== '' }
+  /* c8 ignore next 3 -- the tests run inside the repository's checkout */
+  } catch {
+    return { sha: 'unknown', dirty: false }
+  }
 }
 
 export async function runBench (opts: BenchOptions): Promise<BenchReport> {
@@ -28,6 +41,8 @@ export async function runBench (opts: BenchOptions): Promise<BenchReport> {
   const selected: Scenario[] = wanted.length === 0 ? scenarios : scenarios.filter((s) => wanted.includes(s.id))
   const unknown = wanted.filter((id) => !scenarios.some((s) => s.id === id))
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${scenarios.map((s) => s.id).join(', ')}`)
+  // Before the first scenario, so a file edited while the bench runs cannot pass for the measured code.
+  const commit = commitOf(new URL('.', import.meta.url).pathname)
   const ctx: ScenarioContext = { rounds: opts.rounds, smoke: opts.smoke, log }
   const figures: Figure[] = []
   for (const scenario of selected) {
@@ -37,6 +52,7 @@ export async function runBench (opts: BenchOptions): Promise<BenchReport> {
   const consul = execFileSync(await ensureConsul(), ['version']).toString().split('\n')[0]!.trim()
   const report: BenchReport = {
     date: new Date().toISOString(),
+    commit,
     // cpus() is empty on a few platforms (some containers); the figure is still worth printing.
     /* c8 ignore next */
     machine: { cores: cpus().length, cpu: cpus()[0]?.model.trim() ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, consul },
@@ -51,24 +67,44 @@ export async function runBench (opts: BenchOptions): Promise<BenchReport> {
 }
 
 function fmt (n: number): string {
+  if (Number.isInteger(n)) return String(n)
   return Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 1 ? n.toFixed(2) : n.toPrecision(3)
+}
+
+function share (failed: number[], sent: number[]): string {
+  const total = sent.reduce((x, y) => x + y, 0)
+  return `${fmt(100 * failed.reduce((x, y) => x + y, 0) / total)}%`
+}
+
+/** "median unit (min–max)", and for failure counts also the requests per run and the share that failed. */
+function cell (f: Figure, side: 'ours' | 'baseline'): string {
+  const s = f[side]
+  const text = `${fmt(s.median)} ${f.unit} (${fmt(s.min)}–${fmt(s.max)})`
+  if (!f.requests) return text
+  const sent = f.requests[side]
+  return `${text} of ${fmt(sent.median)} requests per run · ${share(s.samples, sent.samples)}`
+}
+
+function verdict (f: Figure): { ratio: string, met: string } {
+  if (invalid(f)) {
+    const l = f.loads!
+    return { ratio: 'invalid', met: `invalid: ${l.non2xx} non-2xx, ${l.errors} errors in ${l.requests} requests` }
+  }
+  return {
+    ratio: f.ratio === null ? '–' : `${fmt(f.ratio)}×`,
+    met: f.met === undefined ? '–' : f.met ? 'yes' : 'no'
+  }
 }
 
 export function table (report: BenchReport): string {
   const rows = [['id', 'what', 'ours median (min–max)', 'baseline median (min–max)', 'baseline', 'ratio', 'target', 'met']]
   for (const f of report.figures) {
-    rows.push([
-      f.id, f.what,
-      `${fmt(f.ours.median)} ${f.unit} (${fmt(f.ours.min)}–${fmt(f.ours.max)})`,
-      `${fmt(f.baseline.median)} ${f.unit} (${fmt(f.baseline.min)}–${fmt(f.baseline.max)})`,
-      f.baselineName,
-      `${fmt(f.ratio)}×`,
-      f.target,
-      f.met === undefined ? '–' : f.met ? 'yes' : 'no'
-    ])
+    const v = verdict(f)
+    rows.push([f.id, f.what, cell(f, 'ours'), cell(f, 'baseline'), f.baselineName, v.ratio, f.target, v.met])
   }
   const lines = rows.map((r) => `| ${r.join(' | ')} |`)
   lines.splice(1, 0, `|${rows[0]!.map(() => '---').join('|')}|`)
   const m = report.machine
-  return `${lines.join('\n')}\n\n${report.date.slice(0, 10)} · ${m.cores} cores (${m.cpu}) · ${m.memoryGiB} GiB · Node ${m.node} · ${m.consul} · ${report.rounds} rounds\n`
+  const c = report.commit
+  return `${lines.join('\n')}\n\n${report.date.slice(0, 10)} · commit ${c.sha.slice(0, 12)}${c.dirty ? ' (with uncommitted changes)' : ''} · ${m.cores} cores (${m.cpu}) · ${m.memoryGiB} GiB · Node ${m.node} · ${m.consul} · ${report.rounds} rounds\n`
 }

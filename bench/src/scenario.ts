@@ -8,6 +8,13 @@ export interface ScenarioContext {
   log (line: string): void
 }
 
+/** What the HTTP loads behind a throughput figure saw, summed over every load (warm-ups included). */
+export interface LoadTally {
+  requests: number
+  non2xx: number
+  errors: number
+}
+
 export interface Figure {
   id: string
   what: string
@@ -15,11 +22,23 @@ export interface Figure {
   ours: Summary
   baseline: Summary
   baselineName: string
-  /** ours ÷ baseline, or baseline ÷ ours when lower is better: > 1 always means we are better. */
-  ratio: number
+  /**
+   * ours ÷ baseline, or baseline ÷ ours when lower is better: > 1 always means we are better. Null where a
+   * ratio would mislead: failure counts (0 against 5 is no "ratio") are read as shares of `requests`.
+   */
+  ratio: number | null
   target: string
   /** Whether `ours` meets the issue's target; undefined when the target is not a fixed number. */
   met: boolean | undefined
+  /** Failure counts only: the requests each run sent, side by side with `ours` and `baseline`. */
+  requests?: { ours: Summary, baseline: Summary }
+  /** Throughput only: any non-2xx answer or error makes the figure invalid, whatever its req/s. */
+  loads?: LoadTally
+}
+
+/** A throughput figure whose loads saw a non-2xx answer or an error measures something else than throughput. */
+export function invalid (f: Figure): boolean {
+  return f.loads !== undefined && f.loads.non2xx + f.loads.errors > 0
 }
 
 /** The smoke run's value or the real one: the single place where the two modes differ. */

@@ -6,17 +6,31 @@ import { runBench, table } from '../src/run.js'
 t.test('every scenario runs one smoke round and reports finite figures', async (t) => {
   const lines: string[] = []
   const report = await runBench({ ids: [], rounds: 1, smoke: true, log: (l) => lines.push(l) })
-  t.ok(report.figures.length > 0)
+  t.same([...new Set(report.figures.map((f) => f.id))], ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'P8', 'P9'], 'every scenario yields figures')
   for (const f of report.figures) {
-    t.ok(Number.isFinite(f.ours.median) && Number.isFinite(f.baseline.median), `${f.id}: finite medians`)
-    t.ok(Number.isFinite(f.ratio), `${f.id}: finite ratio`)
+    t.ok(Number.isFinite(f.ours.median) && Number.isFinite(f.baseline.median), `${f.id} ${f.what}: finite medians`)
+    // Failure counts carry the requests behind them instead of a ratio; every other figure has a finite ratio.
+    if (f.requests) t.ok(f.ratio === null && f.requests.ours.min > 0 && f.requests.baseline.min > 0, `${f.id}: counts with their requests`)
+    else t.ok(Number.isFinite(f.ratio), `${f.id} ${f.what}: finite ratio`)
+    t.ok(f.met === undefined || typeof f.met === 'boolean')
   }
+  // Throughput figures say what their loads saw, so a run with failures can be told apart.
+  for (const f of report.figures.filter((f) => f.unit === 'req/s')) t.ok(f.loads && f.loads.requests > 0, `${f.id} ${f.what}: load counts`)
+  t.same(report.figures.filter((f) => f.id === 'P2' || f.id === 'P3' || f.id === 'P9').map((f) => f.what.replace(/ \([^)]*\)$/, '')), [
+    'pick() with 3 instances',
+    'pick() with 1000 instances',
+    'reply-from proxy, discovery of 1 upstream',
+    'reply-from proxy, discovery over 3 upstreams',
+    'agent restart → in ?passing again, HTTP check',
+    'agent restart → in ?passing again, TTL check'
+  ])
+  t.match(report.figures.find((f) => f.what.includes('over 3 upstreams'))!.baselineName, /BalancedPool over the same 3 upstreams/)
   t.match(table(report), /\| id \| what \|/)
   t.match(report.machine.consul, /Consul v/)
 })
 
 t.test('an unknown scenario id is an error naming the known ones', async (t) => {
-  await t.rejects(runBench({ ids: ['P99'], rounds: 1, smoke: true, log: () => {} }), { message: /unknown scenario P99; known: P1, P2, P3, P4, P5, P6, P7, P8/ })
+  await t.rejects(runBench({ ids: ['P99'], rounds: 1, smoke: true, log: () => {} }), { message: /unknown scenario P99; known: P1, P2, P3, P4, P5, P6, P7, P8, P9/ })
 })
 
 t.test('`pnpm bench P8` (the CLI) prints the table and writes latest.json', async (t) => {
@@ -38,7 +52,7 @@ t.test('`pnpm bench P8` (the CLI) prints the table and writes latest.json', asyn
   t.equal(bad.code, 1, 'an unknown scenario exits 1')
 })
 
-t.test('--readme puts the table between the bench markers', async (t) => {
+t.test('--readme puts the table between the bench markers and saves the report it came from', async (t) => {
   const { execFile } = await import('node:child_process')
   const { readFileSync, writeFileSync } = await import('node:fs')
   const dir = t.testdir()
@@ -51,6 +65,8 @@ t.test('--readme puts the table between the bench markers', async (t) => {
   const text = readFileSync(readme, 'utf8')
   t.match(text, /<!-- bench:start -->\n\| id \| what[\s\S]*\| P8 \|[\s\S]*<!-- bench:end -->\n\nafter\n/)
   t.notMatch(text, /old/)
+  const saved = JSON.parse(readFileSync(`${dir}/readme.json`, 'utf8')) as Parameters<typeof table>[0]
+  t.ok(text.includes(`<!-- bench:start -->\n${table(saved)}<!-- bench:end -->`), 'readme.json renders to the table written')
   writeFileSync(`${dir}/plain.md`, '# no markers\n')
   t.equal(await run(`${dir}/plain.md`), 1, 'a README without markers is an error')
 })

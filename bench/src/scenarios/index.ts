@@ -7,6 +7,7 @@ import { p5 } from './p5-rolling-restart.js'
 import { p6 } from './p6-kill.js'
 import { p7 } from './p7-rss.js'
 import { p8 } from './p8-registration.js'
+import { p9 } from './p9-self-heal.js'
 import { p13 } from './p13-cached-reads.js'
 
-export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8, p13]
+export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8, p9, p13]

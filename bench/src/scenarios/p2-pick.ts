@@ -1,6 +1,5 @@
 import consulPlugin from '@reg/fastify-consul'
 import { startConsul } from '@reg/testkit'
-import Consul from 'consul'
 import Fastify from 'fastify'
 import { registerMany } from '../register-many.js'
 import { sized, type Figure, type Scenario } from '../scenario.js'
@@ -21,7 +20,7 @@ async function rate (ms: number, batch: number, fn: () => unknown): Promise<numb
 
 export const p2: Scenario = {
   id: 'P2',
-  title: 'pick() picks/s vs the seed\'s per-pick health.service query',
+  title: 'pick() ÷ a plain array round-robin index over the same instances',
   async run (ctx) {
     const agent = await startConsul()
     const app = Fastify()
@@ -29,8 +28,6 @@ export const p2: Scenario = {
     try {
       await app.register(consulPlugin, { service: { name: 'p2' }, register: false, consul: { address: agent.address } })
       await app.ready()
-      const [host, port] = agent.address.split(':') as [string, string]
-      const client = new Consul({ host, port: Number(port) })
       for (const size of [3, 1000]) {
         const name = `p2-${size}`
         await registerMany(agent, name, size)
@@ -39,25 +36,22 @@ export const p2: Scenario = {
         // The agent syncs registrations to the catalog asynchronously; measure the full set.
         /* c8 ignore next -- whether the sync already finished by now is timing */
         while (watch.instances.length < size) await new Promise((resolve) => watch.on('change', resolve))
+        // The floor of any picker: the next slot of a fixed array, nothing to decide. This machine's speed
+        // on this run divides out; the absolute rate stays in the table as information.
+        const array = [...watch.instances]
+        let next = 0
         let sink = 0
+        const ms = sized(ctx, 200, 1000)
         const { a, b } = await interleave(ctx.rounds,
-          () => rate(sized(ctx, 200, 1000), 10_000, () => { sink += watch.pick().port }),
-          async () => {
-            // The guide's way: ask Consul for the passing instances on every call, then pick one.
-            const start = performance.now()
-            let calls = 0
-            while (performance.now() - start < sized(ctx, 200, 1000)) {
-              const entries = await client.health.service({ service: name, passing: true }) as Array<{ Service: { Port: number } }>
-              sink += entries[calls++ % entries.length]!.Service.Port
-            }
-            return calls / ((performance.now() - start) / 1000)
-          })
+          () => rate(ms, 10_000, () => { sink += watch.pick().port }),
+          () => rate(ms, 10_000, () => { sink += array[next++ % array.length]!.port }))
         watch.close()
         const ours = summarize(a)
         const baseline = summarize(b)
+        const ratio = summarize(a.map((x, i) => x / b[i]!)).median
         // The checksum is printed so the picks cannot be optimised away.
-        ctx.log(`P2 ${size} instances: pick() ${(ours.median / 1e6).toFixed(1)} M/s, per-pick query ${baseline.median.toFixed(0)}/s (checksum ${sink % 997})`)
-        figures.push({ id: 'P2', what: `pick() with ${size} instances`, unit: 'picks/s', ours, baseline, baselineName: 'seed: health.service per pick', ratio: ours.median / baseline.median, target: '≥ 50 M picks/s', met: ours.median >= 50e6 })
+        ctx.log(`P2 ${size} instances: pick() ${(ours.median / 1e6).toFixed(1)} M/s, array round-robin ${(baseline.median / 1e6).toFixed(1)} M/s, ratio ${ratio.toFixed(3)} (checksum ${sink % 997})`)
+        figures.push({ id: 'P2', what: `pick() with ${size} instances`, unit: 'picks/s', ours, baseline, baselineName: 'plain array round-robin index, same instances', ratio, target: '≥ 0.5×', met: ratio >= 0.5 })
       }
       return figures
     } finally {

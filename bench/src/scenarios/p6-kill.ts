@@ -1,20 +1,23 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { startLoad, type Load } from '@reg/user-service/test/fixtures/request-loop.js'
 import { startConsul, type ConsulAgent } from '@reg/testkit'
-import { consumer, loop, startReplicas, USER_SERVICE } from '../replicas.js'
+import { describeRuns, failureFigure } from '../failures.js'
+import { consumer, startReplicas, USER_SERVICE } from '../replicas.js'
 import { sized, type Scenario } from '../scenario.js'
-import { interleave, summarize } from '../stats.js'
+import { interleave } from '../stats.js'
 
 /** kill -9 one of 3 replicas under load and keep loading for a while; returns the load's counts. */
-async function killOne (agent: ConsulAgent, seconds: number, retrying: boolean): Promise<{ ok: number, failed: number }> {
+async function killOne (agent: ConsulAgent, seconds: number, retrying: boolean): Promise<Load> {
   const set = await startReplicas(agent, USER_SERVICE, 3)
   const { app, dispatcher } = await consumer(agent, retrying ? {} : { retries: 0, ejectionMs: 0 })
+  const load = startLoad('http://user-service/users', dispatcher, 8, 60_000)
   try {
-    const load = loop(dispatcher, 8, 60_000)
     await sleep(300)
     set.replicas[1]!.child.kill('SIGKILL')
     await sleep(seconds * 1000)
-    return await load.stop()
+    return load
   } finally {
+    await load.stop()
     await app.close()
     await set.stop()
   }
@@ -28,20 +31,15 @@ export const p6: Scenario = {
     const seconds = sized(ctx, 1, 3)
     try {
       const { a, b } = await interleave(ctx.rounds, () => killOne(agent, seconds, true), () => killOne(agent, seconds, false))
-      const ours = summarize(a.map((r) => r.failed))
-      const baseline = summarize(b.map((r) => r.failed))
-      ctx.log(`P6 ours: ${a.map((r) => `${r.failed}/${r.ok + r.failed}`).join(', ')} failed; no retry/ejection: ${b.map((r) => `${r.failed}/${r.ok + r.failed}`).join(', ')} failed`)
-      return [{
+      ctx.log(`P6 failed/sent, ours: ${describeRuns(a)}; without retry or ejection: ${describeRuns(b)}`)
+      return [failureFigure({
         id: 'P6',
         what: `failed GETs in the ${seconds} s after kill -9 of 1 of 3`,
-        unit: 'failed',
-        ours,
-        baseline,
-        baselineName: 'same dispatcher, retries 0, no ejection',
-        ratio: (baseline.median + 1) / (ours.median + 1),
+        baselineName: 'our dispatcher without retry or ejection',
         target: 'ours 0',
-        met: ours.max === 0
-      }]
+        ours: a,
+        baseline: b
+      })]
     } finally {
       await agent.stop()
     }

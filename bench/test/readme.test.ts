@@ -1,0 +1,31 @@
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { benchSection, withTable } from '../src/readme.js'
+import { table, type BenchReport } from '../src/run.js'
+
+const README = new URL('../../README.md', import.meta.url).pathname
+const RESULTS = new URL('../results/readme.json', import.meta.url).pathname
+
+// The published figures are auditable: the root README's table is exactly what the committed results
+// file renders to. A hand edit of either, or a README refreshed without its results (or the reverse), fails.
+t.test('the README\'s performance table is the committed bench/results/readme.json, rendered', async (t) => {
+  const report = JSON.parse(readFileSync(RESULTS, 'utf8')) as BenchReport
+  t.equal(benchSection(readFileSync(README, 'utf8'), README), table(report))
+  t.match(report.commit.sha, /^[0-9a-f]{40}$/, 'names the commit that was measured')
+  t.equal(report.commit.dirty, false, 'measured committed code')
+  t.ok(report.rounds >= 3, 'a real run, not a smoke round')
+  t.match(report.machine, { cores: Number, cpu: String, node: /^v\d+/, consul: /^Consul v/ })
+  t.same([...new Set(report.figures.map((f) => f.id))], ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'P8', 'P9'], 'every scenario')
+})
+
+t.test('withTable replaces only the section between the markers', async (t) => {
+  const report = JSON.parse(readFileSync(RESULTS, 'utf8')) as BenchReport
+  const text = withTable('# x\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n\nafter\n', 'R.md', report)
+  t.equal(text, `# x\n\n<!-- bench:start -->\n${table(report)}<!-- bench:end -->\n\nafter\n`)
+  t.equal(benchSection(text, 'R.md'), table(report))
+})
+
+t.test('a README without both markers is an error naming the file', async (t) => {
+  t.throws(() => benchSection('# no markers\n', 'plain.md'), { message: /plain\.md has no <!-- bench:start --> … <!-- bench:end --> section/ })
+  t.throws(() => benchSection('<!-- bench:start -->\nno end\n', 'half.md'), { message: /half\.md/ })
+})

@@ -4,6 +4,7 @@ import { createServer as createTlsServer } from 'node:tls'
 import { makeTlsFixture } from '@reg/testkit'
 import t from 'tap'
 import { resolveConnection } from '../src/consul/connection.js'
+import { ConsulHttp } from '../src/consul/http.js'
 import type { Credentials } from '../src/consul/credentials.js'
 import { isTlsCode, probeTlsAlert, tlsFailure } from '../src/consul/tls-failure.js'
 
@@ -60,4 +61,17 @@ t.test('probeTlsAlert: the alert when the peer refuses us, undefined when it ans
 
   const sock = resolveConnection({ address: 'unix:///nonexistent/consul.sock', secure: true }, {})
   t.equal(await probeTlsAlert(sock, client), 'ENOENT', 'over a socket path')
+})
+
+t.test('a TLS agent that hangs up without an alert is an outage, not a TLS problem', async (t) => {
+  const tls = await makeTlsFixture({ t })
+  // The handshake succeeds, then the peer closes cleanly: undici sees "other side closed", and the probe
+  // it triggers finds no alert either, so the socket error stands (FST_REG_CONSUL_UNREACHABLE).
+  const server = createTlsServer({ cert: readFileSync(tls.server.cert), key: readFileSync(tls.server.key) }, (s) => s.end())
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => server.close(resolve)))
+  const port = (server.address() as { port: number }).port
+  const http = new ConsulHttp({ connection: resolveConnection({ address: `https://127.0.0.1:${port}`, ca: readFileSync(tls.ca.cert, 'utf8'), tlsServerName: tls.serverName }, {}) })
+  t.teardown(() => http.close())
+  await t.rejects(http.send({ path: '/v1/status/leader' }), { code: 'FST_REG_CONSUL_UNREACHABLE' })
 })

@@ -4,3 +4,5 @@ export { startConsulCluster, type ConsulCluster, type StartClusterOptions } from
 export { freePorts } from './free-ports.js'
 export { ensureDockerCompose, DockerComposeNotFoundError, type EnsureDockerComposeOptions } from './ensure-docker-compose.js'
 export { serviceUntil, type HealthEntry, type ServiceUntilOptions } from './service-until.js'
+export { ensureNode, nodeVersion, cachedNode, NODE_VERSIONS, NodeNotFoundError, type EnsureNodeOptions } from './ensure-node.js'
+export { testOnNode, resultsDir, type SuiteRun, type TestOnNodeOptions } from './test-on-node.js'

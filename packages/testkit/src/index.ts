@@ -6,3 +6,4 @@ export { ensureDockerCompose, DockerComposeNotFoundError, type EnsureDockerCompo
 export { serviceUntil, type HealthEntry, type ServiceUntilOptions } from './service-until.js'
 export { ensureNode, nodeVersion, cachedNode, NODE_VERSIONS, NodeNotFoundError, type EnsureNodeOptions } from './ensure-node.js'
 export { testOnNode, resultsDir, type SuiteRun, type TestOnNodeOptions } from './test-on-node.js'
+export { installPacked, type InstallPackedOptions, type PackedInstall } from './packed-install.js'

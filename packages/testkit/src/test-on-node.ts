@@ -57,11 +57,14 @@ async function runTap (node: string, cwd: string, args: string[], env: NodeJS.Pr
   }
 }
 
+/** What tap writes under `<pkg>/.tap` on every run, whatever its options: the default runner's are kept. */
+const TAP_OUTPUTS = ['test-results', 'coverage', 'processinfo']
+
 /**
  * Runs each package's tap suite on each Node.js major, one after the other (the CI box has 2 cores and
- * every suite already runs 2 jobs). tap always saves results into `<pkg>/.tap/test-results`, so the
- * default runner's results are moved aside for the duration and put back afterwards, and each extra
- * run's results are moved to `resultsDir(pkg, major)`. Coverage is off: the 100% gate is a property of
+ * every suite already runs 2 jobs). tap always saves results into `<pkg>/.tap/test-results` (and clears
+ * `.tap/coverage`), so the default runner's outputs are moved aside for the duration and put back
+ * afterwards, and each extra run's results are moved to `resultsDir(pkg, major)`. Coverage is off: the 100% gate is a property of
  * the code and its tests, enforced once by the default runner; here the question is whether they pass.
  */
 export async function testOnNode (opts: TestOnNodeOptions): Promise<SuiteRun[]> {
@@ -78,11 +81,11 @@ export async function testOnNode (opts: TestOnNodeOptions): Promise<SuiteRun[]> 
   for (const pkg of opts.packages) {
     const dir = resolve(root, pkg)
     const saved = join(dir, '.tap', 'test-results')
-    const held = join(dir, '.tap', 'default-runner-held', 'test-results')
-    await rm(dirname(held), { recursive: true, force: true })
-    if (existsSync(saved)) {
-      await mkdir(dirname(held), { recursive: true })
-      await rename(saved, held)
+    const held = join(dir, '.tap', 'default-runner-held')
+    await rm(held, { recursive: true, force: true })
+    await mkdir(held, { recursive: true })
+    for (const name of TAP_OUTPUTS) {
+      if (existsSync(join(dir, '.tap', name))) await rename(join(dir, '.tap', name), join(held, name))
     }
     try {
       for (const { major, bin, version } of nodes) {
@@ -97,9 +100,11 @@ export async function testOnNode (opts: TestOnNodeOptions): Promise<SuiteRun[]> 
         runs.push({ package: pkg, major, version, code, ok: code === 0 })
       }
     } finally {
-      await rm(saved, { recursive: true, force: true })
-      if (existsSync(held)) await rename(held, saved)
-      await rm(dirname(held), { recursive: true, force: true })
+      for (const name of TAP_OUTPUTS) {
+        await rm(join(dir, '.tap', name), { recursive: true, force: true })
+        if (existsSync(join(held, name))) await rename(join(held, name), join(dir, '.tap', name))
+      }
+      await rm(held, { recursive: true, force: true })
     }
   }
   return runs

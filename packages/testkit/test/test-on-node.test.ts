@@ -28,11 +28,15 @@ async function fakePackage (dir: string, defaultResult?: string): Promise<string
     'v=$(node --version)',
     'mkdir -p .tap/test-results/test',
     'echo "ok 1 - ran on $v with $*" > .tap/test-results/test/a.test.ts.tap',
+    // As tap does even with coverage off: the coverage folder is cleared, processinfo written.
+    'rm -rf .tap/coverage && mkdir -p .tap/processinfo && touch .tap/processinfo/run.json',
     'case $v in v22*) exit 1 ;; esac'
   ].join('\n'))
   if (defaultResult !== undefined) {
     await mkdir(join(dir, '.tap', 'test-results', 'test'), { recursive: true })
     await writeFile(join(dir, '.tap', 'test-results', 'test', 'a.test.ts.tap'), defaultResult)
+    await mkdir(join(dir, '.tap', 'coverage'), { recursive: true })
+    await writeFile(join(dir, '.tap', 'coverage', 'default.json'), '{}')
   }
   return dir
 }
@@ -60,10 +64,11 @@ t.test('each major runs the suite with its node first on PATH; results are filed
   for (const pkg of [a, b]) {
     t.equal(await readFile(join(resultsDir(pkg, 22), 'test', 'a.test.ts.tap'), 'utf8'), 'ok 1 - ran on v22.9.9 with --disable-coverage --bail\n')
     t.equal(await readFile(join(resultsDir(pkg, 24), 'test', 'a.test.ts.tap'), 'utf8'), 'ok 1 - ran on v24.9.9 with --disable-coverage --bail\n')
-    t.same(await readdir(join(pkg, '.tap')), pkg === a ? ['node22', 'node24', 'test-results'] : ['node22', 'node24'], 'nothing held aside is left')
+    t.same(await readdir(join(pkg, '.tap')), pkg === a ? ['coverage', 'node22', 'node24', 'test-results'] : ['node22', 'node24'], 'nothing held aside or left by the extra runs')
   }
   t.same(await readdir(resultsDir(a, 24)), ['test'], 'the stale result is gone')
   t.equal(await saved(a), 'ok 1 - default runner\n', "the default runner's results are back, untouched")
+  t.equal(await readFile(join(a, '.tap', 'coverage', 'default.json'), 'utf8'), '{}', 'and so is its coverage data')
   t.notOk(existsSync(join(b, '.tap', 'test-results')), 'no default results appear where there were none')
   t.match(lines, ['a on Node.js 22.9.9', 'a on Node.js 24.9.9', 'b on Node.js 22.9.9', 'b on Node.js 24.9.9'])
 })

@@ -6,3 +6,6 @@ export { ensureDockerCompose, DockerComposeNotFoundError, type EnsureDockerCompo
 export { serviceUntil, type HealthEntry, type ServiceUntilOptions } from './service-until.js'
 export { makeTlsFixture, createCa, type TlsFixture, type TestCa, type CertPair, type IssueOptions } from './tls.js'
 export { startHttpsConsul, startUnixConsul, type HttpsConsulAgent, type StartHttpsConsulOptions, type UnixConsulAgent } from './consul-listeners.js'
+export { ensureNode, nodeVersion, cachedNode, NODE_VERSIONS, NodeNotFoundError, type EnsureNodeOptions } from './ensure-node.js'
+export { testOnNode, resultsDir, type SuiteRun, type TestOnNodeOptions } from './test-on-node.js'
+export { installPacked, type InstallPackedOptions, type PackedInstall } from './packed-install.js'

@@ -235,7 +235,8 @@ t.test('rewrites the placeholder origin and rotates over the instances', async (
 t.test('a refused connection is retried elsewhere; the instance is ejected, then re-admitted', async (t) => {
   const gone = await dead(t)
   const [a, b] = await Promise.all([upstream(t, 'a'), upstream(t, 'b')])
-  const { d } = dispatcherFor(t, [at(gone), at(a), at(b)], { ejectionMs: 300 })
+  // Long enough that a loaded CI box cannot re-admit it during the six requests, short enough to wait for.
+  const { d } = dispatcherFor(t, [at(gone), at(a), at(b)], { ejectionMs: 3000 })
   const ejected = once(d.events, 'eject')
   const seen: string[] = []
   for (let i = 0; i < 6; i++) seen.push((await get(d)).id)

@@ -4,3 +4,4 @@ export { startConsulCluster, type ConsulCluster, type StartClusterOptions } from
 export { freePorts } from './free-ports.js'
 export { ensureDockerCompose, DockerComposeNotFoundError, type EnsureDockerComposeOptions } from './ensure-docker-compose.js'
 export { serviceUntil, type HealthEntry, type ServiceUntilOptions } from './service-until.js'
+export { testMeter, type MetricPoint, type TestMeter } from './metrics-reader.js'

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { ensureConsul } from './ensure-consul.js'
+import { ensureChromium } from './ensure-chromium.js'
 import { ensureDockerCompose } from './ensure-docker-compose.js'
+import { ensureVictoriaMetrics } from './ensure-victoria-metrics.js'
 import { startConsul } from './consul-agent.js'
 
 // `reg-consul ensure` makes sure a binary exists (run once before the test suite, so parallel test
@@ -14,6 +16,10 @@ async function main (): Promise<void> {
     // docker-compose validates docker-compose.yml in test/docker-compose.test.ts; fetched here for the same reason.
     const compose = await ensureDockerCompose({ log: (line) => console.error(`[docker-compose] ${line}`) })
     console.log(compose)
+    // The scraper that finds the apps through Consul (apps/gateway/test/scrape.test.ts), and the browser
+    // that watches the gateway's live view (apps/gateway/test/browser.test.ts).
+    console.log(await ensureVictoriaMetrics({ log: (line) => console.error(`[victoria-metrics] ${line}`) }))
+    console.log(await ensureChromium({ log: (line) => console.error(`[chromium] ${line}`) }))
     return
   }
   if (command === 'agent') {

@@ -10,6 +10,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
 <title>gateway · live view</title>
 <style>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d1d1f; }
+  [hidden] { display: none !important; }
   h1 { font-size: 1.2rem; margin: 0 0 .5rem; }
   .watch { margin: 0 0 1rem; }
   .badge { display: inline-block; padding: 0 .5em; border-radius: .3em; font-weight: 600; }

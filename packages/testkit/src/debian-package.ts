@@ -45,8 +45,8 @@ export async function fetchDebianPackage (p: DebianPackageFetch): Promise<void> 
     await rm(join(p.cacheDir, 'root'), { recursive: true, force: true })
     await rename(join(work, 'root'), join(p.cacheDir, 'root'))
   } catch (err) {
-    const detail = (err as { stderr?: string }).stderr || (err as Error).message
-    throw new Error(`fetching Debian's ${p.name} package failed: ${String(detail).trim()}`)
+    // execFile's message carries the command's stderr.
+    throw new Error(`fetching Debian's ${p.name} package failed: ${(err as Error).message.trim()}`)
   } finally {
     await rm(work, { recursive: true, force: true })
   }

@@ -47,6 +47,8 @@ export async function ensureChromium (opts: EnsureChromiumOptions = {}): Promise
   const found = onPath('chromium', env)
   if (found) return found
   const aptGet = onPath('apt-get', env)
+  // getuid() exists on POSIX only; elsewhere there is no apt-get either.
+  /* c8 ignore next -- the Windows half of the optional call cannot run here */
   const install = opts.install ?? process.getuid?.() === 0
   if (!aptGet || !install) {
     throw new ChromiumNotFoundError(`No chromium on PATH, and ${aptGet ? 'installing it needs root' : 'this machine has no apt-get to install it'}.\n${HELP}`)
@@ -57,8 +59,8 @@ export async function ensureChromium (opts: EnsureChromiumOptions = {}): Promise
     await run(aptGet, ['update'], big)
     await run(aptGet, ['install', '-y', '--no-install-recommends', 'chromium', 'fonts-dejavu-core'], big)
   } catch (err) {
-    const detail = (err as { stderr?: string }).stderr || (err as Error).message
-    throw new ChromiumNotFoundError(`apt-get install chromium failed:\n${String(detail).trim()}\n${HELP}`)
+    // execFile's message carries the command's stderr.
+    throw new ChromiumNotFoundError(`apt-get install chromium failed:\n${(err as Error).message.trim()}\n${HELP}`)
   }
   const installed = onPath('chromium', env)
   if (!installed) throw new ChromiumNotFoundError(`apt-get installed chromium, but it is not on PATH (${env.PATH}).\n${HELP}`)

@@ -7,5 +7,6 @@ import { p5 } from './p5-rolling-restart.js'
 import { p6 } from './p6-kill.js'
 import { p7 } from './p7-rss.js'
 import { p8 } from './p8-registration.js'
+import { p9 } from './p9-metrics.js'
 
-export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8]
+export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8, p9]

@@ -4,6 +4,6 @@ export { startConsulCluster, type ConsulCluster, type StartClusterOptions } from
 export { freePorts } from './free-ports.js'
 export { ensureDockerCompose, DockerComposeNotFoundError, type EnsureDockerComposeOptions } from './ensure-docker-compose.js'
 export { serviceUntil, type HealthEntry, type ServiceUntilOptions } from './service-until.js'
-export { testMeter, type MetricPoint, type TestMeter } from './metrics-reader.js'
+export { globalTestMeter, testMeter, type MetricPoint, type TestMeter } from './metrics-reader.js'
 export { ensureVictoriaMetrics, VictoriaMetricsNotFoundError, type EnsureVictoriaMetricsOptions } from './ensure-victoria-metrics.js'
 export { ensureChromium, ChromiumNotFoundError, CHROMIUM_ARGS, type EnsureChromiumOptions } from './ensure-chromium.js'

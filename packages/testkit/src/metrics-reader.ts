@@ -1,4 +1,4 @@
-import type { Attributes } from '@opentelemetry/api'
+import { metrics, type Attributes } from '@opentelemetry/api'
 import { DataPointType, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
 
 // A real OpenTelemetry SDK for tests of code that records through @opentelemetry/api: the plugins take
@@ -63,4 +63,19 @@ export function testMeter (t?: { teardown (fn: () => unknown): void }): TestMete
     },
     shutdown: () => provider.shutdown()
   }
+}
+
+/**
+ * A testMeter set as the process's global MeterProvider, read every `scrapeMs` like a scraper would:
+ * what a process started with `--import` of this (see bench's metrics scenario) records its metrics
+ * into, without a line of its own changed. Plugins read the global provider when they are registered.
+ */
+export function globalTestMeter (scrapeMs = 1000): TestMeter & { stop (): void } {
+  const meter = testMeter()
+  metrics.setGlobalMeterProvider(meter.provider)
+  const timer = setTimeout(() => {
+    meter.collect().finally(() => timer.refresh())
+  }, scrapeMs)
+  timer.unref()
+  return { ...meter, stop: () => clearTimeout(timer) }
 }

@@ -1,18 +1,11 @@
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { script } from './fixtures/scripts.js'
 import { CHROMIUM_ARGS, ChromiumNotFoundError, ensureChromium } from '../src/index.js'
 
 // Where the browser comes from. The real install runs in `cli.js ensure` as root (CI) and is used by
 // apps/gateway/test/browser.test.ts; here a stand-in apt-get records what it is asked.
-
-async function script (dir: string, name: string, body = 'echo fake'): Promise<string> {
-  await mkdir(dir, { recursive: true })
-  const file = join(dir, name)
-  await writeFile(file, `#!/bin/sh\n${body}\n`)
-  await chmod(file, 0o755)
-  return file
-}
 
 t.test('CHROMIUM_BIN, then PATH', async (t) => {
   const dir = t.testdir()

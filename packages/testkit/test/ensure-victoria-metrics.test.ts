@@ -1,18 +1,12 @@
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { script } from './fixtures/scripts.js'
 import { ensureVictoriaMetrics, VictoriaMetricsNotFoundError } from '../src/index.js'
 
 // Where the binary comes from. The real fetch runs in `cli.js ensure` (pnpm test) and is used by
 // apps/gateway/test/scrape.test.ts; here stand-in apt-get/dpkg-deb record what they are asked.
 
-async function script (dir: string, name: string, body = 'echo fake'): Promise<string> {
-  await mkdir(dir, { recursive: true })
-  const file = join(dir, name)
-  await writeFile(file, `#!/bin/sh\n${body}\n`)
-  await chmod(file, 0o755)
-  return file
-}
 const sources = { 'sources.list': 'deb http://mirror.example/debian bookworm main\n' }
 
 t.test('VICTORIA_METRICS_BIN, then PATH, then the cache', async (t) => {

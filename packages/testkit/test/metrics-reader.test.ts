@@ -1,5 +1,5 @@
 import t from 'tap'
-import { testMeter } from '../src/index.js'
+import { globalTestMeter, testMeter } from '../src/index.js'
 
 t.test('testMeter reads counters, gauges and histograms back through a real SDK', async (t) => {
   const m = testMeter(t)
@@ -24,4 +24,15 @@ t.test('a failing observable callback fails the read instead of hiding a metric'
   t.teardown(() => m.shutdown())
   m.provider.getMeter('test').createObservableGauge('g').addCallback(() => { throw new Error('boom') })
   await t.rejects(m.collect(), /boom/)
+})
+
+t.test('globalTestMeter: the global provider, read on a timer like a scraper', async (t) => {
+  const { metrics } = await import('@opentelemetry/api')
+  const m = globalTestMeter(10)
+  t.teardown(() => { m.stop(); metrics.disable(); return m.shutdown() })
+  let reads = 0
+  metrics.getMeterProvider().getMeter('plugin').createObservableGauge('g').addCallback((r) => { reads++; r.observe(1) })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.ok(reads >= 2, `collected on its own (${reads} times)`)
+  t.equal(await m.value('g'), 1, 'what a plugin records through the global API lands in it')
 })

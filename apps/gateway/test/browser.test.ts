@@ -52,4 +52,8 @@ t.test('/_gateway/ in Chromium: 3 passing rows; a kill -9 under load turns its r
   stopLoad()
   const statuses = await load
   t.same([...statuses.keys()], [200], 'every request under load succeeded')
+  await browser.close()
+  // Gracefully, so the process with the live view on also leaves its coverage behind.
+  fleet.gateway.child.kill('SIGTERM')
+  t.same(await fleet.gateway.exited, { code: 0, signal: null }, 'the gateway with the live view open exits 0 on SIGTERM')
 })

@@ -59,5 +59,5 @@ t.test('meterProvider must be a MeterProvider', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
   app.register(healthPlugin, { meterProvider: {} as never })
-  await t.rejects(app.ready(), { code: 'FST_REG_HEALTH_INVALID_OPTION', message: /meterProvider/ })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_REG_HEALTH_INVALID_OPTION', message: /meterProvider/ })
 })

@@ -9,5 +9,6 @@ import { p7 } from './p7-rss.js'
 import { p8 } from './p8-registration.js'
 import { p9 } from './p9-self-heal.js'
 import { p13 } from './p13-cached-reads.js'
+import { p14 } from './p14-metrics.js'
 
-export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8, p9, p13]
+export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8, p9, p13, p14]

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import { ensureConsul } from './ensure-consul.js'
+import { ensureChromium } from './ensure-chromium.js'
 import { ensureDockerCompose } from './ensure-docker-compose.js'
 import { NODE_VERSIONS, ensureNode } from './ensure-node.js'
+import { ensureVictoriaMetrics } from './ensure-victoria-metrics.js'
 import { startConsul } from './consul-agent.js'
 import { testOnNode } from './test-on-node.js'
 
@@ -27,6 +29,10 @@ async function main (): Promise<void> {
     // docker-compose validates docker-compose.yml in test/docker-compose.test.ts; fetched here for the same reason.
     const compose = await ensureDockerCompose({ log: (line) => console.error(`[docker-compose] ${line}`) })
     console.log(compose)
+    // The scraper that finds the apps through Consul (apps/gateway/test/scrape.test.ts), and the browser
+    // that watches the gateway's live view (apps/gateway/test/browser.test.ts).
+    console.log(await ensureVictoriaMetrics({ log: (line) => console.error(`[victoria-metrics] ${line}`) }))
+    console.log(await ensureChromium({ log: (line) => console.error(`[chromium] ${line}`) }))
     return
   }
   if (command === 'agent') {

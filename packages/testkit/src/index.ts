@@ -9,3 +9,6 @@ export { startHttpsConsul, startUnixConsul, type HttpsConsulAgent, type StartHtt
 export { ensureNode, nodeVersion, cachedNode, NODE_VERSIONS, NodeNotFoundError, type EnsureNodeOptions } from './ensure-node.js'
 export { testOnNode, resultsDir, type SuiteRun, type TestOnNodeOptions } from './test-on-node.js'
 export { installPacked, type InstallPackedOptions, type PackedInstall } from './packed-install.js'
+export { globalTestMeter, testMeter, type MetricPoint, type TestMeter } from './metrics-reader.js'
+export { ensureVictoriaMetrics, VictoriaMetricsNotFoundError, type EnsureVictoriaMetricsOptions } from './ensure-victoria-metrics.js'
+export { ensureChromium, ChromiumNotFoundError, CHROMIUM_ARGS, type EnsureChromiumOptions } from './ensure-chromium.js'

@@ -27,7 +27,8 @@ async function fleet (t: Teardown, serviceName: string): Promise<{ gateway: Fast
   for (const serviceId of ids) {
     replicas.push(await startReplica(t, { consulAddress: agent.address, serviceName, serviceId, dbPath: join(dir, 'users.db') }))
   }
-  const gateway = await buildGateway(t, { upstream: serviceName, consul: { address: agent.address } })
+  // Round-robin, not the gateway's least-request default: these tests assert that sequential requests spread.
+  const gateway = await buildGateway(t, { upstream: serviceName, consul: { address: agent.address }, discovery: { balancer: 'round-robin' } })
   await instancesBecome(gateway, ids)
   return { gateway, replicas, ids }
 }

@@ -16,4 +16,6 @@ t.test('the upstream check names the cause when discovery fails static', async (
     { status: 'warning', output: 'panic: 1 of 3 instance(s) of users healthy in Consul; routing to all 3' })
   t.same(upstreamReport('users', { instances: [a, b], all: [a, b], state: 'stale', panic: false, lastContact: 1_000 }, 64_000),
     { status: 'warning', output: 'Consul unreachable for 63 s; serving the last known 2 instance(s) of users' })
+  t.same(upstreamReport('users', { instances: [], all: [], state: 'stale', panic: false, lastContact: undefined }, 64_000),
+    { status: 'warning', output: 'Consul unreachable for 0 s; serving the last known 0 instance(s) of users' }, 'stale before any answer cannot say for how long')
 })

@@ -42,8 +42,8 @@ export const p14: Scenario = {
       const proxyOff = await startChildServer('proxy-server.js', { ...env, MODE: 'discovery' })
       servers.push(proxyOff)
       return [
-        await compare(ctx, 'P14a', 'P1 /health req/s (2 checks), metrics on ÷ off', healthOn, healthOff, '/health'),
-        await compare(ctx, 'P14b', 'P3 proxied req/s over 3 upstreams, metrics on ÷ off', proxyOn, proxyOff, '/users')
+        await compare(ctx, 'P14', 'P1 /health req/s (2 checks), metrics on ÷ off', healthOn, healthOff, '/health'),
+        await compare(ctx, 'P14', 'P3 proxied req/s over 3 upstreams, metrics on ÷ off', proxyOn, proxyOff, '/users')
       ]
     } finally {
       await Promise.all(servers.map((s) => s.stop()))

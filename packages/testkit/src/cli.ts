@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ensureConsul } from './ensure-consul.js'
 import { ensureDockerCompose } from './ensure-docker-compose.js'
+import { ensureHaproxy } from './ensure-haproxy.js'
 import { startConsul } from './consul-agent.js'
 
 // `reg-consul ensure` makes sure a binary exists (run once before the test suite, so parallel test
@@ -16,6 +17,11 @@ async function main (): Promise<void> {
     console.log(compose)
     return
   }
+  if (command === 'haproxy') {
+    // Not part of `ensure`: only `pnpm bench` needs HAProxy, and installing it takes root.
+    console.log(await ensureHaproxy({ log: (line) => console.error(`[haproxy] ${line}`) }))
+    return
+  }
   if (command === 'agent') {
     const port = Number(process.env.CONSUL_DEV_PORT ?? 8500)
     const agent = await startConsul({ httpPort: port, args: ['-ui'] })
@@ -25,7 +31,7 @@ async function main (): Promise<void> {
     process.once('SIGTERM', stop)
     return
   }
-  console.error('usage: reg-consul [ensure|agent]')
+  console.error('usage: reg-consul [ensure|haproxy|agent]')
   process.exitCode = 2
 }
 

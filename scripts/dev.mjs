@@ -103,17 +103,20 @@ const userService = `${root}/apps/user-service/dist/server.js`
 for (const n of [1, 2, 3]) {
   run(`user-service-${n}`, userService, { PORT: String(3000 + n), SERVICE_ID: `user-service-${n}`, USERS_DB: `${dataDir}/users.db` })
 }
-run('gateway', `${root}/apps/gateway/dist/server.js`, { PORT: '8080', SERVICE_ID: 'gateway-1' })
+// The live view is on here (off by default: it shows internal addresses).
+run('gateway', `${root}/apps/gateway/dist/server.js`, { PORT: '8080', SERVICE_ID: 'gateway-1', GATEWAY_DASHBOARD: 'true' })
 
 const consulUrl = /^https?:\/\//.test(consulAddress) ? consulAddress : `http://${consulAddress}`
 setTimeout(() => {
   say(`
   Gateway      http://127.0.0.1:8080/users
+  Live view    http://127.0.0.1:8080/_gateway/     (which replicas the gateway routes to, ejections, share of traffic)
   Consul UI    ${consulUrl}/ui/dc1/services
+  Metrics      http://127.0.0.1:8080/metrics  http://127.0.0.1:3001/metrics  http://127.0.0.1:3002/metrics  http://127.0.0.1:3003/metrics
   Try:
     curl -si -X POST localhost:8080/users -H 'content-type: application/json' -d '{"name":"Ada","email":"ada@example.com"}'
     for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%header{x-instance-id}\\n' localhost:8080/users; done   # replicas rotate
-    kill -9 <pid of a replica>   # traffic routes around it at once; Consul marks it critical
+    kill -9 <pid of a replica>   # traffic routes around it at once (watch its row in the live view); Consul marks it critical
     curl -s localhost:3001/health | jq    # what Consul's check reads
   Ctrl-C stops everything gracefully (each app deregisters first).`)
   for (const { name, child } of children) say(`${name} pid ${child.pid}`)

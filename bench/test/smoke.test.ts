@@ -6,7 +6,7 @@ import { runBench, table } from '../src/run.js'
 t.test('every scenario runs one smoke round and reports finite figures', async (t) => {
   const lines: string[] = []
   const report = await runBench({ ids: [], rounds: 1, smoke: true, log: (l) => lines.push(l) })
-  t.same([...new Set(report.figures.map((f) => f.id))], ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'P8', 'P9', 'P10', 'P11', 'P12', 'P13'], 'every scenario yields figures')
+  t.same([...new Set(report.figures.map((f) => f.id))], ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'P8', 'P9', 'P10', 'P11', 'P12', 'P13', 'P14'], 'every scenario yields figures')
   for (const f of report.figures) {
     t.ok(Number.isFinite(f.ours.median) && Number.isFinite(f.baseline.median), `${f.id} ${f.what}: finite medians`)
     // Failure counts carry the requests behind them instead of a ratio; every other figure has a finite ratio.

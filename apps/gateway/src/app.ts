@@ -4,6 +4,8 @@ import healthPlugin, { type CheckReport, type HealthPluginOptions } from '@reg/f
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { logClientAbort } from './client-abort.js'
+import { dashboardRoutes } from './dashboard.js'
+import { appMetrics, metricsRoute } from './metrics.js'
 import { InvalidOptionError } from './errors.js'
 import { proxyRoutes } from './proxy.js'
 import { singleHost } from './request-target.js'
@@ -33,6 +35,13 @@ export interface GatewayOptions {
   health?: Omit<HealthPluginOptions, 'checks'>
   /** The `upstream` health check. Defaults: interval 1000 ms (it only reads memory), timeout 2000 ms. */
   upstreamCheck?: { interval?: number, timeout?: number }
+  /** Serve `GET /metrics` (Prometheus text): the plugins' metrics and Node's runtime and process metrics. Default true. */
+  metrics?: boolean
+  /**
+   * Serve the live view of the upstream at `GET /_gateway/` (and its event stream at `/_gateway/events`).
+   * Default false: it shows internal addresses.
+   */
+  dashboard?: boolean
 }
 
 /** `fastify.gateway`: what the proxy runs on, for server.ts, tests and operators. */
@@ -75,12 +84,21 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
   // Before anything else, on every route and on 404s: a request with two Host lines is refused (400).
   fastify.addHook('onRequest', singleHost)
   fastify.addHook('onRequest', logClientAbort)
+  // Without it the plugins record into the global provider, a no-op unless the embedding process set one.
+  const metrics = opts.metrics === false ? undefined : appMetrics()
+  if (metrics !== undefined) {
+    fastify.addHook('onClose', () => metrics.shutdown())
+    await fastify.register(metricsRoute, { metrics })
+  }
+  const meterProvider = metrics?.provider
+
   // Health first: the Consul plugin reads fastify.health for the check's path and initial status.
-  await fastify.register(healthPlugin, opts.health ?? {})
+  await fastify.register(healthPlugin, { ...opts.health, meterProvider })
   await fastify.register(consulPlugin, {
     service: { name: SERVICE_NAME, id: opts.serviceId },
     consul: opts.consul,
-    register: opts.register
+    register: opts.register,
+    meterProvider
   })
 
   // Both start watching now, so the first Consul answer is usually in before the first request. The
@@ -111,6 +129,7 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
   fastify.decorate('gateway', Object.freeze({ upstream, dispatcher, watch }))
 
   await fastify.register(proxyRoutes, { upstream, dispatcher, timeout })
+  if (opts.dashboard === true) await fastify.register(dashboardRoutes, { prefix: '/_gateway', dispatcher, watch })
 }
 
 /** What the gateway's `upstream` check says about the watch it routes with. */

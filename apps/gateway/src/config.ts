@@ -16,6 +16,8 @@ export interface Config {
   serviceId: string | undefined
   logLevel: LogLevel
   consul: { address?: string, token?: string }
+  /** GATEWAY_DASHBOARD: serve the live view at /_gateway/. Off by default: it shows internal addresses. */
+  dashboard: boolean
 }
 
 export const DEFAULTS: Readonly<Pick<Config, 'port' | 'host' | 'upstream' | 'logLevel'>> = Object.freeze({
@@ -49,6 +51,12 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${rawLevel}"`)
   }
 
+  const rawDashboard = read(env, 'GATEWAY_DASHBOARD')?.toLowerCase()
+  const dashboard = rawDashboard === 'true' || rawDashboard === '1'
+  if (rawDashboard !== undefined && !['true', '1', 'false', '0'].includes(rawDashboard)) {
+    problems.push(`GATEWAY_DASHBOARD must be true or false, got "${read(env, 'GATEWAY_DASHBOARD')}"`)
+  }
+
   if (problems.length > 0) throw new ConfigError(problems.join('; '))
 
   const address = read(env, 'CONSUL_HTTP_ADDR')
@@ -59,6 +67,7 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
     upstream: read(env, 'UPSTREAM_SERVICE') ?? DEFAULTS.upstream,
     serviceId: read(env, 'SERVICE_ID'),
     logLevel,
+    dashboard,
     consul: {
       ...(address === undefined ? {} : { address }),
       ...(token === undefined ? {} : { token })

@@ -50,7 +50,8 @@ async function main (): Promise<void> {
   app.register(gateway, {
     upstream: config.upstream,
     serviceId: config.serviceId,
-    consul: config.consul
+    consul: config.consul,
+    dashboard: config.dashboard
   })
 
   try {
@@ -64,6 +65,7 @@ async function main (): Promise<void> {
     return
   }
   app.log.info({ upstream: config.upstream }, `proxying /users to healthy instances of ${config.upstream}`)
+  if (config.dashboard) app.log.info(`live view of ${config.upstream} at /_gateway/`)
 
   // close-with-grace exits 0 once the callback resolves, 1 on an uncaught error or after SHUTDOWN_TIMEOUT.
   closeWithGrace({ delay: SHUTDOWN_TIMEOUT, logger: app.log }, async ({ signal, err }) => {

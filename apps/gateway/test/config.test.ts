@@ -8,7 +8,8 @@ t.test('defaults for an empty environment', async (t) => {
     upstream: 'user-service',
     serviceId: undefined,
     logLevel: 'info',
-    consul: {}
+    consul: {},
+    dashboard: false
   })
   t.equal(loadConfig({}).port, DEFAULTS.port)
 })
@@ -21,15 +22,23 @@ t.test('every variable is read', async (t) => {
     SERVICE_ID: 'gateway-1',
     LOG_LEVEL: 'DEBUG',
     CONSUL_HTTP_ADDR: 'consul:8500',
-    CONSUL_HTTP_TOKEN: 'secret'
+    CONSUL_HTTP_TOKEN: 'secret',
+    GATEWAY_DASHBOARD: 'true'
   }), {
     port: 9090,
     host: '0.0.0.0',
     upstream: 'users',
     serviceId: 'gateway-1',
     logLevel: 'debug',
-    consul: { address: 'consul:8500', token: 'secret' }
+    consul: { address: 'consul:8500', token: 'secret' },
+    dashboard: true
   })
+})
+
+t.test('GATEWAY_DASHBOARD: true/1 on, false/0 off, anything else is an error', async (t) => {
+  for (const on of ['true', 'TRUE', '1']) t.equal(loadConfig({ GATEWAY_DASHBOARD: on }).dashboard, true, on)
+  for (const off of ['false', '0', '']) t.equal(loadConfig({ GATEWAY_DASHBOARD: off }).dashboard, false, JSON.stringify(off))
+  t.throws(() => loadConfig({ GATEWAY_DASHBOARD: 'yes' }), { code: 'FST_REG_GATEWAY_CONFIG', message: /GATEWAY_DASHBOARD/ })
 })
 
 t.test('empty and blank values count as unset', async (t) => {

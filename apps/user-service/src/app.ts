@@ -4,6 +4,7 @@ import healthPlugin, { type HealthPluginOptions } from '@reg/fastify-health'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { logClientAbort } from './client-abort.js'
+import { appMetrics, metricsRoute } from './metrics.js'
 import { openDatabase, type UsersDatabase } from './db.js'
 import { usersRoutes } from './routes/users.js'
 import { UsersRepository } from './users-repository.js'
@@ -28,6 +29,8 @@ interface CommonOptions {
   health?: Omit<HealthPluginOptions, 'checks'>
   /** The `database` health check. Defaults: timeout 1000 ms, interval 5000 ms. */
   databaseCheck?: { timeout?: number, interval?: number }
+  /** Serve `GET /metrics` (Prometheus text): the plugins' metrics and Node's runtime and process metrics. Default true. */
+  metrics?: boolean
 }
 
 export type UserServiceOptions = CommonOptions & (
@@ -44,8 +47,16 @@ const userService: FastifyPluginAsync<UserServiceOptions> = async function userS
   const db = opts.db ?? openDatabase(opts.dbPath ?? ':memory:')
   if (opts.db === undefined) fastify.addHook('onClose', async () => { db.close() })
 
+  // Without it the plugins record into the global provider, a no-op unless the embedding process set one.
+  const metrics = opts.metrics === false ? undefined : appMetrics()
+  if (metrics !== undefined) {
+    fastify.addHook('onClose', () => metrics.shutdown())
+    await fastify.register(metricsRoute, { metrics })
+  }
+  const meterProvider = metrics?.provider
+
   // Health first: the Consul plugin reads fastify.health for the check's path and initial status.
-  await fastify.register(healthPlugin, opts.health ?? {})
+  await fastify.register(healthPlugin, { ...opts.health, meterProvider })
   // Prepared once; better-sqlite3 is synchronous, so the timeout bounds the report, not the call.
   const ping = db.prepare('SELECT 1')
   fastify.health.addCheck('database', () => { ping.get() }, {
@@ -57,7 +68,8 @@ const userService: FastifyPluginAsync<UserServiceOptions> = async function userS
   await fastify.register(consulPlugin, {
     service: { name: serviceName, id: opts.serviceId },
     consul: opts.consul,
-    register: opts.register
+    register: opts.register,
+    meterProvider
   })
 
   const configuredId = opts.instanceId ?? opts.serviceId

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { metrics } from '@opentelemetry/api'
 import Consul from 'consul'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
@@ -12,6 +13,7 @@ import type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './disc
 import type { ServiceDispatcher } from './discovery/dispatcher.js'
 import { Discovery } from './discovery/registry.js'
 import type { ServiceWatch } from './discovery/watcher.js'
+import { consulMetrics } from './metrics.js'
 import { AlreadyRegisteredError, NotListeningError, UnreachableError } from './errors.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
 import { buildDefinition, resolveAddress, type ServiceRegistration } from './registration/definition.js'
@@ -106,6 +108,15 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     ttl: opts.check.type === 'ttl' ? opts.check.ttl : undefined
   })
   registrar.on('state', (state) => log.debug({ state }, 'consul registration state'))
+  // The global provider is read now, at registration: an app sets it up before registering plugins.
+  const meters = consulMetrics(opts.meterProvider ?? metrics.getMeterProvider(), {
+    registration: () => ({ service: opts.service.name, id: registrar.registration?.id ?? opts.service.id, state: registrar.state }),
+    watchers: () => discovery.running,
+    onHealed: (listener) => {
+      registrar.on('healed', listener)
+      return () => { registrar.off('healed', listener) }
+    }
+  })
 
   /** The registration for the socket we are bound to; needs listen() unless service.port is set. */
   function definition (): ReturnType<typeof buildDefinition> {
@@ -141,7 +152,11 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     deregister: () => registrar.deregister(),
     shutdown,
     discover: (service, options) => discovery.discover(service, options),
-    dispatcher: (target: string | ServiceWatch, options?: DispatcherOptions) => discovery.dispatcher(target, options)
+    dispatcher: (target: string | ServiceWatch, options?: DispatcherOptions) => {
+      const dispatcher = discovery.dispatcher(target, options)
+      meters.observe(dispatcher)
+      return dispatcher
+    }
   } satisfies FastifyConsul)
 
   let shuttingDown: Promise<void> | undefined
@@ -204,6 +219,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   })
 
   fastify.addHook('onClose', async () => {
+    meters.close()
     registrar.close()
     await discovery.close()
     if (ownsClient) (client as unknown as { destroy (): void }).destroy()
@@ -218,6 +234,7 @@ export type { ConsulPluginOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOp
 export type { RegistrationState, HealthSource } from './registration/registrar.js'
 export type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
 export type { ServiceDispatcher, DispatcherStats, DispatcherEvents } from './discovery/dispatcher.js'
+export type { RequestOutcome } from './discovery/retry.js'
 export type { ServiceWatch, WatchState } from './discovery/watcher.js'
 export type { Instance, InstanceStatus } from './discovery/instance.js'
 export type { BalancerName } from './discovery/balancer.js'

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
+import type { MeterProvider } from '@opentelemetry/api'
 import type Consul from 'consul'
 import { ConnectionSchema, type ConsulConnectionOptions } from './consul/connection.js'
 import { Duration, toMs } from './consul/duration.js'
@@ -26,7 +27,8 @@ const Schema = Type.Object({
     cap: Type.Optional(Duration(1))
   }, { additionalProperties: false, description: 'an object { base?, cap? } of durations' })),
   consul: Type.Optional(ConnectionSchema),
-  client: Type.Optional(Type.Unknown())
+  client: Type.Optional(Type.Unknown()),
+  meterProvider: Type.Optional(Type.Unknown())
 }, { additionalProperties: false, description: 'an options object with at least { service: { name } }' })
 
 const compiled = TypeCompiler.Compile(Schema)
@@ -56,6 +58,11 @@ export interface ConsulPluginOptions {
   client?: Consul
   /** Defaults under every discover()/dispatcher() call's own options; validated at ready(). */
   discovery?: DispatcherOptions
+  /**
+   * Where the plugin's metrics go (see README, Metrics). Default: the global one from
+   * `@opentelemetry/api`, read when the plugin is registered, which is a no-op until an SDK sets it.
+   */
+  meterProvider?: MeterProvider
 }
 
 export interface NormalizedOptions {
@@ -73,6 +80,7 @@ export interface NormalizedOptions {
   consul: ConsulConnectionOptions
   client: Consul | undefined
   discovery: DispatcherOptions
+  meterProvider: MeterProvider | undefined
 }
 
 export const PLUGIN_DEFAULTS = Object.freeze({
@@ -91,8 +99,8 @@ function fail (field: string, expected: string): never {
 
 export function normalizeOptions (input: unknown): NormalizedOptions {
   if (typeof input !== 'object' || input === null) fail('options', 'an options object with at least { service: { name } }')
-  // `client` is an object graph TypeBox should not walk; it is checked by shape below.
-  const { client, ...rest } = input as Record<string, unknown>
+  // `client` and `meterProvider` are object graphs TypeBox should not walk; they are checked by shape below.
+  const { client, meterProvider, ...rest } = input as Record<string, unknown>
   const problem = firstProblem(compiled, rest)
   if (problem) fail(problem.field, problem.expected)
   const opts = rest as Omit<ConsulPluginOptions, 'client'>
@@ -101,6 +109,9 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
   const discovery = validateDiscoveryOptions<DispatcherOptions>(opts.discovery, 'dispatcher', 'discovery')
   if (client !== undefined && (typeof client !== 'object' || client === null || typeof (client as { agent?: unknown }).agent !== 'object')) {
     fail('client', 'an instance of the `consul` npm client')
+  }
+  if (meterProvider !== undefined && typeof (meterProvider as { getMeter?: unknown } | null)?.getMeter !== 'function') {
+    fail('meterProvider', 'an OpenTelemetry MeterProvider (an object with getMeter())')
   }
   const ms = (value: number | string | undefined, fallback: number): number => value === undefined ? fallback : toMs(value)!
   const retry = { base: ms(opts.retry?.base, PLUGIN_DEFAULTS.retry.base), cap: ms(opts.retry?.cap, PLUGIN_DEFAULTS.retry.cap) }
@@ -117,6 +128,7 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
     retry,
     consul: opts.consul ?? {},
     client: client as Consul | undefined,
-    discovery
+    discovery,
+    meterProvider: meterProvider as MeterProvider | undefined
   }
 }

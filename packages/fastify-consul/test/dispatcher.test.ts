@@ -110,6 +110,7 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
       failed () {},
       timedOut () {},
       retrying () {},
+      ended () {},
       denied () {},
       noInstance: () => new Error('none')
     }
@@ -235,7 +236,8 @@ t.test('rewrites the placeholder origin and rotates over the instances', async (
 t.test('a refused connection is retried elsewhere; the instance is ejected, then re-admitted', async (t) => {
   const gone = await dead(t)
   const [a, b] = await Promise.all([upstream(t, 'a'), upstream(t, 'b')])
-  const { d } = dispatcherFor(t, [at(gone), at(a), at(b)], { ejectionMs: 300 })
+  // Long enough that a loaded CI box cannot re-admit it during the six requests, short enough to wait for.
+  const { d } = dispatcherFor(t, [at(gone), at(a), at(b)], { ejectionMs: 3000 })
   const ejected = once(d.events, 'eject')
   const seen: string[] = []
   for (let i = 0; i < 6; i++) seen.push((await get(d)).id)
@@ -819,4 +821,49 @@ t.test('real Consul: a stopped instance is retried around, ejected and re-admitt
   t.equal(discovery.watchers, 1)
   await d.close()
   t.equal(discovery.watchers, 0, 'closing the dispatcher released the last handle on the watch')
+})
+
+t.test('the request event: once per request, with its outcome, last instance, duration and retries', async (t) => {
+  const gone = await dead(t)
+  const ok = await upstream(t, 'ok')
+  const broken = await upstream(t, 'broken', (_req, res) => { res.statusCode = 500; res.end('no') })
+  const slow = await upstream(t, 'slow', () => {})
+  const ended: Array<[string | undefined, string, number]> = []
+  const record = (instance: Instance | undefined, outcome: string, durationMs: number, retries: number): void => {
+    t.ok(durationMs >= 0, `${outcome}: a duration`)
+    ended.push([instance?.id, outcome, retries])
+  }
+
+  // A refused connection retried on a good instance: one success, one retry, on the instance that answered.
+  const first = dispatcherFor(t, [at(gone), at(ok)])
+  first.d.events.on('request', record)
+  await get(first.d)
+  t.same(ended.splice(0), [['ok', 'success', 1]])
+
+  // A 500 passed on (POST: not retried); every attempt refused; nobody to send to; the caller gave up.
+  const second = dispatcherFor(t, [at(broken)], { retries: 0 })
+  second.d.events.on('request', record)
+  await (await request('http://svc/', { dispatcher: second.d, method: 'POST', body: 'x' })).body.dump()
+  const none = dispatcherFor(t, [])
+  none.d.events.on('request', record)
+  await t.rejects(get(none.d), { code: 'FST_REG_DISCOVERY_NO_INSTANCE' })
+  const refusing = dispatcherFor(t, [at(gone)], { retries: 0 })
+  refusing.d.events.on('request', record)
+  await t.rejects(get(refusing.d), { code: 'ECONNREFUSED' })
+  t.same(ended.splice(0), [['broken', 'server_error', 0], [undefined, 'no_instance', 0], ['dead', 'failed', 0]])
+
+  const hanging = dispatcherFor(t, [at(slow)])
+  hanging.d.events.on('request', record)
+  const controller = new AbortController()
+  const pending = get(hanging.d, { signal: controller.signal })
+  await within('the request to arrive', new Promise<void>((resolve) => {
+    const check = (): void => { if (slow.received.length > 0) resolve(); else setImmediate(check) }
+    check()
+  }))
+  t.equal(hanging.d.outstanding(at(slow)), 1, 'outstanding(): the attempt in flight')
+  t.equal(hanging.d.outstanding(at(ok)), 0, 'an instance it does not know has none')
+  controller.abort()
+  await t.rejects(pending, { name: 'AbortError' })
+  t.same(ended.splice(0), [['slow', 'aborted', 0]])
+  t.equal(hanging.d.outstanding(at(slow)), 0, 'and none once it ended')
 })

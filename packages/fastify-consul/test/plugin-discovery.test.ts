@@ -1,20 +1,9 @@
 import { startConsul } from '@reg/testkit'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify from 'fastify'
 import t from 'tap'
 import { request } from 'undici'
 import consulPlugin from '../src/index.js'
-import { stateBecomes } from './fixtures/app.js'
-
-async function replica (t: { teardown (fn: () => unknown): void }, address: string, n: number): Promise<FastifyInstance> {
-  const app = Fastify()
-  app.get('/health', async () => ({ status: 'passing' }))
-  app.get('/who', async () => ({ id: `echo-${n}` }))
-  await app.register(consulPlugin, { service: { name: 'echo', id: `echo-${n}` }, consul: { address } })
-  t.teardown(() => app.close())
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  await stateBecomes(app, 'registered')
-  return app
-}
+import { echoReplica as replica } from './fixtures/app.js'
 
 t.test('fastify.consul.discover() and dispatcher(): the caller side through the decorator', async (t) => {
   const agent = await startConsul({ t })

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os'
-import { startConsul } from '@reg/testkit'
+import { startConsul, testMeter } from '@reg/testkit'
 import t from 'tap'
 import { buildApp, stateBecomes } from './fixtures/app.js'
 import { agentService, eventually, healthService } from './fixtures/consul-api.js'
@@ -121,7 +121,8 @@ t.test('re-registering the same id replaces stale checks (?replace-existing-chec
 
 t.test('HTTP mode heals itself: an agent restart that loses state gets us re-registered', async (t) => {
   const agent = await startConsul({ t })
-  const { app, logs } = await buildApp(t, { service: { name: 'heal-http', id: 'heal-http-1' }, consul: { address: agent.address } })
+  const meter = testMeter(t)
+  const { app, logs } = await buildApp(t, { service: { name: 'heal-http', id: 'heal-http-1' }, consul: { address: agent.address }, meterProvider: meter.provider })
   await app.listen({ host: '127.0.0.1', port: 0 })
   await stateBecomes(app, 'registered')
   await agent.restart()
@@ -129,6 +130,7 @@ t.test('HTTP mode heals itself: an agent restart that loses state gets us re-reg
   t.equal((await healthService(agent.url, 'heal-http', { passing: true })).length, 1, 'back as passing, not critical until the first probe')
   t.ok(logs.records().some((r) => r.msg === 're-registered in consul'))
   t.equal(app.consul.state, 'registered')
+  t.equal(await meter.value('reg_registration_heals', { service: 'heal-http' }), 1, 'counted as a heal')
 })
 
 t.test('TTL mode reports health itself and heals after an agent restart', async (t) => {

@@ -4,6 +4,7 @@ import { createServer as createTlsServer } from 'node:tls'
 import { makeTlsFixture } from '@reg/testkit'
 import t from 'tap'
 import { resolveConnection } from '../src/consul/connection.js'
+import { ConsulHttp } from '../src/consul/http.js'
 import type { Credentials } from '../src/consul/credentials.js'
 import { isTlsCode, probeTlsAlert, tlsFailure } from '../src/consul/tls-failure.js'
 
@@ -19,6 +20,8 @@ t.test('each TLS failure gets its code and names the setting to change', async (
   t.match(tlsFailure('ERR_SSL_WRONG_VERSION_NUMBER', 'x', conn, none, now), { code: 'FST_REG_CONSUL_TLS_NOT_OFFERED', message: /consul\.address/ })
   t.match(tlsFailure('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'x', conn, none, now), { code: 'FST_REG_CONSUL_TLS_CLIENT_CERT_REQUIRED', message: /CONSUL_CLIENT_CERT.*CONSUL_CLIENT_KEY/ })
   t.match(tlsFailure('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'x', conn, withCert(new Date('2031-01-01')), now), { code: 'FST_REG_CONSUL_TLS_CLIENT_CERT_REJECTED' })
+  t.match(tlsFailure('ERR_SSL_SSL/TLS_ALERT_BAD_CERTIFICATE', 'x', conn, none, now), { code: 'FST_REG_CONSUL_TLS_CLIENT_CERT_REQUIRED' }, 'OpenSSL 3.2+ (Node 22, 24) names the same alert SSL/TLS_ALERT_…')
+  t.match(tlsFailure('ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', 'x', conn, none, now), { code: 'FST_REG_CONSUL_TLS' }, 'another alert is a TLS failure, not a certificate one')
   t.match(tlsFailure('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'x', conn, withCert(new Date('2029-01-01')), now), { code: 'FST_REG_CONSUL_TLS_CERT_EXPIRED', message: /CONSUL_CLIENT_CERT/ })
   t.match(tlsFailure('ERR_SSL_SOMETHING_NEW', 'detail', conn, none, now), { code: 'FST_REG_CONSUL_TLS', message: /ERR_SSL_SOMETHING_NEW: detail/ })
   t.ok(tlsFailure('CERT_HAS_EXPIRED', 'x', conn, none) instanceof Error, 'defaults to the current time')
@@ -60,4 +63,22 @@ t.test('probeTlsAlert: the alert when the peer refuses us, undefined when it ans
 
   const sock = resolveConnection({ address: 'unix:///nonexistent/consul.sock', secure: true }, {})
   t.equal(await probeTlsAlert(sock, client), 'ENOENT', 'over a socket path')
+})
+
+t.test('a TLS agent that hangs up without an alert is an outage, not a TLS problem', async (t) => {
+  const tls = await makeTlsFixture({ t })
+  // The handshake succeeds, then the peer closes cleanly: undici sees "other side closed", and the probe
+  // it triggers finds no alert either, so the socket error stands (FST_REG_CONSUL_UNREACHABLE).
+  const sockets = new Set<import('node:net').Socket>()
+  const server = createTlsServer({ cert: readFileSync(tls.server.cert), key: readFileSync(tls.server.key) }, (s) => s.end())
+  server.on('connection', (s: import('node:net').Socket) => sockets.add(s))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const s of sockets) s.destroy()
+    server.close(() => resolve())
+  }))
+  const port = (server.address() as { port: number }).port
+  const http = new ConsulHttp({ connection: resolveConnection({ address: `https://127.0.0.1:${port}`, ca: readFileSync(tls.ca.cert, 'utf8'), tlsServerName: tls.serverName }, {}) })
+  t.teardown(() => http.close())
+  await t.rejects(http.send({ path: '/v1/status/leader' }), { code: 'FST_REG_CONSUL_UNREACHABLE' })
 })

@@ -1,9 +1,11 @@
 import underPressure from '@fastify/under-pressure'
+import { metrics } from '@opentelemetry/api'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { CheckScheduler, type CheckFn, type CheckOptions } from './checks.js'
 import { AlreadyRegisteredError, UnderPressureConflictError } from './errors.js'
 import { HealthState, type HealthListener, type HealthStatus } from './health-state.js'
+import { healthMetrics } from './metrics.js'
 import { checkDefinition, normalizeOptions, type HealthPluginOptions } from './options.js'
 import { letThrough, pressureReader, underPressureOptions } from './pressure.js'
 import { HTTP_STATUS, JSON_TYPE, LIVE_BODY, readinessResponses, SummaryBody } from './response.js'
@@ -15,6 +17,7 @@ export type { HealthListener, HealthStatus } from './health-state.js'
 export type { CheckSpec, HealthPluginOptions, UnderPressureOptions } from './options.js'
 export type { PressureMetric } from './pressure.js'
 export { DEFAULTS } from './options.js'
+export { STATUS_VALUE } from './metrics.js'
 export { HTTP_STATUS } from './response.js'
 export * from './errors.js'
 
@@ -53,7 +56,12 @@ const plugin: FastifyPluginAsync<HealthPluginOptions> = async function healthPlu
   const options = normalizeOptions(opts, startupBudget)
   const log = fastify.log.child({ plugin: NAME })
   const state = new HealthState(log, options.pressure.status)
-  const scheduler = new CheckScheduler((name, result) => state.setResult(name, result))
+  // The global provider is read now, at registration: an app sets it up before registering plugins.
+  const meters = healthMetrics(options.meterProvider ?? metrics.getMeterProvider(), () => status())
+  const scheduler = new CheckScheduler((name, result) => {
+    meters.checked(name, result)
+    state.setResult(name, result)
+  })
   for (const def of options.checks) scheduler.add(def)
 
   // Registered from inside this fastify-plugin, so its onRequest hook lands in the scope we were registered in:
@@ -144,6 +152,7 @@ const plugin: FastifyPluginAsync<HealthPluginOptions> = async function healthPlu
   fastify.addHook('onClose', async function stopHealthChecks () {
     clearTimeout(pressureTimer)
     scheduler.stop()
+    meters.close()
   })
 }
 

@@ -1,4 +1,5 @@
 import { inspect } from 'node:util'
+import type { MeterProvider } from '@opentelemetry/api'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
@@ -45,6 +46,11 @@ export interface HealthPluginOptions {
   defaultTimeout?: number | string
   /** Interval (ms) of checks that set none. Default 5000. */
   defaultInterval?: number | string
+  /**
+   * Where the plugin's metrics go (see README, Metrics). Default: the global one from `@opentelemetry/api`,
+   * read when the plugin is registered, which is a no-op until an SDK sets it.
+   */
+  meterProvider?: MeterProvider
 }
 
 export interface NormalizedOptions {
@@ -55,6 +61,7 @@ export interface NormalizedOptions {
   readonly pressure: PressureOptions
   readonly defaultTimeout: number
   readonly defaultInterval: number
+  readonly meterProvider: MeterProvider | undefined
 }
 
 export const DEFAULTS = Object.freeze({
@@ -116,7 +123,9 @@ const OptionsSchema = Type.Object({
     status: Type.Optional(Type.Union([Type.Literal('warning'), Type.Literal('critical')], { description: '"warning" or "critical"' }))
   }, { additionalProperties: false })),
   defaultTimeout: Type.Optional(Millis(1)),
-  defaultInterval: Type.Optional(Millis(10))
+  defaultInterval: Type.Optional(Millis(10)),
+  // Checked by shape in normalizeOptions: a provider is an object graph (getMeter on its prototype) that is not ours to walk.
+  meterProvider: Type.Optional(Type.Unknown())
 }, { additionalProperties: false })
 
 const AddCheckSchema = Type.Object({
@@ -188,6 +197,9 @@ export function normalizeOptions (input: unknown, startupBudget = 0): Normalized
   if (problem !== undefined) throw new InvalidOptionError(problem.field, problem.expected, problem.received)
 
   const opts = expanded as HealthPluginOptions
+  if (opts.meterProvider !== undefined && typeof (opts.meterProvider as { getMeter?: unknown } | null)?.getMeter !== 'function') {
+    throw new InvalidOptionError('meterProvider', 'an OpenTelemetry MeterProvider (an object with getMeter())', show(opts.meterProvider))
+  }
   const path = opts.path ?? DEFAULTS.path
   const livePath = opts.livePath ?? DEFAULTS.livePath
   if (path === livePath) {
@@ -223,7 +235,8 @@ export function normalizeOptions (input: unknown, startupBudget = 0): Normalized
       status: up.status ?? DEFAULTS.pressureStatus
     },
     defaultTimeout,
-    defaultInterval
+    defaultInterval,
+    meterProvider: opts.meterProvider
   }
 }
 

@@ -20,7 +20,8 @@ t.test('defaults', async (t) => {
       status: 'warning'
     },
     defaultTimeout: 2000,
-    defaultInterval: 5000
+    defaultInterval: 5000,
+    meterProvider: undefined
   })
   t.equal(DEFAULTS.critical, true)
   t.ok(Object.isFrozen(DEFAULTS))

@@ -10,6 +10,8 @@ export interface EnsureHaproxyOptions {
   env?: NodeJS.ProcessEnv
   /** Folders searched after PATH: apt installs haproxy into /usr/sbin, which a user's PATH often lacks. */
   sbin?: string[]
+  /** Whether installing with apt-get is allowed. Default: only when running as root (CI), as for Chromium. */
+  install?: boolean
   /** Called with progress lines while installing. */
   log?: (line: string) => void
 }
@@ -28,7 +30,8 @@ const HELP = [
  * The path of an HAProxy binary: HAPROXY_BIN → `haproxy` on PATH (or in /usr/sbin) → installed with
  * `apt-get install haproxy`. Unlike Consul, HAProxy cannot be unpacked into the project cache (its
  * package needs shared libraries a bare image lacks), so it is installed as Debian ships it; that takes
- * root, which CI has. Only `pnpm bench` (P10, whose baseline it is) calls this.
+ * root, which CI has (elsewhere the error says how). Only `pnpm bench` (P10, whose baseline it is, also
+ * in its smoke round) calls this.
  */
 export async function ensureHaproxy (opts: EnsureHaproxyOptions = {}): Promise<string> {
   const env = opts.env ?? process.env
@@ -43,7 +46,11 @@ export async function ensureHaproxy (opts: EnsureHaproxyOptions = {}): Promise<s
   if (found) return found
 
   const aptGet = onPath('apt-get', search)
-  if (!aptGet) throw new HaproxyNotFoundError(`No haproxy found (HAPROXY_BIN unset, none on PATH), and this machine has no apt-get to install it.\n${HELP}`)
+  /* c8 ignore next -- getuid() exists on POSIX only; the Windows half of the optional call cannot run here */
+  const install = opts.install ?? process.getuid?.() === 0
+  if (!aptGet || !install) {
+    throw new HaproxyNotFoundError(`No haproxy found (HAPROXY_BIN unset, none on PATH), and ${aptGet ? 'installing it needs root' : 'this machine has no apt-get to install it'}.\n${HELP}`)
+  }
   log('installing haproxy with apt-get')
   try {
     // The package lists may be missing (slim images ship without them) or stale (a 404 on install).

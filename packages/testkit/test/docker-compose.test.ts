@@ -75,7 +75,7 @@ t.test('docker-compose.yml', async (t) => {
     t.match(consul?.image, /^hashicorp\/consul:\d+\.\d+\.\d+$/, 'the official image, pinned to an exact version (not latest)')
     t.ok(consul?.ports?.some((p) => Number(p.published) === 8500), 'HTTP API and UI published on 8500')
 
-    const apps = Object.entries(services).filter(([name]) => name !== 'consul')
+    const apps = Object.entries(services).filter(([name]) => name !== 'consul' && name !== 'prometheus')
     for (const [name, s] of apps) {
       t.equal(s.environment?.CONSUL_HTTP_ADDR, 'consul:8500', `${name}: CONSUL_HTTP_ADDR`)
       t.equal(s.environment?.HOST, '0.0.0.0', `${name}: binds 0.0.0.0, so it advertises its container address`)
@@ -92,6 +92,12 @@ t.test('docker-compose.yml', async (t) => {
       t.equal(s.environment?.USERS_DB, '/data/users.db', `${name}: USERS_DB`)
       t.ok(s.volumes?.some((v) => /^users-db:\/data(:|$)/.test(v)), `${name}: the shared users-db volume on /data`)
     }
+
+    const prometheus = services.prometheus
+    t.match(prometheus?.image, /^prom\/prometheus:v\d+\.\d+\.\d+$/, 'Prometheus pinned to an exact version')
+    t.ok(prometheus?.volumes?.some((v) => /deploy\/prometheus\.yml:\/etc\/prometheus\/prometheus\.yml(:ro)?$/.test(v)), 'with deploy/prometheus.yml, the file the scrape test checks')
+    t.equal(prometheus?.depends_on?.consul?.condition, 'service_healthy', 'it discovers the apps through Consul')
+    t.ok(prometheus?.ports?.some((p) => Number(p.published) === 9090), 'published on 9090')
 
     const gateway = services.gateway
     t.equal(gateway?.build?.dockerfile, 'apps/gateway/Dockerfile')

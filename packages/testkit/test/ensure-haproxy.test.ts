@@ -44,6 +44,14 @@ t.test('no haproxy and no apt-get: a coded error naming the ways to provide it',
   t.match(err, { code: 'REG_TESTKIT_NO_HAPROXY', message: /HAPROXY_BIN/ })
 })
 
+t.test('apt-get without leave to install (not root): a coded error, and apt-get never runs', async (t) => {
+  const dir = t.testdir()
+  const calls = join(dir, 'calls')
+  await script(join(dir, 'bin'), 'apt-get', `echo "$*" >> ${calls}`)
+  await t.rejects(ensureHaproxy({ env: { PATH: join(dir, 'bin') }, sbin: [], install: false }), { code: 'REG_TESTKIT_NO_HAPROXY', message: /needs root/ })
+  await t.rejects(readFile(calls), { code: 'ENOENT' })
+})
+
 t.test('installs with apt-get update + install, then finds the binary it installed', async (t) => {
   const dir = t.testdir()
   const bins = join(dir, 'bin')
@@ -51,7 +59,7 @@ t.test('installs with apt-get update + install, then finds the binary it install
   // A stand-in apt-get that records its arguments and "installs" haproxy into the searched folder.
   await script(bins, 'apt-get', `echo "$*" >> ${calls}\ncase "$*" in *install*) printf '#!/bin/sh\\n' > ${bins}/haproxy; /bin/chmod +x ${bins}/haproxy;; esac`)
   const lines: string[] = []
-  t.equal(await ensureHaproxy({ env: { PATH: bins }, sbin: [], log: (l) => lines.push(l) }), join(bins, 'haproxy'))
+  t.equal(await ensureHaproxy({ env: { PATH: bins }, sbin: [], install: true, log: (l) => lines.push(l) }), join(bins, 'haproxy'))
   t.same((await readFile(calls, 'utf8')).trim().split('\n'), ['update', 'install -y --no-install-recommends haproxy'])
   t.match(lines, [/installing/, /ready/])
 })
@@ -59,9 +67,9 @@ t.test('installs with apt-get update + install, then finds the binary it install
 t.test('a failed install, or one that leaves no binary, is a coded error', async (t) => {
   const dir = t.testdir()
   await script(join(dir, 'fails'), 'apt-get', 'echo "E: Could not open lock file - are you root?" >&2\nexit 100')
-  await t.rejects(ensureHaproxy({ env: { PATH: join(dir, 'fails') }, sbin: [] }), { code: 'REG_TESTKIT_NO_HAPROXY', message: /are you root/ })
+  await t.rejects(ensureHaproxy({ env: { PATH: join(dir, 'fails') }, sbin: [], install: true }), { code: 'REG_TESTKIT_NO_HAPROXY', message: /are you root/ })
   await script(join(dir, 'silent'), 'apt-get', 'exit 100')
-  await t.rejects(ensureHaproxy({ env: { PATH: join(dir, 'silent') }, sbin: [] }), { code: 'REG_TESTKIT_NO_HAPROXY', message: /Command failed/ })
+  await t.rejects(ensureHaproxy({ env: { PATH: join(dir, 'silent') }, sbin: [], install: true }), { code: 'REG_TESTKIT_NO_HAPROXY', message: /Command failed/ })
   await script(join(dir, 'noop'), 'apt-get', 'exit 0')
-  await t.rejects(ensureHaproxy({ env: { PATH: join(dir, 'noop') }, sbin: [] }), { code: 'REG_TESTKIT_NO_HAPROXY', message: /exited 0/ })
+  await t.rejects(ensureHaproxy({ env: { PATH: join(dir, 'noop') }, sbin: [], install: true }), { code: 'REG_TESTKIT_NO_HAPROXY', message: /exited 0/ })
 })

@@ -15,17 +15,26 @@ const UNTRUSTED = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED'
 ])
 const SERVER_EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID'])
-/** TLS alerts the agent sends when it does not accept our certificate (Go sends bad_certificate for most). */
-const CLIENT_REJECTED = new Set([
-  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
-  'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED',
-  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'
+/**
+ * TLS alerts the agent sends when it does not accept our certificate (Go sends bad_certificate for most).
+ * Matched by the alert's name: OpenSSL's prefix changed across versions (`SSLV3_ALERT_…` on Node 20's
+ * OpenSSL 3.0, `SSL/TLS_ALERT_…` on Node 22 and 24's).
+ */
+const CLIENT_REJECTED_ALERTS = new Set([
+  'BAD_CERTIFICATE', 'UNKNOWN_CA', 'CERTIFICATE_UNKNOWN', 'UNSUPPORTED_CERTIFICATE', 'CERTIFICATE_REVOKED',
+  'CERTIFICATE_EXPIRED', 'CERTIFICATE_REQUIRED'
 ])
+const ALERT = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13|SSL\/TLS)_ALERT_(.+)$/
+
+function clientRejected (code: string): boolean {
+  const alert = ALERT.exec(code)?.[1]
+  return alert !== undefined && CLIENT_REJECTED_ALERTS.has(alert)
+}
 const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'EPROTO'])
 
 /** Whether `code` is a TLS failure that tlsFailure() names; anything else stays an outage. */
 export function isTlsCode (code: string | undefined): boolean {
-  return code !== undefined && (UNTRUSTED.has(code) || SERVER_EXPIRED.has(code) || CLIENT_REJECTED.has(code) ||
+  return code !== undefined && (UNTRUSTED.has(code) || SERVER_EXPIRED.has(code) || clientRejected(code) ||
     NOT_TLS.has(code) || code === 'ERR_TLS_CERT_ALTNAME_INVALID' || /^ERR_SSL_|^ERR_TLS_/.test(code))
 }
 
@@ -36,7 +45,7 @@ export function tlsFailure (code: string, detail: string, conn: ResolvedConnecti
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return new TlsServerNameError(at, detail, conn.names.serverName)
   if (SERVER_EXPIRED.has(code)) return new TlsCertExpiredError(`the Consul agent's certificate at ${at} (${code})`, 'the agent\'s cert_file')
   if (NOT_TLS.has(code)) return new TlsNotOfferedError(at, conn.names.address)
-  if (CLIENT_REJECTED.has(code)) {
+  if (clientRejected(code)) {
     if (creds.cert === undefined) return new TlsClientCertRequiredError(at, `${conn.names.cert} and ${conn.names.key}`)
     // Go answers bad_certificate whatever the reason, so an expired certificate is told apart here.
     if (creds.certNotAfter !== undefined && creds.certNotAfter < now) {

@@ -6,7 +6,7 @@ import { createBalancer, type Balancer, type BalancerName } from './balancer.js'
 import { NoInstanceError, WatchClosedError } from '../errors.js'
 import type { Instance } from './instance.js'
 import { OutlierState, mayEject, type EjectionTimes, type FailureKind } from './outlier.js'
-import { RetryBudget, RetryingHandler, type LegacyHandler, type RetryBudgetOptions, type RetryRoute } from './retry.js'
+import { RetryBudget, RetryingHandler, type LegacyHandler, type RequestOutcome, type RetryBudgetOptions, type RetryRoute } from './retry.js'
 import { UpstreamLoad } from './upstream-load.js'
 import type { ServiceWatch } from './watcher.js'
 
@@ -148,6 +148,12 @@ export interface DispatcherEvents {
   eject: [instance: Instance, ejection: { reason: FailureKind, ms: number }]
   /** It is picked again: its ejection time ended, or a request still in flight on it succeeded. */
   readmit: [instance: Instance, reason: 'time' | 'success']
+  /**
+   * A request is over for the caller (for metrics and live views): the instance of its last attempt
+   * (undefined when none could be picked), how it ended, how long it took in ms, and its retries.
+   * Emitted only while someone listens; a listener runs on every request, so keep it cheap.
+   */
+  request: [instance: Instance | undefined, outcome: RequestOutcome, durationMs: number, retries: number]
 }
 
 /**
@@ -172,6 +178,8 @@ export interface ServiceDispatcher extends Dispatcher {
   readonly instances: readonly Instance[]
   /** Instances currently ejected by outlier detection. */
   readonly ejected: readonly Instance[]
+  /** Attempts in flight on `instance` right now (what least-request weighs); 0 for an instance it does not know. */
+  outstanding (instance: Instance): number
   /** Lets in-flight requests finish, then closes every upstream pool and releases the watch. */
   close (): Promise<void>
   close (callback: () => void): void
@@ -254,6 +262,10 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     return { ...this.#stats }
   }
 
+  outstanding (instance: Instance): number {
+    return this.#upstreams.get(this.#originOf(instance))?.load.outstanding ?? 0
+  }
+
   get closed (): boolean {
     return this.#closed
   }
@@ -299,6 +311,10 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
         this.#stats.retries++
         if (cause === 'status') this.#stats.statusRetries++
         this.#log.debug({ instance: next.id, cause }, 'retrying on another instance')
+      },
+      ended: (instance, outcome, durationMs, retries) => {
+        // One lookup per request when nobody listens: no arguments array, no event object.
+        if (this.events.listenerCount('request') > 0) this.events.emit('request', instance, outcome, durationMs, retries)
       },
       denied: (reason) => {
         this.#stats.retriesDenied++

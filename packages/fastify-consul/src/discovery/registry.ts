@@ -43,6 +43,11 @@ export class Discovery {
     return this.#watchers.size
   }
 
+  /** The running watchers themselves, for read-only views such as metrics: state, `all`, panic. */
+  get running (): readonly Watcher[] {
+    return [...this.#watchers.values()].map((entry) => entry.watcher)
+  }
+
   /**
    * A handle on the shared watch for this query, started on first use. Close it when done: the
    * watcher stops with its last handle, or on Discovery.close().

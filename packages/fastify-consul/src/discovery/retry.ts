@@ -107,6 +107,14 @@ export interface LegacyHandler {
 /** Why a request goes to another instance. */
 export type RetryCause = 'error' | 'timeout' | 'status'
 
+/**
+ * How a request ended, as the caller saw it: an answer below 500 (`success`, upgrades included) or from
+ * 500 up (`server_error`), no answer at all (`failed`: every attempt failed, or the retries ran out),
+ * no instance to send it to (`no_instance`), or the caller gave up (`aborted`). A fixed set, so it can be
+ * a metric label.
+ */
+export type RequestOutcome = 'success' | 'server_error' | 'failed' | 'no_instance' | 'aborted'
+
 /** What a RetryingHandler needs from the dispatcher that owns the instances. */
 export interface RetryRoute {
   readonly maxRetries: number
@@ -130,6 +138,11 @@ export interface RetryRoute {
   /** An attempt got no response headers within the per-try timeout (`failed` follows). */
   timedOut (instance: Instance): void
   retrying (next: Instance, cause: RetryCause): void
+  /**
+   * The request is over for the caller: once per request, with the instance of its last attempt
+   * (undefined when there was none), how long it took since dispatch (ms) and how many retries it used.
+   */
+  ended (instance: Instance | undefined, outcome: RequestOutcome, durationMs: number, retries: number): void
   /** A retry that method, error and instances allowed, refused by the budget (the error's code, or the status). */
   denied (reason: string | undefined): void
   noInstance (): Error
@@ -163,7 +176,11 @@ export class RetryingHandler {
   readonly #tried = new Set<string>()
   readonly #idempotent: boolean
   #current: Attempt | undefined
+  /** The instance of the latest attempt, for `ended`. */
+  #last: Instance | undefined
   #attempts = 0
+  #startedAt = 0
+  #status = 0
   #aborted: Error | undefined
   #connected = false
   #responded = false
@@ -176,21 +193,34 @@ export class RetryingHandler {
   }
 
   start (): void {
+    this.#startedAt = this.#route.now()
     this.#route.budget.onRequest()
     const first = this.#route.choose(this.#tried)
-    if (first === undefined) this.#handler.onError(this.#route.noInstance())
+    if (first === undefined) this.#fail(this.#route.noInstance(), 'no_instance')
     else this.#send(first)
+  }
+
+  /** Tells the route once how the request ended; the caller's own callback follows. */
+  #end (outcome: RequestOutcome): void {
+    const attempts = this.#attempts
+    this.#route.ended(this.#last, outcome, this.#route.now() - this.#startedAt, attempts > 0 ? attempts - 1 : 0)
+  }
+
+  #fail (err: Error, outcome: RequestOutcome): void {
+    this.#end(outcome)
+    this.#handler.onError(err)
   }
 
   #send (instance: Instance): void {
     if (this.#aborted !== undefined) {
-      this.#handler.onError(this.#aborted)
+      this.#fail(this.#aborted, 'aborted')
       return
     }
     const route = this.#route
     const origin = route.originOf(instance)
     this.#tried.add(origin)
     this.#attempts++
+    this.#last = instance
     const a: Attempt = { instance, load: route.loadOf(instance), startedAt: route.now(), abort: undefined, timer: undefined, detached: undefined, next: undefined }
     a.load.begin(a.startedAt)
     this.#current = a
@@ -254,6 +284,7 @@ export class RetryingHandler {
       }
     }
     this.#responded = true
+    this.#status = status
     this.#handler.onResponseStarted?.()
     return this.#handler.onHeaders!(status, headers, resume, text)
   }
@@ -262,6 +293,7 @@ export class RetryingHandler {
     a.load.end(a.startedAt)
     const next = a.next
     if (next === undefined) {
+      this.#end(this.#status >= 500 ? 'server_error' : 'success')
       this.#handler.onComplete!(trailers)
       return
     }
@@ -274,6 +306,7 @@ export class RetryingHandler {
     a.load.end(a.startedAt)
     this.#route.succeeded(a.instance)
     this.#responded = true
+    this.#end('success')
     this.#handler.onResponseStarted?.()
     this.#handler.onUpgrade!(status, headers, socket)
   }
@@ -323,12 +356,12 @@ export class RetryingHandler {
 
   #retryOrFail (err: Error, retryable: boolean, cause: RetryCause): void {
     if (this.#aborted !== undefined) {
-      this.#handler.onError(this.#aborted)
+      this.#fail(this.#aborted, 'aborted')
       return
     }
     const next = retryable && this.#mayRetry() ? this.#route.choose(this.#tried) : undefined
     if (next === undefined || !this.#spend(codeOf(err))) {
-      this.#handler.onError(err)
+      this.#fail(err, 'failed')
       return
     }
     this.#route.retrying(next, cause)

@@ -39,7 +39,13 @@ const REAPED = 'Consul will reap the instance after DeregisterCriticalServiceAft
  * One service registration's life: register (with retries), keep it (self-heal watch, TTL updates),
  * deregister (bounded). Framework-agnostic: the Fastify adapter decides *when*, this decides *how*.
  */
-export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
+export interface RegistrarEvents {
+  state: [RegistrationState]
+  /** Registered again after the agent lost us (self-heal watch, or a TTL check it no longer knew). */
+  healed: []
+}
+
+export class Registrar extends EventEmitter<RegistrarEvents> {
   #state: RegistrationState = 'unregistered'
   #body: AgentServiceRegister | undefined
   #registration: ServiceRegistration | undefined
@@ -174,6 +180,7 @@ export class Registrar extends EventEmitter<{ state: [RegistrationState] }> {
       this.#opts.log.info({ serviceId: reg.id, service: reg.name, address: reg.address, port: reg.port, check: reg.check }, 'registered in consul')
     } else {
       this.#opts.log.info({ serviceId: reg.id }, 're-registered in consul')
+      this.emit('healed')
     }
     this.#startKeepers()
   }

@@ -1,0 +1,59 @@
+/// <reference lib="dom" />
+import { mkdir } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { CHROMIUM_ARGS, ensureChromium } from '@reg/testkit'
+import { chromium } from 'playwright-core'
+import t from 'tap'
+import { removeCheck } from './fixtures/consul.js'
+import { loadUntil, startFleet } from './fixtures/fleet.js'
+
+// The gateway's live view in a real browser (Debian's chromium, driven by playwright-core, which downloads
+// no browser): three passing rows, then a replica killed with SIGKILL under load leaves `passing` within
+// seconds. The screenshot is a test artifact (git-ignored): apps/gateway/test-artifacts/dashboard.png.
+
+const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/', import.meta.url))
+const executablePath = await ensureChromium({ log: (line) => t.comment(line) })
+
+t.test('/_gateway/ in Chromium: 3 passing rows; a kill -9 under load turns its row within seconds', async (t) => {
+  const fleet = await startFleet(t, 'browser', { GATEWAY_DASHBOARD: 'true' })
+  const browser = await chromium.launch({ executablePath, args: [...CHROMIUM_ARGS] })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage({ viewport: { width: 1100, height: 420 } })
+  await page.goto(`${fleet.base}/_gateway/`)
+
+  const rows = page.locator('tr[data-instance-id]')
+  await rows.nth(2).waitFor({ timeout: 10_000 })
+  const states = async (): Promise<Record<string, string | null>> => Object.fromEntries(await rows.evaluateAll((trs) =>
+    trs.map((tr) => [tr.getAttribute('data-instance-id'), tr.getAttribute('data-state')])))
+  t.same(await states(), Object.fromEntries(fleet.ids.map((id) => [id, 'passing'])), 'one passing row per replica, by Consul service id')
+  t.equal(await page.locator('#watch-state').textContent(), 'live')
+  t.equal(await page.locator('#panic').isHidden(), true, 'no panic')
+
+  const victim = fleet.ids[1]!
+  // Consul keeps listing it (its check is removed): what moves the row is the gateway's own view.
+  await removeCheck(fleet.agent.url, victim)
+  let stopLoad!: () => void
+  const load = loadUntil(fleet.base, new Promise<void>((resolve) => { stopLoad = resolve }))
+  t.teardown(() => stopLoad())
+  await page.waitForFunction(() => Number(document.getElementById('requests')?.textContent) > 50, undefined, { timeout: 10_000 })
+  const killedAt = Date.now()
+  fleet.replicas[1]!.child.kill('SIGKILL')
+  const row = page.locator(`tr[data-instance-id="${victim}"]`)
+  await page.waitForFunction((id) => document.querySelector(`tr[data-instance-id="${id}"]`)?.getAttribute('data-state') !== 'passing', victim, { timeout: 5_000 })
+  t.comment(`the row left passing ${Date.now() - killedAt} ms after the kill`)
+  t.equal(await row.getAttribute('data-state'), 'ejected', 'the gateway ejected it')
+  t.match(await row.locator('td').nth(4).textContent(), 'ejected')
+  const others = await states()
+  t.same(fleet.ids.filter((id) => id !== victim).map((id) => others[id]), ['passing', 'passing'], 'the survivors stay passing')
+  t.ok(Number(await page.locator('#ejections').textContent()) >= 1, 'the ejection total counts it')
+
+  await mkdir(ARTIFACTS, { recursive: true })
+  await page.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true })
+  stopLoad()
+  const statuses = await load
+  t.same([...statuses.keys()], [200], 'every request under load succeeded')
+  await browser.close()
+  // Gracefully, so the process with the live view on also leaves its coverage behind.
+  fleet.gateway.child.kill('SIGTERM')
+  t.same(await fleet.gateway.exited, { code: 0, signal: null }, 'the gateway with the live view open exits 0 on SIGTERM')
+})

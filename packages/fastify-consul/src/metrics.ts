@@ -1,0 +1,125 @@
+import type { Attributes, BatchObservableCallback, MeterProvider, ObservableGauge } from '@opentelemetry/api'
+import type { ServiceDispatcher } from './discovery/dispatcher.js'
+import type { InstanceStatus } from './discovery/instance.js'
+import type { Watcher } from './discovery/watcher.js'
+import type { RequestOutcome } from './discovery/retry.js'
+import type { RegistrationState } from './registration/registrar.js'
+
+// The plugin's metrics, through @opentelemetry/api only: without an SDK every instrument is a no-op.
+// Observers of what the cores already keep: gauges are read at collection time from the registrar's and
+// the watchers' state, and counters follow the dispatchers' `request` and `eject` events. Nothing here
+// runs on a request unless a dispatcher is observed, and then one event per request.
+
+export const METER_NAME = '@reg/fastify-consul'
+
+/** Every registration state, so a scrape shows the current one at 1 and the others at 0 (an enum gauge). */
+const STATES: readonly RegistrationState[] = ['unregistered', 'registering', 'registered', 'deregistering', 'deregistered', 'failed']
+const STATUSES: readonly InstanceStatus[] = ['passing', 'warning', 'critical']
+const OUTCOMES: readonly RequestOutcome[] = ['success', 'server_error', 'failed', 'no_instance', 'aborted']
+
+/** Seconds: Prometheus' default buckets, which suit request latencies from 5 ms to 10 s. */
+export const LATENCY_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+
+/** What the metrics read; the adapter passes its registrar and discovery, tests whatever has the shape. */
+export interface ConsulMetricsSources {
+  /** The service this process registers, and its Consul id once known. */
+  registration (): { service: string, id: string | undefined, state: RegistrationState }
+  /** The running watchers (one per distinct query). */
+  watchers (): readonly Pick<Watcher, 'query' | 'all' | 'state' | 'panic' | 'lastContact'>[]
+  /** Calls `listener` after each self-heal; returns the unsubscribe function. */
+  onHealed (listener: () => void): () => void
+  /** Epoch ms; Date.now by default. */
+  now?: () => number
+}
+
+export interface ConsulMetrics {
+  /** Counts `dispatcher`'s requests, retries, ejections and latencies from now on. */
+  observe (dispatcher: ServiceDispatcher): void
+  /** Stops reading the sources; instruments already created stay with the provider. */
+  close (): void
+}
+
+export function consulMetrics (provider: MeterProvider, sources: ConsulMetricsSources): ConsulMetrics {
+  const meter = provider.getMeter(METER_NAME)
+  const now = sources.now ?? Date.now
+
+  const registrationState = meter.createObservableGauge('reg_registration_state', {
+    description: 'Registration state of this instance in Consul: 1 for the current state, 0 for the others'
+  })
+  const instances = meter.createObservableGauge('reg_discovery_instances', {
+    description: 'Instances of a discovered service as Consul last reported them, by Consul status'
+  })
+  const stale = meter.createObservableGauge('reg_discovery_stale_seconds', {
+    description: 'Seconds since Consul last answered a watch that is serving its last known instances; 0 while live',
+    unit: 's'
+  })
+  const panic = meter.createObservableGauge('reg_discovery_panic', {
+    description: '1 while too few instances are healthy and every instance not in maintenance is routed to'
+  })
+  // The exporter adds `_total` to monotonic counters, as Prometheus' own OTLP translation does.
+  const heals = meter.createCounter('reg_registration_heals', {
+    description: 'Registrations made again after the Consul agent lost this instance'
+  })
+  const requests = meter.createCounter('reg_dispatcher_requests', {
+    description: 'Requests sent through a discovery dispatcher, by how they ended'
+  })
+  const retries = meter.createCounter('reg_dispatcher_retries', {
+    description: 'Extra attempts a dispatcher sent to another instance'
+  })
+  const ejections = meter.createCounter('reg_dispatcher_ejections', {
+    description: 'Instances ejected by a dispatcher\'s outlier detection'
+  })
+  const duration = meter.createHistogram('reg_dispatcher_request_duration_seconds', {
+    description: 'Time from dispatch to the end of the answer (or the final failure), retries included',
+    unit: 's',
+    advice: { explicitBucketBoundaries: [...LATENCY_BUCKETS] }
+  })
+
+  const registered = sources.registration()
+  const serviceAttrs: Attributes = { service: registered.service }
+  const unsubscribeHealed = sources.onHealed(() => heals.add(1, serviceAttrs))
+
+  const collect: BatchObservableCallback = (result) => {
+    const reg = sources.registration()
+    // Before the first registration under a derived id there is no id to label the series with.
+    if (reg.id !== undefined) {
+      for (const state of STATES) {
+        result.observe(registrationState, state === reg.state ? 1 : 0, { service: reg.service, service_id: reg.id, state })
+      }
+    }
+    const seen = new Set<string>()
+    for (const watcher of sources.watchers()) {
+      const service = watcher.query.service
+      // Two queries on one service (say, two tags) would report the same series twice: the first wins.
+      if (seen.has(service)) continue
+      seen.add(service)
+      const counts: Record<InstanceStatus, number> = { passing: 0, warning: 0, critical: 0 }
+      for (const instance of watcher.all.instances) counts[instance.status]++
+      for (const status of STATUSES) result.observe(instances, counts[status], { service, status })
+      const lost = (watcher.state === 'stale' || watcher.state === 'expired') && watcher.lastContact !== undefined
+      result.observe(stale, lost ? Math.max(0, (now() - watcher.lastContact!) / 1000) : 0, { service })
+      result.observe(panic, watcher.panic ? 1 : 0, { service })
+    }
+  }
+  const observables: ObservableGauge[] = [registrationState, instances, stale, panic]
+  meter.addBatchObservableCallback(collect, observables)
+
+  return {
+    observe (dispatcher) {
+      // Attribute objects made once per dispatcher: a request allocates none.
+      const service = dispatcher.service
+      const attrs: Attributes = { service }
+      const byOutcome = new Map(OUTCOMES.map((outcome) => [outcome, { service, outcome }]))
+      dispatcher.events.on('request', (_instance, outcome, durationMs, retried) => {
+        requests.add(1, byOutcome.get(outcome))
+        duration.record(durationMs / 1000, attrs)
+        if (retried > 0) retries.add(retried, attrs)
+      })
+      dispatcher.events.on('eject', () => ejections.add(1, attrs))
+    },
+    close () {
+      unsubscribeHealed()
+      meter.removeBatchObservableCallback(collect, observables)
+    }
+  }
+}

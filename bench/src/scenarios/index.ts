@@ -8,7 +8,10 @@ import { p6 } from './p6-kill.js'
 import { p7 } from './p7-rss.js'
 import { p8 } from './p8-registration.js'
 import { p9 } from './p9-self-heal.js'
+import { p10 } from './p10-frozen-replica.js'
+import { p11 } from './p11-consul-outage.js'
+import { p12 } from './p12-all-critical.js'
 import { p13 } from './p13-cached-reads.js'
 import { p14 } from './p14-metrics.js'
 
-export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8, p9, p13, p14]
+export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14]

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { ensureConsul } from './ensure-consul.js'
 import { ensureChromium } from './ensure-chromium.js'
 import { ensureDockerCompose } from './ensure-docker-compose.js'
+import { ensureHaproxy } from './ensure-haproxy.js'
 import { NODE_VERSIONS, ensureNode } from './ensure-node.js'
 import { ensureVictoriaMetrics } from './ensure-victoria-metrics.js'
 import { startConsul } from './consul-agent.js'
@@ -35,6 +36,11 @@ async function main (): Promise<void> {
     console.log(await ensureChromium({ log: (line) => console.error(`[chromium] ${line}`) }))
     return
   }
+  if (command === 'haproxy') {
+    // Not part of `ensure`: only `pnpm bench` needs HAProxy, and installing it takes root.
+    console.log(await ensureHaproxy({ log: (line) => console.error(`[haproxy] ${line}`) }))
+    return
+  }
   if (command === 'agent') {
     const port = Number(process.env.CONSUL_DEV_PORT ?? 8500)
     const agent = await startConsul({ httpPort: port, args: ['-ui'] })
@@ -65,7 +71,7 @@ async function main (): Promise<void> {
     if (runs.some((run) => !run.ok)) process.exitCode = 1
     return
   }
-  console.error('usage: reg-consul [ensure|agent|ensure-node [major…]|test-on-node [major…] [--package dir]…]')
+  console.error('usage: reg-consul [ensure|haproxy|agent|ensure-node [major…]|test-on-node [major…] [--package dir]…]')
   process.exitCode = 2
 }
 

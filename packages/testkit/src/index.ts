@@ -2,6 +2,7 @@ export { ensureConsul, debianMirror, projectRoot, ConsulNotFoundError, type Ensu
 export { startConsul, type ConsulAgent, type StartConsulOptions, type TestLike } from './consul-agent.js'
 export { startConsulCluster, type ConsulCluster, type StartClusterOptions } from './consul-cluster.js'
 export { freePorts } from './free-ports.js'
+export { ensureHaproxy, HaproxyNotFoundError, type EnsureHaproxyOptions } from './ensure-haproxy.js'
 export { ensureDockerCompose, DockerComposeNotFoundError, type EnsureDockerComposeOptions } from './ensure-docker-compose.js'
 export { serviceUntil, type HealthEntry, type ServiceUntilOptions } from './service-until.js'
 export { makeTlsFixture, createCa, type TlsFixture, type TestCa, type CertPair, type IssueOptions } from './tls.js'

@@ -133,6 +133,31 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
   const opts: Dispatcher.DispatchOptions = { path: '/', method: 'GET' }
   const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
+  await t.test('a pool that reports an error and then throws: the attempt ends once, the request once (#31)', async (t) => {
+    const h = recorder()
+    const loads = new Map<string, UpstreamLoad>()
+    const r = route((origin, _o, handler) => {
+      if (origin === 'a') {
+        handler.onError(refused())
+        throw new Error('and then threw')
+      }
+      handler.onConnect(() => {})
+      handler.onHeaders!(200, [], () => {}, 'OK')
+      handler.onComplete!([])
+    })
+    r.loadOf = (i) => {
+      const load = loads.get(i.id) ?? new UpstreamLoad()
+      loads.set(i.id, load)
+      return load
+    }
+    new RetryingHandler(r, opts, h).start()
+    await tick()
+    await tick()
+    t.same(r.sent, ['a', 'b'], 'retried once, on the other instance, not twice')
+    t.same(h.calls, ['connect', 'started', 'headers', 'complete'], 'the caller sees one answer and no error')
+    t.equal(loads.get('a')!.outstanding, 0, 'the failed attempt left no load behind')
+  })
+
   await t.test('connected, failed, retried: the caller sees one onConnect and every later callback', async (t) => {
     const h = recorder()
     const r = route((origin, _o, handler) => {

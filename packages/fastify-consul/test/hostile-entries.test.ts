@@ -167,6 +167,7 @@ t.test('self: a dispatcher never routes to the address its own process listens o
   t.notOk(matcher('http://10.1.2.3:8081'), 'another port is another process')
   const v6 = selfMatcher([{ address: '::', port: 80 }], ['127.0.0.1', '::1'])
   t.ok(v6('http://[::1]') && v6('http://127.0.0.1'), ':: is dual-stack')
+  t.ok(v6('http://127.0.0.9'), 'port 80, which URL leaves out of the origin')
   const exact = selfMatcher([{ address: '127.0.0.1', port: 9000 }], [])
   t.ok(exact('http://127.0.0.1:9000') && exact('http://localhost:9000'))
   t.notOk(exact('http://127.0.0.2:9000'), 'a loopback bind answers on its own address only')
@@ -182,8 +183,33 @@ t.test('self: a dispatcher never routes to the address its own process listens o
   for (let i = 0; i < 6; i++) await (await request('http://svc/', { dispatcher: d })).body.dump()
   t.equal(me.received.length, 0, 'our own address got nothing')
   t.equal(good.received.length, 6)
+  const selfWarnings = (): number => log.at('warn').filter((e) => e.msg?.includes('own address')).length
   watch.set([...watch.instances])
-  t.equal(log.at('warn').filter((e) => e.msg?.includes('own address')).length, 1, 'logged once while it stays')
+  t.equal(selfWarnings(), 1, 'logged once while it stays')
+  const [mine, theirs] = watch.instances
+  watch.set([theirs!])
+  watch.set([mine!, theirs!])
+  t.equal(selfWarnings(), 2, 'logged again when it comes back after leaving')
+  for (let i = 0; i < 4; i++) await (await request('http://svc/', { dispatcher: d })).body.dump()
+  t.equal(me.received.length, 0, 'still never routed to')
+})
+
+t.test('self: Discovery tells dispatchers made before listen, and gives it to those made after', async (t) => {
+  const good = await upstream(t, 'good')
+  const me = await upstream(t, 'me')
+  const body = JSON.stringify([me, good].map((u) => ({ Node: { Node: 'n', Address: '127.0.0.1' }, Service: { ID: u.id, Service: 'svc', Address: '127.0.0.1', Port: u.port }, Checks: [] })))
+  const server = await faultServer(t, (_n, url) => Number(url.searchParams.get('index') ?? 0) > 0 ? { hold: true } : { index: 3, body })
+  const discovery = new Discovery({ http: consulHttp(t, { address: server.address, url: server.url }), log: recordingLogger().log })
+  t.teardown(() => discovery.close())
+  const before = discovery.dispatcher('svc', { balancer: 'round-robin' })
+  discovery.listening([{ address: '127.0.0.1', port: me.port }])
+  const after = discovery.dispatcher('svc', { balancer: 'round-robin' })
+  for (const d of [before, after]) {
+    await within('the first answer', d.ready)
+    for (let i = 0; i < 4; i++) await (await request('http://svc/', { dispatcher: d })).body.dump()
+  }
+  t.equal(me.received.length, 0, 'neither routes to our own address')
+  t.equal(good.received.length, 8)
 })
 
 t.test('property: no Consul health entry crashes a caller, and a valid instance beside it keeps serving', async (t) => {

@@ -31,8 +31,7 @@ export function httpOrigin (address: string, port: number): { origin: string } |
   // WHATWG URL takes a 20,000-character host; DNS does not (RFC 1035: 253). Such a name can only fail
   // a lookup per try, so it is refused with the rest.
   if (url.hostname.length > 253) return { reason: 'host name longer than 253 characters' }
-  // A port in the address itself (`10.0.0.1:8080`) parses as IPv6-looking garbage and fails above; one
-  // that URL accepted but moved (`host:1` + port) would show here.
-  if (url.port !== String(port) && !(port === 80 && url.port === '')) return { reason: 'port does not survive URL parsing' }
+  // A port inside the address (`10.0.0.1:8080`) cannot reach here: it is not IPv6, so it is not
+  // bracketed, and `http://10.0.0.1:8080:8080` fails to parse above.
   return { origin: url.origin }
 }

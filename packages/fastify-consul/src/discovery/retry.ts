@@ -241,8 +241,7 @@ export class RetryingHandler {
       // Building the instance's pool or handing it the request threw. This runs inside dispatch(), a
       // microtask or a timer: a throw escaping from the last two kills the process. It is this
       // attempt's failure instead, counted against the instance and retried elsewhere.
-      const cause = err as Error
-      this.#onError(a, Object.assign(new UpstreamUnusableError(origin, String(cause?.message ?? cause)), { cause }))
+      this.#onError(a, Object.assign(new UpstreamUnusableError(origin, String((err as Error).message)), { cause: err }))
     }
   }
 
@@ -318,7 +317,7 @@ export class RetryingHandler {
   }
 
   #onComplete (a: Attempt, trailers: string[] | Buffer[] | null): void {
-    if (!this.#settle(a)) return
+    this.#settle(a)
     const next = a.next
     if (next === undefined) {
       this.#end(this.#status >= 500 ? 'server_error' : 'success')
@@ -330,7 +329,7 @@ export class RetryingHandler {
   }
 
   #onUpgrade (a: Attempt, status: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
-    if (!this.#settle(a)) return
+    this.#settle(a)
     this.#route.succeeded(a.instance)
     this.#responded = true
     this.#end('success')
@@ -339,6 +338,7 @@ export class RetryingHandler {
   }
 
   #onError (a: Attempt, err: Error): void {
+    // A second error for one attempt: a pool that reported a failure and then threw as well.
     if (!this.#settle(a)) return
     // An attempt detached by its per-try timeout: the request has moved on already.
     if (a !== this.#current) return

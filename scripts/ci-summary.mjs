@@ -46,7 +46,7 @@ export function workspacePackages (root) {
  * Every `*.tap` file under `dir` (a package's `.tap/`), skipping `fixtures/`: that is where tap's
  * `t.testdir()` puts the throwaway folders of tests, and a test about results files keeps some there.
  */
-function tapFiles (dir) {
+export function tapFiles (dir) {
   if (!existsSync(dir)) return []
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile() && e.name.endsWith('.tap'))
@@ -94,7 +94,7 @@ export function countTap (text) {
 }
 
 /** The last execution of each task over every turbo run summary in `.turbo/runs/`, by task id. */
-function turboTasks (root) {
+export function turboTasks (root) {
   const dir = join(root, '.turbo', 'runs')
   const runs = existsSync(dir)
     ? readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')))

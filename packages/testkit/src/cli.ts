@@ -18,6 +18,19 @@ const command = process.argv[2] ?? 'agent'
 /** The plugin packages: what users install, so what must pass on every supported Node.js line. */
 const PLUGIN_PACKAGES = ['packages/fastify-consul', 'packages/fastify-health']
 
+/**
+ * On the extra Node.js lines, fastify-consul runs what those lines can change, all against real agents:
+ * TLS and mTLS to Consul (OpenSSL's error codes differ between 20 and 22+), unix sockets, the HTTP
+ * client, and the undici dispatcher with its retries, ejection and hostile entries. fastify-health is
+ * small and runs whole. The default Node runs everything, with the coverage gate.
+ */
+const LTS_FILES: Readonly<Record<string, readonly string[]>> = {
+  'packages/fastify-consul': [
+    'test/tls-agent.test.ts', 'test/tls-failure.test.ts', 'test/unix-socket.test.ts', 'test/consul-http.test.ts',
+    'test/connection.test.ts', 'test/dispatcher.test.ts', 'test/hostile-entries.test.ts', 'test/registration.test.ts'
+  ]
+}
+
 function majorsOf (args: string[]): number[] {
   const pinned = Object.keys(NODE_VERSIONS).map(Number)
   return args.length === 0 ? pinned : args.map(Number)
@@ -65,6 +78,7 @@ async function main (): Promise<void> {
     const runs = await testOnNode({
       majors: majorsOf(positionals),
       packages: values.package ?? PLUGIN_PACKAGES,
+      files: LTS_FILES,
       log: (line) => console.error(`[test-on-node] ${line}`)
     })
     for (const run of runs) console.error(`[test-on-node] ${run.ok ? 'passed' : 'FAILED'}: ${run.package} on Node.js ${run.version}`)

@@ -53,7 +53,7 @@ t.test('each major runs the suite with its node first on PATH; results are filed
   await writeFile(join(resultsDir(a, 24), 'stale.tap'), 'ok 1 - stale\n')
   const lines: string[] = []
 
-  const runs = await testOnNode({ majors: [22, 24], packages: ['a', 'b'], root: dir, env, tapArgs: ['--bail'], log: (l) => lines.push(l) })
+  const runs = await testOnNode({ majors: [22, 24], packages: ['a', 'b'], root: dir, env, tapArgs: ['--bail'], files: { b: ['test/only.test.ts'] }, log: (l) => lines.push(l) })
 
   t.same(runs, [
     { package: 'a', major: 22, version: '22.9.9', code: 1, ok: false },
@@ -62,8 +62,10 @@ t.test('each major runs the suite with its node first on PATH; results are filed
     { package: 'b', major: 24, version: '24.9.9', code: 0, ok: true }
   ], 'a failure on one major is reported, and the other majors and packages still run')
   for (const pkg of [a, b]) {
-    t.equal(await readFile(join(resultsDir(pkg, 22), 'test', 'a.test.ts.tap'), 'utf8'), 'ok 1 - ran on v22.9.9 with --disable-coverage --bail\n')
-    t.equal(await readFile(join(resultsDir(pkg, 24), 'test', 'a.test.ts.tap'), 'utf8'), 'ok 1 - ran on v24.9.9 with --disable-coverage --bail\n')
+    // b names a subset of its test files; a runs its whole suite.
+    const args = pkg === a ? '--disable-coverage --bail' : '--disable-coverage --bail test/only.test.ts'
+    t.equal(await readFile(join(resultsDir(pkg, 22), 'test', 'a.test.ts.tap'), 'utf8'), `ok 1 - ran on v22.9.9 with ${args}\n`)
+    t.equal(await readFile(join(resultsDir(pkg, 24), 'test', 'a.test.ts.tap'), 'utf8'), `ok 1 - ran on v24.9.9 with ${args}\n`)
     t.same(await readdir(join(pkg, '.tap')), pkg === a ? ['coverage', 'node22', 'node24', 'test-results'] : ['node22', 'node24'], 'nothing held aside or left by the extra runs')
   }
   t.same(await readdir(resultsDir(a, 24)), ['test'], 'the stale result is gone')

@@ -171,6 +171,10 @@ t.test('self: a dispatcher never routes to the address its own process listens o
   const exact = selfMatcher([{ address: '127.0.0.1', port: 9000 }], [])
   t.ok(exact('http://127.0.0.1:9000') && exact('http://localhost:9000'))
   t.notOk(exact('http://127.0.0.2:9000'), 'a loopback bind answers on its own address only')
+  t.ok(exact('http://[::ffff:7f00:1]:9000'), 'an IPv4-mapped IPv6 address is its IPv4 address')
+  t.ok(exact('http://0.0.0.0:9000'), '0.0.0.0 connects to this host')
+  t.notOk(exact('http://[::ffff:a01:203]:9000'), 'a mapped address of another host is not us')
+  t.ok(v6('http://[::]') && matcher('http://[::ffff:a01:203]:8080'), ':: reaches ::1; a mapped interface address on a wildcard bind')
   t.notOk(selfMatcher([], ['127.0.0.1'])('http://127.0.0.1:1'), 'before listen: nothing is self')
 
   const good = await upstream(t, 'good')

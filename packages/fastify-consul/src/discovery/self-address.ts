@@ -45,8 +45,25 @@ export function selfMatcher (listening: readonly ListeningAddress[], interfaces:
   if (origins.size === 0) return () => false
   return (origin) => {
     if (origins.has(origin)) return true
-    if (wildcardPorts.size === 0) return false
     const url = new URL(origin)
-    return url.hostname.startsWith('127.') && wildcardPorts.has(Number(url.port === '' ? 80 : url.port))
+    const host = canonicalHost(url.hostname)
+    const port = Number(url.port === '' ? 80 : url.port)
+    if (host !== url.hostname && origins.has(new URL(`http://${host}:${port}`).origin)) return true
+    return host.startsWith('127.') && wildcardPorts.has(port)
   }
+}
+
+/**
+ * The address a connection to `hostname` really reaches, for the comparison above: an IPv4-mapped
+ * IPv6 address (`::ffff:127.0.0.1`, which URL writes `[::ffff:7f00:1]`) is its IPv4 address, and the
+ * unspecified addresses (`0.0.0.0`, `::`) connect to this host's loopback on Linux.
+ */
+function canonicalHost (hostname: string): string {
+  if (hostname === '0.0.0.0') return '127.0.0.1'
+  if (hostname === '[::]') return '[::1]'
+  const mapped = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(hostname)
+  if (mapped === null) return hostname
+  const hi = parseInt(mapped[1]!, 16)
+  const lo = parseInt(mapped[2]!, 16)
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
 }

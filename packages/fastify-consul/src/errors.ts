@@ -36,6 +36,14 @@ export const NoInstanceError = createError<'FST_REG_DISCOVERY_NO_INSTANCE', 503,
 export const BadResponseError = createError<'FST_REG_DISCOVERY_BAD_RESPONSE', 502, [string, string]>(
   'FST_REG_DISCOVERY_BAD_RESPONSE', 'Consul answered %s with a malformed body: %s', 502)
 
+/**
+ * An attempt could not even be started on an instance: building its connection pool or handing it the
+ * request threw (an address that slipped past parsing, a pool in a bad state). It counts as a
+ * connection failure: never sent, so retried elsewhere for any method, and the instance is ejected.
+ */
+export const UpstreamUnusableError = createError<'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE', 502, [string, string]>(
+  'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE', 'Instance %s cannot take a request: %s', 502)
+
 export const WatchClosedError = createError<'FST_REG_DISCOVERY_CLOSED', 500, [string]>(
   'FST_REG_DISCOVERY_CLOSED', 'The watch for %s is closed', 500)
 

@@ -206,6 +206,12 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     }
   })
 
+  // Known only once bound; dispatchers then never route to our own address (a forwarding loop).
+  fastify.addHook('onListen', async () => {
+    // A unix socket (a string here) has no origin an instance could be registered at.
+    discovery.listening(fastify.addresses().filter((a) => typeof a !== 'string'))
+  })
+
   if (opts.register) {
     fastify.addHook('onListen', async () => {
       // A background task: the app serves while we retry; failures are logged by the registrar.

@@ -25,7 +25,7 @@ export interface ConsulMetricsSources {
   /** The service this process registers, and its Consul id once known. */
   registration (): { service: string, id: string | undefined, state: RegistrationState }
   /** The running watchers (one per distinct query). */
-  watchers (): readonly Pick<Watcher, 'query' | 'all' | 'state' | 'panic' | 'lastContact'>[]
+  watchers (): readonly Pick<Watcher, 'query' | 'all' | 'state' | 'panic' | 'lastContact' | 'invalid'>[]
   /** Calls `listener` after each self-heal; returns the unsubscribe function. */
   onHealed (listener: () => void): () => void
   /** Epoch ms; Date.now by default. */
@@ -52,6 +52,9 @@ export function consulMetrics (provider: MeterProvider, sources: ConsulMetricsSo
   const stale = meter.createObservableGauge('reg_discovery_stale_seconds', {
     description: 'Seconds since Consul last answered a watch that is serving its last known instances; 0 while live',
     unit: 's'
+  })
+  const invalid = meter.createObservableGauge('reg_discovery_invalid_instances', {
+    description: 'Entries of a discovered service left out because their address and port make no usable origin (or the entry is malformed)'
   })
   const panic = meter.createObservableGauge('reg_discovery_panic', {
     description: '1 while too few instances are healthy and every instance not in maintenance is routed to'
@@ -99,9 +102,10 @@ export function consulMetrics (provider: MeterProvider, sources: ConsulMetricsSo
       const lost = (watcher.state === 'stale' || watcher.state === 'expired') && watcher.lastContact !== undefined
       result.observe(stale, lost ? Math.max(0, (now() - watcher.lastContact!) / 1000) : 0, { service })
       result.observe(panic, watcher.panic ? 1 : 0, { service })
+      result.observe(invalid, watcher.invalid, { service })
     }
   }
-  const observables: ObservableGauge[] = [registrationState, instances, stale, panic]
+  const observables: ObservableGauge[] = [registrationState, instances, stale, panic, invalid]
   meter.addBatchObservableCallback(collect, observables)
 
   return {

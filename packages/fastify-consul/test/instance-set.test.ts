@@ -24,7 +24,7 @@ function entry (over: { id?: string, node?: string, address?: string, nodeAddres
   }
 }
 
-const parse = (...entries: object[]): Instance[] => parseHealth('web', JSON.stringify(entries))
+const parse = (...entries: object[]): Instance[] => parseHealth('web', JSON.stringify(entries)).instances
 
 t.test('parseHealth maps an entry to a frozen Instance', async (t) => {
   const [i] = parse(entry({ tags: ['a', 'b'], meta: { v: '1' }, weights: { Passing: 3, Warning: 1 } }))
@@ -88,7 +88,7 @@ t.test('a body that is not JSON, or not the expected shape, is FST_REG_DISCOVERY
   for (const text of bad) {
     t.throws(() => parseHealth('web', text), { code: 'FST_REG_DISCOVERY_BAD_RESPONSE' }, text.slice(0, 40))
   }
-  t.same(parseHealth('web', '[]'), [], 'an empty array is a legitimate empty answer')
+  t.same(parseHealth('web', '[]'), { instances: [], invalid: [] }, 'an empty array is a legitimate empty answer')
 })
 
 t.test('InstanceSet: sorted by node then id, frozen, hashed', async (t) => {

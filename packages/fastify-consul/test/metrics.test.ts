@@ -16,12 +16,12 @@ function instance (id: string, status: InstanceStatus): Instance {
   return Object.freeze({ id, service: 'users', node: 'n', address: '127.0.0.1', port: 1, host: '127.0.0.1', tags: [], meta: {}, weight: status === 'critical' ? 0 : 1, status, maintenance: false })
 }
 
-interface FakeWatch { query: { service: string }, all: InstanceSet, state: WatchState, panic: boolean, lastContact: number | undefined }
+interface FakeWatch { query: { service: string }, all: InstanceSet, state: WatchState, panic: boolean, lastContact: number | undefined, invalid: number }
 
 t.test('gauges read the registration and the watchers at collection time', async (t) => {
   const m = testMeter(t)
   const reg: { id: string | undefined, state: RegistrationState } = { id: undefined, state: 'unregistered' }
-  const users: FakeWatch = { query: { service: 'users' }, all: InstanceSet.from([instance('a', 'passing'), instance('b', 'passing'), instance('c', 'critical')]), state: 'live', panic: false, lastContact: 1000 }
+  const users: FakeWatch = { query: { service: 'users' }, all: InstanceSet.from([instance('a', 'passing'), instance('b', 'passing'), instance('c', 'critical')]), state: 'live', panic: false, lastContact: 1000, invalid: 0 }
   // A second query on the same service (another tag): the first watcher's view is the one reported.
   const usersTagged: FakeWatch = { ...users, all: InstanceSet.EMPTY }
   const healed = new EventEmitter()
@@ -50,6 +50,9 @@ t.test('gauges read the registration and the watchers at collection time', async
   t.equal(await m.value('reg_discovery_instances', { service: 'users', status: 'warning' }), 0, 'a status with no instance reads 0, not absent')
   t.equal(await m.value('reg_discovery_stale_seconds', { service: 'users' }), 0, '0 while live')
   t.equal(await m.value('reg_discovery_panic', { service: 'users' }), 0)
+  t.equal(await m.value('reg_discovery_invalid_instances', { service: 'users' }), 0)
+  users.invalid = 2
+  t.equal(await m.value('reg_discovery_invalid_instances', { service: 'users' }), 2, 'entries left out as unusable')
 
   users.state = 'stale'
   users.panic = true

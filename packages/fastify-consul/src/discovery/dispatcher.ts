@@ -9,6 +9,7 @@ import { OutlierState, mayEject, type EjectionTimes, type FailureKind } from './
 import { RetryBudget, RetryingHandler, type LegacyHandler, type RequestOutcome, type RetryBudgetOptions, type RetryRoute } from './retry.js'
 import { UpstreamLoad } from './upstream-load.js'
 import type { ServiceWatch } from './watcher.js'
+import { httpOrigin, urlHost } from '../consul/address.js'
 
 export interface DispatcherTuning {
   /** Extra attempts per request, each on an instance not tried yet. Default 2. */
@@ -41,6 +42,8 @@ export interface ServiceDispatcherOptions extends DispatcherTuning {
   now?: () => number
   /** Called once when the dispatcher starts closing (Discovery stops tracking it). */
   onClose?: () => void
+  /** Origins that are this process itself (see selfMatcher): never routed to. Default: none. */
+  isSelf?: (origin: string) => boolean
 }
 
 export interface DispatcherStats {
@@ -201,6 +204,9 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   readonly #maxEjectionPercent: number
   readonly #poolOptions: Pool.Options
   readonly #onClose: (() => void) | undefined
+  #isSelf: (origin: string) => boolean
+  /** Origins of instances left out as our own address, so each is logged once while it stays. */
+  #selfSeen = new Set<string>()
   readonly #pools = new Map<string, Pool>()
   readonly #upstreams = new Map<string, Upstream>()
   readonly #ejected = new Map<string, Ejection>()
@@ -218,6 +224,8 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   }
 
   #instances: readonly Instance[] = []
+  /** What may be routed to: the watch's instances less our own address. */
+  #routed: readonly Instance[] = []
   /** The current instances by origin, and how many of them can be picked at all (weight > 0). */
   #live = new Map<string, Instance>()
   #routable = 0
@@ -242,6 +250,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     this.#maxEjectionPercent = opts.maxEjectionPercent
     this.#poolOptions = opts.pool
     this.#onClose = opts.onClose
+    this.#isSelf = opts.isSelf ?? (() => false)
     this.#route = this.#makeRoute(opts, new RetryBudget(opts.retryBudget, this.#now))
     this.#balancer = this.#balance([])
     this.#watch.on('change', this.#onChange)
@@ -268,6 +277,12 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
 
   get closed (): boolean {
     return this.#closed
+  }
+
+  /** Our own listening origins became known (after listen): instances at them are dropped from routing. */
+  setSelf (isSelf: (origin: string) => boolean): void {
+    this.#isSelf = isSelf
+    if (!this.#closed) this.#update(this.#instances)
   }
 
   override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -337,13 +352,16 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     // …then a scan, for a random balancer that kept landing on instances already tried; ejected
     // instances last, because trying one beats failing the request (a success re-admits it).
     const untried = (i: Instance): boolean => i.weight > 0 && !tried.has(this.#originOf(i))
-    return this.#admitted.find(untried) ?? this.#instances.find(untried)
+    return this.#admitted.find(untried) ?? this.#routed.find(untried)
   }
 
   #originOf (instance: Instance): string {
     let origin = this.#origins.get(instance)
     if (origin === undefined) {
-      origin = `http://${instance.host}:${instance.port}`
+      // Parsing left out instances without an origin; one built by hand that has none still gets a
+      // string, and its pool fails to build: a failed attempt, not a crash (RetryingHandler#send).
+      const dialable = httpOrigin(instance.address, instance.port)
+      origin = 'origin' in dialable ? dialable.origin : `http://${urlHost(instance.address)}:${instance.port}`
       this.#origins.set(instance, origin)
     }
     return origin
@@ -371,8 +389,9 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
 
   #update (instances: readonly Instance[]): void {
     this.#instances = instances
-    this.#live = new Map(instances.map((i) => [this.#originOf(i), i]))
-    this.#routable = instances.filter((i) => i.weight > 0).length
+    this.#routed = this.#withoutSelf(instances)
+    this.#live = new Map(this.#routed.map((i) => [this.#originOf(i), i]))
+    this.#routable = this.#routed.filter((i) => i.weight > 0).length
     const live = this.#live
     for (const [origin, pool] of this.#pools) {
       if (live.has(origin)) continue
@@ -391,15 +410,28 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     this.#rebalance()
   }
 
+  #withoutSelf (instances: readonly Instance[]): readonly Instance[] {
+    const self = instances.filter((i) => this.#isSelf(this.#originOf(i)))
+    if (self.length === 0 && this.#selfSeen.size === 0) return instances
+    const seen = new Set<string>()
+    for (const i of self) {
+      const origin = this.#originOf(i)
+      seen.add(origin)
+      if (!this.#selfSeen.has(origin)) this.#log.warn({ instance: i.id, origin }, 'instance is registered at this process\'s own address; never routed to (it would be a forwarding loop)')
+    }
+    this.#selfSeen = seen
+    return self.length === 0 ? instances : instances.filter((i) => !seen.has(this.#originOf(i)))
+  }
+
   #balance (instances: readonly Instance[]): Balancer {
     return createBalancer(this.#balancerName, instances, { random: this.#random, load: (i) => this.#upstream(this.#originOf(i)).load, now: this.#now })
   }
 
   #rebalance (): void {
-    const admitted = this.#instances.filter((i) => !this.#ejected.has(this.#originOf(i)))
+    const admitted = this.#routed.filter((i) => !this.#ejected.has(this.#originOf(i)))
     // Envoy's panic mode: with every instance ejected (a pool of one, or maxEjectionPercent 100),
     // trying them beats refusing every request.
-    this.#admitted = admitted.some((i) => i.weight > 0) ? admitted : this.#instances
+    this.#admitted = admitted.some((i) => i.weight > 0) ? admitted : this.#routed
     this.#balancer = this.#balance(this.#admitted)
   }
 

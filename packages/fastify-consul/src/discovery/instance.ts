@@ -1,7 +1,7 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { BadResponseError } from '../errors.js'
-import { urlHost } from '../consul/address.js'
+import { httpOrigin, urlHost } from '../consul/address.js'
 
 export type InstanceStatus = 'passing' | 'warning' | 'critical'
 
@@ -46,7 +46,7 @@ const HealthEntry = Type.Object({
 })
 
 // Compiled once: a 1,000-instance answer is checked in well under a millisecond.
-const healthBody = TypeCompiler.Compile(Type.Array(HealthEntry))
+const healthEntry = TypeCompiler.Compile(HealthEntry)
 
 interface RawEntry {
   Node: { Node: string, Address: string }
@@ -102,12 +102,46 @@ function toInstance (entry: RawEntry): Instance {
   })
 }
 
+/** An entry that is well formed but names no address a request can be sent to. */
+export interface InvalidInstance {
+  readonly id: string
+  readonly node: string
+  /** As Consul has it, cut to 200 characters: it goes into logs. */
+  readonly address: string
+  readonly port: number
+  readonly reason: string
+}
+
+export interface ParsedHealth {
+  readonly instances: Instance[]
+  /** Entries left out because no origin can be made of their address and port (see httpOrigin). */
+  readonly invalid: InvalidInstance[]
+}
+
+/** The first schema error of an entry, as `path: message`. */
+function schemaError (entry: unknown): string {
+  const first = healthEntry.Errors(entry).First()
+  /* c8 ignore next -- Check() failed, so Errors() always yields at least one entry */
+  return first === undefined ? 'unexpected shape' : `${first.path || '/'}: ${first.message}`
+}
+
+/** `Service.ID` of an entry that failed the schema, if it has a usable one, for the log. */
+function idOf (entry: unknown): string {
+  const id = (entry as { Service?: { ID?: unknown } } | null)?.Service?.ID
+  return typeof id === 'string' ? id.slice(0, 200) : '(no id)'
+}
+
 /**
- * Parses the body of `GET /v1/health/service/:name`. A body that is not JSON or not the expected shape
- * throws FST_REG_DISCOVERY_BAD_RESPONSE naming the first offending path, so the caller can keep its
- * last good set instead of serving garbage.
+ * Parses the body of `GET /v1/health/service/:name`.
+ *
+ * One entry that is malformed (a port out of range, a negative weight) or that names no address a
+ * request can be sent to (`10.0.0.1:8080`, `unix:///x.sock`, markup) is one registration's mistake: it
+ * is left out and reported in `invalid`, and the rest of the set is served. A body that is not a JSON
+ * array, or in which not a single entry has the expected shape, is not Consul's answer at all (a proxy's
+ * error page, another API): it throws FST_REG_DISCOVERY_BAD_RESPONSE naming the first offending path,
+ * so the caller keeps its last good set instead of serving nothing.
  */
-export function parseHealth (service: string, text: string): Instance[] {
+export function parseHealth (service: string, text: string): ParsedHealth {
   const what = `GET /v1/health/service/${service}`
   let body: unknown
   try {
@@ -115,11 +149,21 @@ export function parseHealth (service: string, text: string): Instance[] {
   } catch {
     throw new BadResponseError(what, 'not JSON')
   }
-  if (!healthBody.Check(body)) {
-    const first = healthBody.Errors(body).First()
-    /* c8 ignore next -- Check() failed, so Errors() always yields at least one entry */
-    const detail = first === undefined ? 'unexpected shape' : `${first.path || '/'}: ${first.message}`
-    throw new BadResponseError(what, detail)
+  if (!Array.isArray(body)) throw new BadResponseError(what, '/: expected an array')
+  const instances: Instance[] = []
+  const invalid: InvalidInstance[] = []
+  let wellFormed = 0
+  for (const [i, entry] of body.entries()) {
+    if (!healthEntry.Check(entry)) {
+      invalid.push({ id: idOf(entry), node: '', address: '', port: 0, reason: `/${i}${schemaError(entry)}` })
+      continue
+    }
+    wellFormed++
+    const instance = toInstance(entry as RawEntry)
+    const dialable = httpOrigin(instance.address, instance.port)
+    if ('origin' in dialable) instances.push(instance)
+    else invalid.push({ id: instance.id, node: instance.node, address: instance.address.slice(0, 200), port: instance.port, reason: dialable.reason })
   }
-  return (body as RawEntry[]).map(toInstance)
+  if (body.length > 0 && wellFormed === 0) throw new BadResponseError(what, invalid[0]!.reason)
+  return { instances, invalid }
 }

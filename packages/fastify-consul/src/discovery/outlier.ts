@@ -1,7 +1,7 @@
 /**
  * What went wrong with one attempt, as outlier detection counts it:
- * - `connect`: the connection could not be opened (refused, unreachable, connect timeout). The instance
- *   is down, so it is ejected at once.
+ * - `connect`: the connection could not be opened (refused, unreachable, name not found, connect timeout,
+ *   or the attempt threw before a pool had it). The instance is down, so it is ejected at once.
  * - `timeout`: no response in time (our per-try timeout, undici's headers or body timeout).
  * - `reset`: the connection died during the exchange.
  * - `status`: a 5xx answer to an idempotent request (only the caller knows the method, so it says so).
@@ -11,7 +11,8 @@ export type FailureKind = 'connect' | 'timeout' | 'reset' | 'status'
 
 const KINDS: ReadonlyMap<string, FailureKind> = new Map([
   ['ECONNREFUSED', 'connect'], ['ETIMEDOUT', 'connect'], ['EHOSTUNREACH', 'connect'], ['ENETUNREACH', 'connect'],
-  ['EHOSTDOWN', 'connect'], ['UND_ERR_CONNECT_TIMEOUT', 'connect'],
+  ['EHOSTDOWN', 'connect'], ['ENOTFOUND', 'connect'], ['EAI_AGAIN', 'connect'], ['UND_ERR_CONNECT_TIMEOUT', 'connect'],
+  ['FST_REG_DISCOVERY_UPSTREAM_UNUSABLE', 'connect'],
   ['UND_ERR_HEADERS_TIMEOUT', 'timeout'], ['UND_ERR_BODY_TIMEOUT', 'timeout'],
   ['ECONNRESET', 'reset'], ['EPIPE', 'reset'], ['UND_ERR_SOCKET', 'reset']
 ])

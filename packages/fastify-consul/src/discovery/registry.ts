@@ -4,6 +4,7 @@ import type { Logger } from '../util/logger.js'
 import { BalancedDispatcher, type ServiceDispatcher } from './dispatcher.js'
 import { dispatchSettings, validateDiscoveryOptions, watchSettings, type DiscoverOptions, type DispatcherOptions, type DispatchOptions, type WatchSettings } from './options.js'
 import { WatchHandle } from './watch-handle.js'
+import { selfMatcher, type ListeningAddress } from './self-address.js'
 import { Watcher, type ServiceWatch } from './watcher.js'
 
 export interface DiscoveryOptions {
@@ -29,7 +30,8 @@ export class Discovery {
   readonly #defaults: DispatcherOptions
   readonly #watchers = new Map<string, SharedWatcher>()
   readonly #handles = new Map<ServiceWatch, SharedWatcher>()
-  readonly #dispatchers = new Set<ServiceDispatcher>()
+  readonly #dispatchers = new Set<BalancedDispatcher>()
+  #isSelf: (origin: string) => boolean = () => false
   #closed = false
 
   constructor (opts: DiscoveryOptions) {
@@ -75,14 +77,24 @@ export class Discovery {
       shared = found
     }
     const settings = dispatchSettings(o)
-    const dispatcher: ServiceDispatcher = new BalancedDispatcher({
+    const dispatcher = new BalancedDispatcher({
       ...settings,
       watch: this.#open(shared, o),
       log: this.#log,
+      isSelf: this.#isSelf,
       onClose: () => this.#dispatchers.delete(dispatcher)
     })
     this.#dispatchers.add(dispatcher)
     return dispatcher
+  }
+
+  /**
+   * The addresses this process listens on, once it does: every dispatcher, present and future, stops
+   * routing to instances registered at them (a forwarding loop otherwise).
+   */
+  listening (addresses: readonly ListeningAddress[]): void {
+    this.#isSelf = selfMatcher(addresses)
+    for (const d of this.#dispatchers) d.setSelf(this.#isSelf)
   }
 
   /** Closes every dispatcher (letting in-flight requests finish) and stops every watcher. */

@@ -4,6 +4,7 @@ import type { Instance } from './instance.js'
 import { failureKind, type FailureKind } from './outlier.js'
 import type { UpstreamLoad } from './upstream-load.js'
 import { TokenBucket } from '../util/token-bucket.js'
+import { UpstreamUnusableError } from '../errors.js'
 
 /** Methods that RFC 9110 defines as idempotent, minus TRACE (never worth a second attempt). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
@@ -11,7 +12,7 @@ export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', '
 /** Failures that happen before the upstream could have answered: safe to try elsewhere. */
 const CONNECTION_ERRORS: ReadonlySet<string> = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN',
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET',
+  'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE',
   // The upstream's pool was closed under us because the instance left the set.
   'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'
 ])
@@ -25,7 +26,11 @@ function codeOf (err: Error): string | undefined {
  * elsewhere (Envoy's `connect-failure`). ETIMEDOUT is left out: Node also uses it for sockets that died
  * mid-request.
  */
-const NEVER_SENT: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT'])
+const NEVER_SENT: ReadonlySet<string> = new Set([
+  'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT',
+  // The attempt threw before a pool had it.
+  'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE'
+])
 
 export function wasNeverSent (err: Error): boolean {
   return NEVER_SENT.has(codeOf(err) ?? '')
@@ -160,6 +165,8 @@ interface Attempt {
   detached: Error | undefined
   /** Set while a `retryOn` answer is drained: the instance the request goes to next. */
   next: Instance | undefined
+  /** Its timer is cleared and its load ended: see RetryingHandler.#settle. */
+  settled: boolean
 }
 
 /**
@@ -221,14 +228,35 @@ export class RetryingHandler {
     this.#tried.add(origin)
     this.#attempts++
     this.#last = instance
-    const a: Attempt = { instance, load: route.loadOf(instance), startedAt: route.now(), abort: undefined, timer: undefined, detached: undefined, next: undefined }
+    const a: Attempt = { instance, load: route.loadOf(instance), startedAt: route.now(), abort: undefined, timer: undefined, detached: undefined, next: undefined, settled: false }
     a.load.begin(a.startedAt)
     this.#current = a
     if (route.perTryTimeout > 0 && this.#idempotent) {
       a.timer = setTimeout(() => this.#timeout(a), route.perTryTimeout)
       a.timer.unref()
     }
-    route.send(origin, this.#opts, this.#handlerFor(a))
+    try {
+      route.send(origin, this.#opts, this.#handlerFor(a))
+    } catch (err) {
+      // Building the instance's pool or handing it the request threw. This runs inside dispatch(), a
+      // microtask or a timer: a throw escaping from the last two kills the process. It is this
+      // attempt's failure instead, counted against the instance and retried elsewhere.
+      const cause = err as Error
+      this.#onError(a, Object.assign(new UpstreamUnusableError(origin, String(cause?.message ?? cause)), { cause }))
+    }
+  }
+
+  /**
+   * Ends one attempt's bookkeeping, once: its per-try timer and its share of the instance's load.
+   * Every way an attempt ends comes through here, so a timer never fires for an answered request and
+   * an instance's outstanding count never keeps a finished attempt. False when it was settled already.
+   */
+  #settle (a: Attempt): boolean {
+    if (a.settled) return false
+    a.settled = true
+    clearTimeout(a.timer)
+    a.load.end(a.startedAt)
+    return true
   }
 
   /** The handler undici drives for one attempt; everything the caller sees goes through this class. */
@@ -290,7 +318,7 @@ export class RetryingHandler {
   }
 
   #onComplete (a: Attempt, trailers: string[] | Buffer[] | null): void {
-    a.load.end(a.startedAt)
+    if (!this.#settle(a)) return
     const next = a.next
     if (next === undefined) {
       this.#end(this.#status >= 500 ? 'server_error' : 'success')
@@ -302,8 +330,7 @@ export class RetryingHandler {
   }
 
   #onUpgrade (a: Attempt, status: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
-    clearTimeout(a.timer)
-    a.load.end(a.startedAt)
+    if (!this.#settle(a)) return
     this.#route.succeeded(a.instance)
     this.#responded = true
     this.#end('success')
@@ -312,10 +339,9 @@ export class RetryingHandler {
   }
 
   #onError (a: Attempt, err: Error): void {
-    a.load.end(a.startedAt)
+    if (!this.#settle(a)) return
     // An attempt detached by its per-try timeout: the request has moved on already.
     if (a !== this.#current) return
-    clearTimeout(a.timer)
     this.#current = undefined
     const next = a.next
     if (next !== undefined) {

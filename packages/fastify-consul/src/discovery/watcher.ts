@@ -4,7 +4,7 @@ import { fullJitter, type BackoffOptions } from '../util/backoff.js'
 import { blockingParams, nextIndex, requestTimeout } from '../consul/blocking-query.js'
 import { httpError, type ConsulHttp } from '../consul/http.js'
 import { WatchClosedError } from '../errors.js'
-import { parseHealth, type Instance } from './instance.js'
+import { parseHealth, type Instance, type InvalidInstance } from './instance.js'
 import { InstanceSet } from './instance-set.js'
 import { NO_ROUTE, route, type Routing } from './routing.js'
 import { TokenBucket } from '../util/token-bucket.js'
@@ -113,6 +113,7 @@ export class Watcher {
   #all = InstanceSet.EMPTY
   #routing: Routing = NO_ROUTE
   #lastContact: number | undefined
+  #invalid = new Map<string, InvalidInstance>()
   #state: WatchState = 'starting'
   #loop: Promise<void> | undefined
   #staleTimer: NodeJS.Timeout | undefined
@@ -152,6 +153,25 @@ export class Watcher {
 
   get panic (): boolean {
     return this.#routing.panic
+  }
+
+  /** Entries of the last answer left out because their address and port make no origin. */
+  get invalid (): number {
+    return this.#invalid.size
+  }
+
+  /**
+   * One warning per bad entry, not one per answer: a blocking query re-reads the same entry on every
+   * change of the service, and an operator needs the id and the reason once. An entry that is fixed or
+   * deregistered is forgotten, so it is reported again if it comes back broken.
+   */
+  #reportInvalid (invalid: readonly InvalidInstance[]): void {
+    if (invalid.length === 0 && this.#invalid.size === 0) return
+    const now = new Map(invalid.map((i) => [`${i.node}/${i.id}`, i]))
+    for (const [key, entry] of now) {
+      if (!this.#invalid.has(key)) this.#log.warn({ instance: entry.id, node: entry.node, address: entry.address, port: entry.port, reason: entry.reason }, 'discovery: instance left out, no request can be sent to its address')
+    }
+    this.#invalid = now
   }
 
   get lastContact (): number | undefined {
@@ -211,9 +231,10 @@ export class Watcher {
         this.#log.debug({ index }, 'discovery query')
         const res = await this.#http.send({ path: this.#path, query: this.#params(index), timeout, signal })
         if (res.status !== 200) throw httpError(`GET ${this.#path}`, res)
-        const instances = parseHealth(this.query.service, res.text)
+        const { instances, invalid } = parseHealth(this.query.service, res.text)
         index = nextIndex(index, res.index)
         failures = 0
+        this.#reportInvalid(invalid)
         this.#succeed(instances)
       } catch (err) {
         if (signal.aborted) break

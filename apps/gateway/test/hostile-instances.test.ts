@@ -45,9 +45,7 @@ t.test('instances with hostile addresses: the gateway stays up and serves from t
   const failed = statuses.filter((s) => s.status !== 200 || !healthy.includes(String(s.instance)))
   t.comment(`${statuses.length - failed.length} of ${statuses.length} answered by a healthy replica; failures at ${JSON.stringify(failed)}`)
   t.ok(failed.length <= HOSTILE.length, 'at most one failed try per hostile instance reaches a client')
-  const firstFailures = statuses.slice(0, HOSTILE.length)
   t.same(statuses.slice(HOSTILE.length).filter((s) => s.status !== 200 || !healthy.includes(String(s.instance))), [], `after the first ${HOSTILE.length}: 100 % from the healthy replicas`)
-  t.ok(firstFailures.length === HOSTILE.length)
   t.same(new Set(statuses.map((s) => s.instance).filter((id) => id !== null)), new Set(healthy), 'both healthy replicas served')
 
   t.equal(gateway.child.exitCode, null, 'the gateway is still running')

@@ -74,7 +74,11 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardOptions> = async funct
     streams.endAll()
   })
 
-  fastify.get('/', async (_request, reply) => {
+  fastify.get('/', async (request, reply) => {
+    // The page's URLs are relative (events, live-view.js): under /_gateway without the slash they would
+    // resolve to /events. Fastify serves both forms here; the bare one is sent to the other.
+    // (The target is fixed, never taken from the request: no open redirect.)
+    if (!request.url.split('?', 1)[0]!.endsWith('/')) return await reply.redirect(`${fastify.prefix}/`, 308)
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-store')
     return DASHBOARD_PAGE
   })

@@ -64,6 +64,11 @@ t.test('every answer of the view has a strict CSP, no framing, nosniff and no re
     t.match(res.headers['content-security-policy'], /frame-ancestors 'none'/)
     t.notMatch(res.headers['content-security-policy'], /unsafe-inline|unsafe-eval/)
   }
+  const bare = await request(base)
+  await bare.body.dump()
+  t.equal(bare.statusCode, 308, '/_gateway without the slash is sent to /_gateway/, where the page\'s relative URLs resolve')
+  t.equal(bare.headers.location, '/_gateway/')
+  t.match(bare.headers, SECURITY_HEADERS)
   const stream = await openStream(`${base}/events`)
   t.equal(stream.status, 200)
   t.match(stream.headers, { ...SECURITY_HEADERS, 'content-type': /^text\/event-stream/ }, 'the event stream too')

@@ -1,14 +1,17 @@
 import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
 import consulPlugin, { type DispatcherOptions, type ServiceDispatcher, type ServiceWatch } from '@reg/fastify-consul'
 import healthPlugin, { type CheckReport, type HealthPluginOptions } from '@reg/fastify-health'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { logClientAbort } from './client-abort.js'
 import { dashboardRoutes } from './dashboard.js'
+import { isHostName } from './dashboard-host.js'
 import { appMetrics, metricsRoute } from './metrics.js'
 import { InvalidOptionError } from './errors.js'
 import { proxyRoutes } from './proxy.js'
 import { singleHost } from './request-target.js'
+import { defaultPseudonym, isPseudonym, refuseLoops } from './via.js'
 
 // The whole gateway as one plugin (the fastify/demo shape): tests register it on a bare Fastify() and
 // inject; server.ts adds the logger, timeouts, listen and shutdown. It is wrapped in fastify-plugin so that
@@ -20,6 +23,12 @@ export interface GatewayOptions {
   upstream?: string
   /** The gateway's own Consul service id. Default: @reg/fastify-consul's `gateway-${hostname}-${port}`, fixed at listen. */
   serviceId?: string
+  /**
+   * The gateway's name in the `Via` header it appends to proxied requests, and by which it refuses a
+   * request that already went through it (508). An RFC 9110 token. Default: the service id (see
+   * `serviceId`), so that gateways chained in front of each other never share one.
+   */
+  pseudonym?: string
   /** How to reach the agent; unset fields fall back to CONSUL_HTTP_* (read by @reg/fastify-consul). */
   consul?: { address?: string, token?: string }
   /** Register the gateway itself in Consul on listen. Default true. Under inject() nothing is registered either way. */
@@ -38,10 +47,23 @@ export interface GatewayOptions {
   /** Serve `GET /metrics` (Prometheus text): the plugins' metrics and Node's runtime and process metrics. Default true. */
   metrics?: boolean
   /**
-   * Serve the live view of the upstream at `GET /_gateway/` (and its event stream at `/_gateway/events`).
-   * Default false: it shows internal addresses.
+   * Serve the live view of the upstream at `GET /_gateway/` (and its event stream at `/_gateway/events`):
+   * `true` or its settings. Default false: it shows internal addresses.
    */
-  dashboard?: boolean
+  dashboard?: boolean | LiveViewOptions
+}
+
+/** The live view's settings; see DEFAULTS.dashboard. */
+export interface LiveViewOptions {
+  /**
+   * Host names (or IP literals, IPv6 in brackets) the view answers to besides loopback ones (`localhost`,
+   * `*.localhost`, 127.0.0.0/8, `[::1]`); any other Host gets 421 FST_REG_GATEWAY_MISDIRECTED (DNS rebinding).
+   */
+  allowedHosts?: string[]
+  /** Event streams open at once; the next gets 503 FST_REG_GATEWAY_TOO_MANY_STREAMS. */
+  maxStreams?: number
+  /** Bytes a viewer may leave unread on its event stream before it is dropped. */
+  maxBufferedBytes?: number
 }
 
 /** `fastify.gateway`: what the proxy runs on, for server.ts, tests and operators. */
@@ -52,6 +74,8 @@ export interface Gateway {
   readonly dispatcher: ServiceDispatcher
   /** The live view of the upstream's healthy instances (shared with the dispatcher's); the health check reads it. */
   readonly watch: ServiceWatch
+  /** This gateway's name in `Via` (the option, or the default fixed at listen). */
+  readonly pseudonym: string
 }
 
 declare module 'fastify' {
@@ -69,7 +93,12 @@ export const DEFAULTS = Object.freeze({
   discovery: Object.freeze({ balancer: 'least-request', perTryTimeout: '2s', retryOn: Object.freeze([502, 503, 504]) }) as Readonly<DispatcherOptions>,
   upstream: 'user-service',
   timeout: 10_000,
-  upstreamCheck: Object.freeze({ interval: 1000, timeout: 2000 })
+  upstreamCheck: Object.freeze({ interval: 1000, timeout: 2000 }),
+  /**
+   * The live view: a few operators' tabs, not an audience, so 32 streams; 256 KiB unsent is minutes of
+   * snapshots of a normal fleet, so only a reader that stopped reaches it (32 of them hold 8 MiB at most).
+   */
+  dashboard: Object.freeze({ allowedHosts: Object.freeze([]) as readonly string[], maxStreams: 32, maxBufferedBytes: 256 * 1024 })
 })
 
 /** The Consul service name the gateway registers as. */
@@ -80,9 +109,19 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
   const timeout = opts.timeout ?? DEFAULTS.timeout
   if (!Number.isInteger(timeout) || timeout < 1) throw new InvalidOptionError('timeout', 'an integer number of milliseconds >= 1')
   const discovery = opts.discovery ?? {}
+  if (opts.pseudonym !== undefined && !isPseudonym(opts.pseudonym)) throw new InvalidOptionError('pseudonym', 'an RFC 9110 token (letters, digits and !#$%&\'*+-.^_`|~)')
+  let pseudonym = opts.pseudonym ?? defaultPseudonym(SERVICE_NAME, opts.serviceId, undefined)
+  if (opts.pseudonym === undefined && opts.serviceId === undefined) {
+    // The default service id has the bound port in it, as the one @reg/fastify-consul registers.
+    fastify.addHook('onListen', async () => {
+      pseudonym = defaultPseudonym(SERVICE_NAME, undefined, (fastify.server.address() as AddressInfo).port)
+    })
+  }
 
-  // Before anything else, on every route and on 404s: a request with two Host lines is refused (400).
+  // Before anything else, on every route and on 404s: a request with two Host lines is refused (400),
+  // and so is one that already went through this gateway (508): it is going round a loop.
   fastify.addHook('onRequest', singleHost)
+  fastify.addHook('onRequest', refuseLoops(() => pseudonym))
   fastify.addHook('onRequest', logClientAbort)
   // Without it the plugins record into the global provider, a no-op unless the embedding process set one.
   const metrics = opts.metrics === false ? undefined : appMetrics()
@@ -126,10 +165,24 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
     timeout: opts.upstreamCheck?.timeout ?? DEFAULTS.upstreamCheck.timeout
   })
 
-  fastify.decorate('gateway', Object.freeze({ upstream, dispatcher, watch }))
+  fastify.decorate('gateway', Object.freeze({ upstream, dispatcher, watch, get pseudonym () { return pseudonym } }))
 
-  await fastify.register(proxyRoutes, { upstream, dispatcher, timeout })
-  if (opts.dashboard === true) await fastify.register(dashboardRoutes, { prefix: '/_gateway', dispatcher, watch })
+  await fastify.register(proxyRoutes, { upstream, dispatcher, timeout, pseudonym: () => pseudonym })
+  const liveView = liveViewOptions(opts.dashboard)
+  if (liveView !== undefined) await fastify.register(dashboardRoutes, { prefix: '/_gateway', dispatcher, watch, ...liveView })
+}
+
+/** The live view's settings over the defaults, validated; undefined when it is off. */
+function liveViewOptions (dashboard: GatewayOptions['dashboard']): Required<LiveViewOptions> | undefined {
+  if (dashboard === undefined || dashboard === false) return undefined
+  const settings = { ...DEFAULTS.dashboard, ...(dashboard === true ? {} : dashboard) }
+  if (!Array.isArray(settings.allowedHosts) || !settings.allowedHosts.every((host) => typeof host === 'string' && isHostName(host))) {
+    throw new InvalidOptionError('dashboard.allowedHosts', 'an array of host names or IP literals, without ports')
+  }
+  for (const name of ['maxStreams', 'maxBufferedBytes'] as const) {
+    if (!Number.isInteger(settings[name]) || settings[name] < 1) throw new InvalidOptionError(`dashboard.${name}`, 'an integer >= 1')
+  }
+  return { ...settings, allowedHosts: [...settings.allowedHosts] }
 }
 
 /** What the gateway's `upstream` check says about the watch it routes with. */

@@ -1,4 +1,6 @@
 import { ConfigError } from './errors.js'
+import { isHostName } from './dashboard-host.js'
+import { isPseudonym } from './via.js'
 
 // The server's environment, read and validated in one pure function so every rule is unit-tested
 // without spawning a process. Consul's own variables beyond address and token (CONSUL_HTTP_TOKEN_FILE,
@@ -16,8 +18,12 @@ export interface Config {
   serviceId: string | undefined
   logLevel: LogLevel
   consul: { address?: string, token?: string }
+  /** GATEWAY_PSEUDONYM: the gateway's name in Via; undefined: its service id. */
+  pseudonym: string | undefined
   /** GATEWAY_DASHBOARD: serve the live view at /_gateway/. Off by default: it shows internal addresses. */
   dashboard: boolean
+  /** GATEWAY_DASHBOARD_HOSTS: names the live view answers to besides loopback ones (comma-separated). */
+  dashboardHosts: string[]
 }
 
 export const DEFAULTS: Readonly<Pick<Config, 'port' | 'host' | 'upstream' | 'logLevel'>> = Object.freeze({
@@ -57,6 +63,15 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
     problems.push(`GATEWAY_DASHBOARD must be true or false, got "${read(env, 'GATEWAY_DASHBOARD')}"`)
   }
 
+  const pseudonym = read(env, 'GATEWAY_PSEUDONYM')
+  if (pseudonym !== undefined && !isPseudonym(pseudonym)) {
+    problems.push(`GATEWAY_PSEUDONYM must be an RFC 9110 token (letters, digits and !#$%&'*+-.^_\`|~), got "${pseudonym}"`)
+  }
+
+  const dashboardHosts = (read(env, 'GATEWAY_DASHBOARD_HOSTS') ?? '').split(',').map((host) => host.trim()).filter(Boolean)
+  const badHost = dashboardHosts.find((host) => !isHostName(host))
+  if (badHost !== undefined) problems.push(`GATEWAY_DASHBOARD_HOSTS must be host names separated by commas, got "${badHost}"`)
+
   if (problems.length > 0) throw new ConfigError(problems.join('; '))
 
   const address = read(env, 'CONSUL_HTTP_ADDR')
@@ -66,8 +81,10 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
     host: read(env, 'HOST') ?? DEFAULTS.host,
     upstream: read(env, 'UPSTREAM_SERVICE') ?? DEFAULTS.upstream,
     serviceId: read(env, 'SERVICE_ID'),
+    pseudonym,
     logLevel,
     dashboard,
+    dashboardHosts,
     consul: {
       ...(address === undefined ? {} : { address }),
       ...(token === undefined ? {} : { token })

@@ -25,3 +25,24 @@ export const InvalidOptionError = createError<'FST_REG_GATEWAY_INVALID_OPTION', 
 /** The environment cannot start the server: one message naming every bad variable. */
 export const ConfigError = createError<'FST_REG_GATEWAY_CONFIG', 500, [string]>(
   'FST_REG_GATEWAY_CONFIG', 'invalid environment: %s', 500)
+
+/**
+ * The request's `Via` already names this gateway (RFC 9110 §7.6.3): it went round a forwarding loop, for
+ * example an upstream instance registered at the gateway's own address. 508 Loop Detected (RFC 5842 §7.2)
+ * ends the loop at its second pass instead of letting every hop forward and retry it again.
+ */
+export const LoopDetectedError = createError<'FST_REG_GATEWAY_LOOP_DETECTED', 508, []>(
+  'FST_REG_GATEWAY_LOOP_DETECTED', 'the request has already passed through this gateway', 508)
+
+/**
+ * The live view was asked for under a Host it does not answer to. Against DNS rebinding: a page on
+ * another site whose name was made to resolve to this gateway sends its own name as Host. 421
+ * Misdirected Request (RFC 9110 §15.5.20) says exactly that: this server does not serve that authority;
+ * a 403 would say the client lacks a permission it could get.
+ */
+export const MisdirectedRequestError = createError<'FST_REG_GATEWAY_MISDIRECTED', 421, [string]>(
+  'FST_REG_GATEWAY_MISDIRECTED', 'the live view does not answer to host %s', 421)
+
+/** The live view already has its maximum of open event streams; each holds a socket and a buffer. */
+export const TooManyStreamsError = createError<'FST_REG_GATEWAY_TOO_MANY_STREAMS', 503, [number]>(
+  'FST_REG_GATEWAY_TOO_MANY_STREAMS', 'the live view already has %d open event streams', 503)

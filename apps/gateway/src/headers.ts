@@ -74,9 +74,11 @@ function forwardedNode (ip: string | undefined): string {
  * gateway consumes. Then the gateway says where the request came from, as proxies conventionally do:
  * - it appends its own element to `Forwarded` (RFC 7239) and the client's address to `X-Forwarded-For`:
  *   what a client sent stays, so an upstream trusts only the elements its own proxies appended;
- * - it sets `X-Forwarded-Host` and `-Proto`, single values, to what it was asked (a client's are replaced).
+ * - it sets `X-Forwarded-Host` and `-Proto`, single values, to what it was asked (a client's are replaced);
+ * - it appends `via`, its own element (`1.1 <pseudonym>`, see via.ts), to `Via` (RFC 9110 §7.6.3), so a
+ *   request that comes back to it is recognised as a loop.
  */
-export function upstreamRequestHeaders (origin: Origin, headers: Headers): Headers {
+export function upstreamRequestHeaders (origin: Origin, headers: Headers, via: string): Headers {
   const wantsTrailers = tokens(headers.te).includes('trailers')
   const kept = endToEndHeaders(headers)
   for (const name of CONSUMED) delete kept[name]
@@ -88,6 +90,7 @@ export function upstreamRequestHeaders (origin: Origin, headers: Headers): Heade
     forwarded: [...[headers.forwarded ?? []].flat(), element].join(', '),
     'x-forwarded-for': [...[headers['x-forwarded-for'] ?? []].flat(), origin.ip ?? 'unknown'].join(', '),
     'x-forwarded-host': origin.host,
-    'x-forwarded-proto': origin.protocol
+    'x-forwarded-proto': origin.protocol,
+    via: [...[headers.via ?? []].flat(), via].join(', ')
   }
 }

@@ -4,6 +4,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { BadGatewayError, UpstreamTimeoutError } from './errors.js'
 import { endToEndHeaders, upstreamRequestHeaders } from './headers.js'
 import { targetOf } from './request-target.js'
+import { viaElement } from './via.js'
 
 export interface ProxyOptions {
   /** Consul service name of the upstream, for error messages and reply-from's placeholder origin. */
@@ -12,6 +13,8 @@ export interface ProxyOptions {
   dispatcher: ServiceDispatcher
   /** Milliseconds the upstream has to start answering (and, once it has, between two body chunks). */
   timeout: number
+  /** The gateway's pseudonym in `Via`; read per request, since the default is fixed at listen. */
+  pseudonym: () => string
 }
 
 /**
@@ -40,7 +43,7 @@ export function upstreamError (upstream: string, error: Error): Error {
 
 // Not wrapped in fastify-plugin: the body parsers and the reply.from decorator stay in this scope, so the
 // gateway's own routes (/health) keep Fastify's defaults.
-export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async function proxyRoutes (fastify, { upstream, dispatcher, timeout }) {
+export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async function proxyRoutes (fastify, { upstream, dispatcher, timeout, pseudonym }) {
   // Bodies are read as bytes, never parsed: the upstream validates them, and bytes, charset and content
   // type arrive exactly as sent, whatever the type. Bytes, not the client's stream: they can be sent
   // again when the dispatcher retries, Fastify's bodyLimit caps them (413), and a failed upstream request
@@ -69,11 +72,12 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async function prox
 
   function proxy (request: FastifyRequest, reply: FastifyReply): void {
     // Absolute-form or origin-form, the upstream gets the path (reply-from adds the query) and hears
-    // which host the client asked for.
+    // which host the client asked for, and that it went through this gateway (Via).
     const { path, host } = targetOf(request)
+    const via = viaElement(request.raw.httpVersion, pseudonym())
     const forwarding: FastifyReplyFromHooks = {
       ...hooks,
-      rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders({ ip: request.ip, host, protocol: request.protocol }, headers)
+      rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders({ ip: request.ip, host, protocol: request.protocol }, headers, via)
     }
     // The upstream's answer, x-instance-id included, is streamed back as is.
     if (request.body === undefined) {

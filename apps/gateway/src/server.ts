@@ -50,8 +50,9 @@ async function main (): Promise<void> {
   app.register(gateway, {
     upstream: config.upstream,
     serviceId: config.serviceId,
+    pseudonym: config.pseudonym,
     consul: config.consul,
-    dashboard: config.dashboard
+    dashboard: config.dashboard && { allowedHosts: config.dashboardHosts }
   })
 
   try {

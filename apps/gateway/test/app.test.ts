@@ -177,7 +177,14 @@ t.test('invalid options fail ready() with a code', async (t) => {
     ['fractional timeout', { timeout: 1.5 }, 'FST_REG_GATEWAY_INVALID_OPTION'],
     ['negative retries', { discovery: { retries: -1 } }, 'FST_REG_DISCOVERY_INVALID_OPTION'],
     ['empty upstream', { upstream: '' }, 'FST_REG_DISCOVERY_INVALID_OPTION'],
-    ['check interval', { upstreamCheck: { interval: -5 } }, 'FST_REG_HEALTH_INVALID_CHECK']
+    ['check interval', { upstreamCheck: { interval: -5 } }, 'FST_REG_HEALTH_INVALID_CHECK'],
+    ['pseudonym with a space', { pseudonym: 'gw a' }, 'FST_REG_GATEWAY_INVALID_OPTION'],
+    ['empty pseudonym', { pseudonym: '' }, 'FST_REG_GATEWAY_INVALID_OPTION'],
+    ['allowed host with a port', { dashboard: { allowedHosts: ['gw.example:8080'] } }, 'FST_REG_GATEWAY_INVALID_OPTION'],
+    ['allowed hosts not an array', { dashboard: { allowedHosts: 'gw.example' as unknown as string[] } }, 'FST_REG_GATEWAY_INVALID_OPTION'],
+    ['allowed host not a string', { dashboard: { allowedHosts: [7 as unknown as string] } }, 'FST_REG_GATEWAY_INVALID_OPTION'],
+    ['maxStreams 0', { dashboard: { maxStreams: 0 } }, 'FST_REG_GATEWAY_INVALID_OPTION'],
+    ['fractional maxBufferedBytes', { dashboard: { maxBufferedBytes: 1.5 } }, 'FST_REG_GATEWAY_INVALID_OPTION']
   ]
   for (const [name, opts, code] of cases) {
     t.test(name, async (t) => {

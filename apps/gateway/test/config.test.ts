@@ -7,9 +7,11 @@ t.test('defaults for an empty environment', async (t) => {
     host: '127.0.0.1',
     upstream: 'user-service',
     serviceId: undefined,
+    pseudonym: undefined,
     logLevel: 'info',
     consul: {},
-    dashboard: false
+    dashboard: false,
+    dashboardHosts: []
   })
   t.equal(loadConfig({}).port, DEFAULTS.port)
 })
@@ -23,15 +25,19 @@ t.test('every variable is read', async (t) => {
     LOG_LEVEL: 'DEBUG',
     CONSUL_HTTP_ADDR: 'consul:8500',
     CONSUL_HTTP_TOKEN: 'secret',
-    GATEWAY_DASHBOARD: 'true'
+    GATEWAY_PSEUDONYM: 'edge-1',
+    GATEWAY_DASHBOARD: 'true',
+    GATEWAY_DASHBOARD_HOSTS: 'gateway.internal, 10.0.0.5,[fd00::1]'
   }), {
     port: 9090,
     host: '0.0.0.0',
     upstream: 'users',
     serviceId: 'gateway-1',
     logLevel: 'debug',
+    pseudonym: 'edge-1',
     consul: { address: 'consul:8500', token: 'secret' },
-    dashboard: true
+    dashboard: true,
+    dashboardHosts: ['gateway.internal', '10.0.0.5', '[fd00::1]']
   })
 })
 
@@ -39,6 +45,15 @@ t.test('GATEWAY_DASHBOARD: true/1 on, false/0 off, anything else is an error', a
   for (const on of ['true', 'TRUE', '1']) t.equal(loadConfig({ GATEWAY_DASHBOARD: on }).dashboard, true, on)
   for (const off of ['false', '0', '']) t.equal(loadConfig({ GATEWAY_DASHBOARD: off }).dashboard, false, JSON.stringify(off))
   t.throws(() => loadConfig({ GATEWAY_DASHBOARD: 'yes' }), { code: 'FST_REG_GATEWAY_CONFIG', message: /GATEWAY_DASHBOARD/ })
+})
+
+t.test('GATEWAY_PSEUDONYM must be a token; GATEWAY_DASHBOARD_HOSTS host names without ports', async (t) => {
+  for (const bad of ['two words', 'a,b', 'x(y)', 'caf\u00e9']) {
+    t.throws(() => loadConfig({ GATEWAY_PSEUDONYM: bad }), { code: 'FST_REG_GATEWAY_CONFIG', message: /GATEWAY_PSEUDONYM/ }, bad)
+  }
+  for (const bad of ['a.example:8080', 'a/b', 'a b', '::1', 'user@host']) {
+    t.throws(() => loadConfig({ GATEWAY_DASHBOARD_HOSTS: `ok.example,${bad}` }), { code: 'FST_REG_GATEWAY_CONFIG', message: /GATEWAY_DASHBOARD_HOSTS/ }, bad)
+  }
 })
 
 t.test('empty and blank values count as unset', async (t) => {

@@ -9,6 +9,11 @@ t.test('receivedBy: the second word of every element, comments (nested, with com
   t.same(receivedBy(['1.1 a', '2 b']), ['a', 'b'], 'repeated header lines are one list')
   t.same(receivedBy('(only a comment), ,1.1'), [], 'elements without a received-by name nobody')
   t.same(receivedBy(undefined), [])
+  t.same(receivedBy('1.1 a (x \\) , 1.1 evil), 1.1 b'), ['a', 'b'], 'a quoted-pair does not close a comment')
+  t.same(receivedBy('1.1 a (unclosed, 1.1 b'), ['a'], 'an unclosed comment runs to the end')
+  // 16 KB of nesting, as a client could send: one pass, whatever the depth.
+  const deep = `1.1 a ${'('.repeat(8000)}${')'.repeat(8000)}, 1.1 b`
+  t.same(receivedBy(deep), ['a', 'b'], 'deeply nested comments')
 })
 
 t.test('viaElement: the version the request came in with, then the pseudonym', async (t) => {

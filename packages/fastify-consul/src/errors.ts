@@ -36,6 +36,9 @@ export const NoInstanceError = createError<'FST_REG_DISCOVERY_NO_INSTANCE', 503,
 export const BadResponseError = createError<'FST_REG_DISCOVERY_BAD_RESPONSE', 502, [string, string]>(
   'FST_REG_DISCOVERY_BAD_RESPONSE', 'Consul answered %s with a malformed body: %s', 502)
 
+export const NotReadyError = createError<'FST_REG_DISCOVERY_NOT_READY', 503, [string, number]>(
+  'FST_REG_DISCOVERY_NOT_READY', 'Consul gave no answer about %s within readyTimeout (%d ms); the watch keeps trying, and its log at warn says why', 503)
+
 export const WatchClosedError = createError<'FST_REG_DISCOVERY_CLOSED', 500, [string]>(
   'FST_REG_DISCOVERY_CLOSED', 'The watch for %s is closed', 500)
 

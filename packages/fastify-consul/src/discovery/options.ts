@@ -49,6 +49,12 @@ export interface DiscoverOptions {
   wait?: number | string
   /** How long the last good set is served while Consul cannot be read. Default: the whole outage. */
   staleTtl?: number | string
+  /**
+   * How long `ready` may wait for Consul's first answer before it rejects with FST_REG_DISCOVERY_NOT_READY
+   * (ms or a duration). The watch keeps trying either way. Default: no limit, so `await ready` waits out
+   * a Consul outage at startup.
+   */
+  readyTimeout?: number | string
   /** Full-jitter backoff after failed queries. Default { base: 200, cap: 30000 } (ms). */
   backoff?: { base?: number | string, cap?: number | string }
   /** Rate limit on the query loop. Default { perSecond: 10, burst: 10 }. */
@@ -131,6 +137,7 @@ const queryFields = {
   cached: Type.Optional(Bool),
   wait: Type.Optional(Duration(1000, MAX_WAIT)),
   staleTtl: Type.Optional(Duration(0)),
+  readyTimeout: Type.Optional(Duration(1)),
   backoff: Type.Optional(Type.Object({
     base: Type.Optional(Duration(1)),
     cap: Type.Optional(Duration(1))

@@ -96,7 +96,8 @@ const checkOptionProperties = {
   critical: Type.Optional(Type.Boolean()),
   timeout: Type.Optional(Millis(1)),
   // The floor keeps a misconfigured check from spinning on a 0 ms timer.
-  interval: Type.Optional(Millis(10))
+  interval: Type.Optional(Millis(10)),
+  grace: Type.Optional(Millis(0))
 }
 
 const CheckOptionsSchema = Type.Object(checkOptionProperties, { additionalProperties: false })
@@ -107,7 +108,7 @@ const OptionsSchema = Type.Object({
   details: Type.Optional(Type.Boolean()),
   checks: Type.Optional(Type.Record(Name, Type.Object({ fn: Fn, ...checkOptionProperties }, {
     additionalProperties: false,
-    description: 'a function or { fn, critical?, timeout?, interval? }'
+    description: 'a function or { fn, critical?, timeout?, interval?, grace? }'
   }), {
     additionalProperties: false,
     description: 'an object of checks keyed by names of 1 to 128 characters without line breaks'
@@ -251,7 +252,8 @@ function definition (name: string, fn: CheckFn, options: CheckOptions, defaultTi
     fn,
     critical: options.critical ?? DEFAULTS.critical,
     timeout: ms(options.timeout, defaultTimeout),
-    interval: ms(options.interval, defaultInterval)
+    interval: ms(options.interval, defaultInterval),
+    grace: ms(options.grace, 0)
   })
 }
 

@@ -28,7 +28,7 @@ export function registrationCheck (registrar: RegistrationView): () => { status:
 
 interface HealthView {
   status: CheckStatus
-  checks: Readonly<Record<string, { status: CheckStatus }>>
+  checks: Readonly<Record<string, { status: CheckStatus, starting?: true }>>
   pressure?: readonly unknown[]
 }
 
@@ -39,6 +39,7 @@ interface HealthView {
 export function advertisedStatus (health: HealthView): CheckStatus {
   if (health.status !== 'warning' || health.checks[REGISTRATION_CHECK]?.status !== 'warning') return health.status
   if ((health.pressure?.length ?? 0) > 0) return 'warning'
-  const others = Object.entries(health.checks).filter(([name]) => name !== REGISTRATION_CHECK)
+  // A check within its start period (`grace`) is shown but does not count, here as in the aggregate.
+  const others = Object.entries(health.checks).filter(([name, c]) => name !== REGISTRATION_CHECK && c.starting !== true)
   return others.every(([, c]) => c.status === 'passing') ? 'passing' : 'warning'
 }

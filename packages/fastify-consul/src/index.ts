@@ -238,7 +238,8 @@ export default consulPlugin
 export { resolveConnection, type ConsulConnectionOptions, type ResolvedConnection } from './consul/connection.js'
 export type { ConsulPluginOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions } from './options.js'
 export type { RegistrationState, HealthSource } from './registration/registrar.js'
-export type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
+// DiscoveryOptions: the name people guess for discover()'s options, the same type.
+export type { DiscoverOptions, DiscoverOptions as DiscoveryOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
 export type { ServiceDispatcher, DispatcherStats, DispatcherEvents } from './discovery/dispatcher.js'
 export type { RequestOutcome } from './discovery/retry.js'
 export type { ServiceWatch, WatchState } from './discovery/watcher.js'

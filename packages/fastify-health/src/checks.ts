@@ -21,18 +21,18 @@ export interface CheckReport {
 
 export interface CheckOptions {
   /** A failing critical check makes the instance critical (503); a non-critical one only warns (429). Default `true`. */
-  critical?: boolean
+  critical?: boolean | undefined
   /** How long a run may take before it counts as failed: ms or a duration ('2s'). Default: the plugin's `defaultTimeout`. */
-  timeout?: number | string
+  timeout?: number | string | undefined
   /** From the end of one run to the start of the next: ms or a duration. Default: the plugin's `defaultInterval`. */
-  interval?: number | string
+  interval?: number | string | undefined
   /**
    * A start period, as Docker's `start_period` or a Kubernetes startup probe: for this long after the check
    * first runs, a failing result is shown with `starting: true` but does not count towards the status. The
    * first passing result ends it early. For checks on something that answers after boot (a discovery
    * watch's first answer, a cache warming). ms or a duration. Default 0: none.
    */
-  grace?: number | string
+  grace?: number | string | undefined
 }
 
 /** The latest outcome of one check, as `status()` and the `/health` body show it. */

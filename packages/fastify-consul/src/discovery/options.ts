@@ -4,6 +4,7 @@ import type { Pool } from 'undici'
 import { Duration, toMs } from '../consul/duration.js'
 import { DiscoveryInvalidOptionError } from '../errors.js'
 import type { BackoffOptions } from '../util/backoff.js'
+import type { Unset } from '../util/unset.js'
 import { fieldOf, firstProblem } from '../util/validate.js'
 import { BALANCERS, type BalancerName } from './balancer.js'
 import type { DispatcherTuning } from './dispatcher.js'
@@ -13,7 +14,7 @@ import type { RateLimit, WatchQuery, WatchTuning } from './watcher.js'
 // Discovery's options: the schema, every default, and the one function that turns what a user wrote
 // into complete settings. The watcher, the balancers and the dispatcher take those settings as given.
 
-export interface DiscoverOptions {
+interface DiscoverFields {
   /** Only instances carrying this tag (`?tag`). */
   tag?: string
   /** Datacenter to query; the agent's own by default. */
@@ -64,7 +65,7 @@ export interface DiscoverOptions {
 }
 
 /** What a dispatcher adds on top of the watch it is fed by. */
-export interface DispatchOptions {
+interface DispatchFields {
   /** Default 'weighted'. 'least-request' is P2C over outstanding requests with peak-EWMA latency. */
   balancer?: BalancerName
   /** Extra attempts per request, each on another instance. Default 2. */
@@ -89,6 +90,9 @@ export interface DispatchOptions {
   random?: () => number
 }
 
+// Optional fields also take undefined ("not set"), for consumers with exactOptionalPropertyTypes.
+export type DiscoverOptions = Unset<DiscoverFields>
+export type DispatchOptions = Unset<DispatchFields>
 export interface DispatcherOptions extends DiscoverOptions, DispatchOptions {}
 
 export const DISCOVERY_DEFAULTS = Object.freeze({

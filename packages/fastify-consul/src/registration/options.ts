@@ -2,6 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { Duration, toMs } from '../consul/duration.js'
 import { InvalidOptionError } from '../errors.js'
+import type { Unset } from '../util/unset.js'
 import { firstProblem, unknownOption } from '../util/validate.js'
 
 // What may be registered, and the one place its defaults live. The schemas are Consul's own limits
@@ -31,7 +32,7 @@ export const ServiceSchema = Type.Object({
   enableTagOverride: Type.Optional(Type.Boolean({ description: 'a boolean' }))
 }, { additionalProperties: false, description: 'an object { name, id?, address?, port?, tags?, meta?, weights?, enableTagOverride? }' })
 
-export type ServiceOptions = Static<typeof ServiceSchema>
+export type ServiceOptions = Unset<Static<typeof ServiceSchema>>
 
 // Consul clamps DeregisterCriticalServiceAfter to one minute and check intervals to one second without
 // saying so; smaller values are refused here instead, so what we send is what Consul does.
@@ -67,11 +68,11 @@ const compiledChecks: Record<CheckType, TypeCheck<TSchema>> = {
 }
 
 /** Consul probes `GET http://address:port/<path>`; the default check type. */
-export type HttpCheckOptions = Omit<Static<typeof CHECK_SCHEMAS.http>, 'type'> & { type?: 'http' }
+export type HttpCheckOptions = Unset<Omit<Static<typeof CHECK_SCHEMAS.http>, 'type'>> & { type?: 'http' | undefined }
 /** Consul opens a TCP connection to address:port. */
-export type TcpCheckOptions = Omit<Static<typeof CHECK_SCHEMAS.tcp>, 'type'> & { type: 'tcp' }
+export type TcpCheckOptions = Unset<Omit<Static<typeof CHECK_SCHEMAS.tcp>, 'type'>> & { type: 'tcp' }
 /** The plugin reports health to Consul; Consul marks it critical when no report came within `ttl`. */
-export type TtlCheckOptions = Omit<Static<typeof CHECK_SCHEMAS.ttl>, 'type'> & { type: 'ttl' }
+export type TtlCheckOptions = Unset<Omit<Static<typeof CHECK_SCHEMAS.ttl>, 'type'>> & { type: 'ttl' }
 export type CheckOptions = HttpCheckOptions | TcpCheckOptions | TtlCheckOptions
 
 export type CheckConfig =

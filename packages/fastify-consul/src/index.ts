@@ -236,7 +236,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
 export const consulPlugin = fp(consul, { name: '@reg/fastify-consul', fastify: '5.x' })
 export default consulPlugin
 export { resolveConnection, type ConsulConnectionOptions, type ResolvedConnection } from './consul/connection.js'
-export type { ConsulPluginOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions } from './options.js'
+export type { ConsulPluginOptions, GrpcCheckOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions } from './options.js'
 export type { RegistrationState, HealthSource } from './registration/registrar.js'
 // DiscoveryOptions: the name people guess for discover()'s options, the same type.
 export type { DiscoverOptions, DiscoverOptions as DiscoveryOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'

@@ -6,7 +6,7 @@ import { ConnectionSchema, type ConsulConnectionOptions } from './consul/connect
 import { Duration, toMs } from './consul/duration.js'
 import { validateDiscoveryOptions, type DispatcherOptions } from './discovery/options.js'
 import { InvalidOptionError } from './errors.js'
-import { normalizeCheck, normalizeService, type CheckConfig, type HttpCheckOptions, type ServiceOptions, type TcpCheckOptions, type TtlCheckOptions } from './registration/options.js'
+import { normalizeCheck, normalizeService, type CheckConfig, type GrpcCheckOptions, type HttpCheckOptions, type ServiceOptions, type TcpCheckOptions, type TtlCheckOptions } from './registration/options.js'
 import type { Unset } from './util/unset.js'
 import { firstProblem } from './util/validate.js'
 
@@ -34,13 +34,13 @@ const Schema = Type.Object({
 
 const compiled = TypeCompiler.Compile(Schema)
 
-export type { HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions, CheckConfig }
+export type { GrpcCheckOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions, CheckConfig }
 
 export interface ConsulPluginOptions {
   /** What to register. Only `name` is required. */
   service: ServiceOptions
-  /** The check Consul runs (http, tcp) or expects (ttl); `false` for none. Default `{ type: 'http' }`. */
-  check?: false | HttpCheckOptions | TcpCheckOptions | TtlCheckOptions | undefined
+  /** The check Consul runs (http, tcp, grpc) or expects (ttl); `false` for none. Default `{ type: 'http' }`. */
+  check?: false | HttpCheckOptions | TcpCheckOptions | GrpcCheckOptions | TtlCheckOptions | undefined
   /** Register on listen. `false` leaves it to `fastify.consul.register()`. Default true. */
   register?: boolean | undefined
   /** Make `ready()`/`listen()` reject when the agent is unreachable or the token unknown. Default false. */

@@ -8,6 +8,7 @@ import consulPlugin, {
   type DiscoveryOptions,
   type DispatcherOptions,
   type DispatchOptions,
+  type GrpcCheckOptions,
   type HttpCheckOptions,
   type ServiceOptions
 } from '@reg/fastify-consul'
@@ -16,7 +17,8 @@ import healthPlugin, { type CheckOptions, type HealthPluginOptions } from '@reg/
 const port: number | undefined = process.env.PORT === undefined ? undefined : Number(process.env.PORT)
 
 const service: ServiceOptions = { name: 'users', id: process.env.SERVICE_ID, port, address: process.env.HOST, tags: undefined, meta: undefined }
-const check: HttpCheckOptions = { type: 'http', path: undefined, interval: process.env.CHECK_INTERVAL }
+const check: HttpCheckOptions = { type: 'http', path: undefined, interval: process.env.CHECK_INTERVAL, method: undefined, header: { authorization: process.env.TOKEN ?? '' } }
+const grpc: GrpcCheckOptions = { type: 'grpc', port, grpcService: process.env.GRPC_SERVICE, failuresBeforeCritical: undefined }
 const options: ConsulPluginOptions = {
   service,
   check,
@@ -43,4 +45,4 @@ await app.register(consulPlugin, options)
 app.health.addCheck('db', () => {}, checkOptions)
 app.consul.discover('users', guessed)
 app.consul.dispatcher('users', both)
-export { noName, tcp }
+export { noName, tcp, grpc }

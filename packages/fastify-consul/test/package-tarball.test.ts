@@ -30,6 +30,10 @@ t.test('the packed tarballs install with npm and work from ESM and from require(
       t.notOk(Object.keys((manifest[field] ?? {}) as Record<string, string>).some((dep) => dep.startsWith('@reg/')), `${name}: no workspace package in ${field}`)
     }
 
+    const own = JSON.parse(await readFile(join(plugins[installed.names.indexOf(name)]!, 'package.json'), 'utf8')) as { version: string }
+    t.equal(manifest.version, own.version, `${name}: the version changesets cut`)
+    t.not(manifest.version, '0.0.0', `${name}: a released version, not the placeholder`)
+
     // Every source map points at a file that ships, so a stack trace or a debugger lands in real TypeScript.
     const maps = (await readdir(join(root, 'dist'), { recursive: true })).filter((f) => f.endsWith('.js.map'))
     t.ok(maps.length > 0, `${name}: source maps ship`)

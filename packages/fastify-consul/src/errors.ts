@@ -44,6 +44,9 @@ export const BadResponseError = createError<'FST_REG_DISCOVERY_BAD_RESPONSE', 50
 export const UpstreamUnusableError = createError<'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE', 502, [string, string]>(
   'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE', 'Instance %s cannot take a request: %s', 502)
 
+export const NotReadyError = createError<'FST_REG_DISCOVERY_NOT_READY', 503, [string, number]>(
+  'FST_REG_DISCOVERY_NOT_READY', 'Consul gave no answer about %s within readyTimeout (%d ms); the watch keeps trying, and its log at warn says why', 503)
+
 export const WatchClosedError = createError<'FST_REG_DISCOVERY_CLOSED', 500, [string]>(
   'FST_REG_DISCOVERY_CLOSED', 'The watch for %s is closed', 500)
 

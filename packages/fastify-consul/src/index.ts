@@ -17,6 +17,7 @@ import { consulMetrics } from './metrics.js'
 import { AlreadyRegisteredError, NotListeningError, UnreachableError } from './errors.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
 import { buildDefinition, resolveAddress, type ServiceRegistration } from './registration/definition.js'
+import { advertisedStatus, registrationCheck, REGISTRATION_CHECK, REGISTRATION_CHECK_INTERVAL } from './registration/health-contribution.js'
 import { leftHealthyView } from './registration/healthy-view.js'
 import { Registrar, type HealthSource, type RegistrationState } from './registration/registrar.js'
 
@@ -25,6 +26,8 @@ export interface FastifyConsul {
   readonly client: Consul
   /** What was last sent to Consul, or undefined before the first registration. */
   readonly registration: ServiceRegistration | undefined
+  /** State `registering` may be a retry loop: this is why the last try failed (coded, with Consul's reason), until one succeeds. */
+  readonly registrationError: (Error & { code?: string }) | undefined
   readonly state: RegistrationState
   /** Registers now (after listen). Rejects on failure: for apps that set `register: false`. */
   register (): Promise<void>
@@ -80,7 +83,7 @@ function consulClient (conn: ResolvedConnection, http: ConsulHttp): Consul {
   } as ConstructorParameters<typeof Consul>[0])
 }
 
-type HealthDecorator = HealthSource & { path: string, drain?: () => void }
+type HealthDecorator = HealthSource & { path: string, drain?: () => void, addCheck?: (name: string, fn: () => unknown, opts: { critical: boolean, interval: number }) => void }
 
 function healthOf (fastify: FastifyInstance): HealthDecorator | undefined {
   // Structural lookup instead of an import: @reg/fastify-health is optional.
@@ -108,6 +111,8 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     ttl: opts.check.type === 'ttl' ? opts.check.ttl : undefined
   })
   registrar.on('state', (state) => log.debug({ state }, 'consul registration state'))
+  // /health says "not registered: <Consul's reason>" as a warning while registration retries.
+  healthOf(fastify)?.addCheck?.(REGISTRATION_CHECK, registrationCheck(registrar), { critical: false, interval: REGISTRATION_CHECK_INTERVAL })
   // The global provider is read now, at registration: an app sets it up before registering plugins.
   const meters = consulMetrics(opts.meterProvider ?? metrics.getMeterProvider(), {
     registration: () => ({ service: opts.service.name, id: registrar.registration?.id ?? opts.service.id, state: registrar.state }),
@@ -134,7 +139,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       port,
       healthPath: health?.path ?? '/health',
       // With an initial Status we are discoverable as soon as we listen, not after the first probe.
-      initialStatus: health?.status().status ?? 'passing',
+      initialStatus: health ? advertisedStatus(health.status()) : 'passing',
       bootId
     })
   }
@@ -148,6 +153,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     client,
     get registration () { return registrar.registration },
     get state () { return registrar.state },
+    get registrationError () { return registrar.lastError },
     register: () => register(true),
     deregister: () => registrar.deregister(),
     shutdown,
@@ -236,9 +242,10 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
 export const consulPlugin = fp(consul, { name: '@reg/fastify-consul', fastify: '5.x' })
 export default consulPlugin
 export { resolveConnection, type ConsulConnectionOptions, type ResolvedConnection } from './consul/connection.js'
-export type { ConsulPluginOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions } from './options.js'
+export type { ConsulPluginOptions, GrpcCheckOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions } from './options.js'
 export type { RegistrationState, HealthSource } from './registration/registrar.js'
-export type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
+// DiscoveryOptions: the name people guess for discover()'s options, the same type.
+export type { DiscoverOptions, DiscoverOptions as DiscoveryOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
 export type { ServiceDispatcher, DispatcherStats, DispatcherEvents } from './discovery/dispatcher.js'
 export type { RequestOutcome } from './discovery/retry.js'
 export type { ServiceWatch, WatchState } from './discovery/watcher.js'

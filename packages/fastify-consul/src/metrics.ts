@@ -25,7 +25,7 @@ export interface ConsulMetricsSources {
   /** The service this process registers, and its Consul id once known. */
   registration (): { service: string, id: string | undefined, state: RegistrationState }
   /** The running watchers (one per distinct query). */
-  watchers (): readonly Pick<Watcher, 'query' | 'all' | 'state' | 'panic' | 'lastContact' | 'invalid'>[]
+  watchers (): readonly Pick<Watcher, 'query' | 'all' | 'panic' | 'outageSince' | 'invalid'>[]
   /** Calls `listener` after each self-heal; returns the unsubscribe function. */
   onHealed (listener: () => void): () => void
   /** Epoch ms; Date.now by default. */
@@ -99,8 +99,9 @@ export function consulMetrics (provider: MeterProvider, sources: ConsulMetricsSo
       const counts: Record<InstanceStatus, number> = { passing: 0, warning: 0, critical: 0 }
       for (const instance of watcher.all.instances) counts[instance.status]++
       for (const status of STATUSES) result.observe(instances, counts[status], { service, status })
-      const lost = (watcher.state === 'stale' || watcher.state === 'expired') && watcher.lastContact !== undefined
-      result.observe(stale, lost ? Math.max(0, (now() - watcher.lastContact!) / 1000) : 0, { service })
+      // Since the outage began, not since the last answer: a blocking query answers only every `wait`.
+      const since = watcher.outageSince
+      result.observe(stale, since === undefined ? 0 : Math.max(0, (now() - since) / 1000), { service })
       result.observe(panic, watcher.panic ? 1 : 0, { service })
       result.observe(invalid, watcher.invalid, { service })
     }

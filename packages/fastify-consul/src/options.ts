@@ -6,7 +6,8 @@ import { ConnectionSchema, type ConsulConnectionOptions } from './consul/connect
 import { Duration, toMs } from './consul/duration.js'
 import { validateDiscoveryOptions, type DispatcherOptions } from './discovery/options.js'
 import { InvalidOptionError } from './errors.js'
-import { normalizeCheck, normalizeService, type CheckConfig, type HttpCheckOptions, type ServiceOptions, type TcpCheckOptions, type TtlCheckOptions } from './registration/options.js'
+import { normalizeCheck, normalizeService, type CheckConfig, type GrpcCheckOptions, type HttpCheckOptions, type ServiceOptions, type TcpCheckOptions, type TtlCheckOptions } from './registration/options.js'
+import type { Unset } from './util/unset.js'
 import { firstProblem } from './util/validate.js'
 
 // The plugin's options: one schema composed from the layers' own (registration, discovery, connection),
@@ -33,36 +34,36 @@ const Schema = Type.Object({
 
 const compiled = TypeCompiler.Compile(Schema)
 
-export type { HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions, CheckConfig }
+export type { GrpcCheckOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions, CheckConfig }
 
 export interface ConsulPluginOptions {
   /** What to register. Only `name` is required. */
   service: ServiceOptions
-  /** The check Consul runs (http, tcp) or expects (ttl); `false` for none. Default `{ type: 'http' }`. */
-  check?: false | HttpCheckOptions | TcpCheckOptions | TtlCheckOptions
+  /** The check Consul runs (http, tcp, grpc) or expects (ttl); `false` for none. Default `{ type: 'http' }`. */
+  check?: false | HttpCheckOptions | TcpCheckOptions | GrpcCheckOptions | TtlCheckOptions | undefined
   /** Register on listen. `false` leaves it to `fastify.consul.register()`. Default true. */
-  register?: boolean
+  register?: boolean | undefined
   /** Make `ready()`/`listen()` reject when the agent is unreachable or the token unknown. Default false. */
-  failFast?: boolean
+  failFast?: boolean | undefined
   /** Re-register when the agent forgets us (restart, wiped data). Default true. */
-  selfHeal?: boolean
+  selfHeal?: boolean | undefined
   /** Longest time deregistration may hold up shutdown: ms or a duration. Default 2s. */
-  deregisterTimeout?: number | string
+  deregisterTimeout?: number | string | undefined
   /** Extra wait in shutdown() after leaving Consul's healthy view, for callers' caches. Default 500ms. */
-  drainDelay?: number | string
+  drainDelay?: number | string | undefined
   /** Backoff for registration retries: full jitter in [0, min(cap, base·2^n)). Default { base: 200, cap: 30000 } (ms). */
-  retry?: { base?: number | string, cap?: number | string }
+  retry?: { base?: number | string | undefined, cap?: number | string | undefined } | undefined
   /** How to reach the agent; every field falls back to Consul's CLI environment variables. */
-  consul?: ConsulConnectionOptions
+  consul?: Unset<ConsulConnectionOptions> | undefined
   /** A `consul` client to expose as `fastify.consul.client`; it is never closed by the plugin. */
-  client?: Consul
+  client?: Consul | undefined
   /** Defaults under every discover()/dispatcher() call's own options; validated at ready(). */
-  discovery?: DispatcherOptions
+  discovery?: DispatcherOptions | undefined
   /**
    * Where the plugin's metrics go (see README, Metrics). Default: the global one from
    * `@opentelemetry/api`, read when the plugin is registered, which is a no-op until an SDK sets it.
    */
-  meterProvider?: MeterProvider
+  meterProvider?: MeterProvider | undefined
 }
 
 export interface NormalizedOptions {

@@ -7,7 +7,6 @@ import consulPlugin from '../src/index.js'
 import type { ServiceDispatcher } from '../src/discovery/dispatcher.js'
 import { InstanceSet } from '../src/discovery/instance-set.js'
 import type { Instance, InstanceStatus } from '../src/discovery/instance.js'
-import type { WatchState } from '../src/discovery/watcher.js'
 import { consulMetrics, type ConsulMetricsSources } from '../src/metrics.js'
 import type { RegistrationState } from '../src/registration/registrar.js'
 import { echoReplica as replica, stateBecomes } from './fixtures/app.js'
@@ -16,12 +15,12 @@ function instance (id: string, status: InstanceStatus): Instance {
   return Object.freeze({ id, service: 'users', node: 'n', address: '127.0.0.1', port: 1, host: '127.0.0.1', tags: [], meta: {}, weight: status === 'critical' ? 0 : 1, status, maintenance: false })
 }
 
-interface FakeWatch { query: { service: string }, all: InstanceSet, state: WatchState, panic: boolean, lastContact: number | undefined, invalid: number }
+interface FakeWatch { query: { service: string }, all: InstanceSet, panic: boolean, outageSince: number | undefined, invalid: number }
 
 t.test('gauges read the registration and the watchers at collection time', async (t) => {
   const m = testMeter(t)
   const reg: { id: string | undefined, state: RegistrationState } = { id: undefined, state: 'unregistered' }
-  const users: FakeWatch = { query: { service: 'users' }, all: InstanceSet.from([instance('a', 'passing'), instance('b', 'passing'), instance('c', 'critical')]), state: 'live', panic: false, lastContact: 1000, invalid: 0 }
+  const users: FakeWatch = { query: { service: 'users' }, all: InstanceSet.from([instance('a', 'passing'), instance('b', 'passing'), instance('c', 'critical')]), panic: false, outageSince: undefined, invalid: 0 }
   // A second query on the same service (another tag): the first watcher's view is the one reported.
   const usersTagged: FakeWatch = { ...users, all: InstanceSet.EMPTY }
   const healed = new EventEmitter()
@@ -54,16 +53,15 @@ t.test('gauges read the registration and the watchers at collection time', async
   users.invalid = 2
   t.equal(await m.value('reg_discovery_invalid_instances', { service: 'users' }), 2, 'entries left out as unusable')
 
-  users.state = 'stale'
+  users.outageSince = 1000
   users.panic = true
   now = 4500
-  t.equal(await m.value('reg_discovery_stale_seconds', { service: 'users' }), 3.5, 'seconds since Consul last answered')
+  t.equal(await m.value('reg_discovery_stale_seconds', { service: 'users' }), 3.5, 'seconds since the outage began')
   t.equal(await m.value('reg_discovery_panic', { service: 'users' }), 1)
-  users.state = 'expired'
-  now = 11_000
-  t.equal(await m.value('reg_discovery_stale_seconds', { service: 'users' }), 10, 'still counting once expired')
-  users.lastContact = undefined
-  t.equal(await m.value('reg_discovery_stale_seconds', { service: 'users' }), 0, 'never reached: nothing to be stale about')
+  now = 500
+  t.equal(await m.value('reg_discovery_stale_seconds', { service: 'users' }), 0, 'a clock step back reads 0, not negative')
+  users.outageSince = undefined
+  t.equal(await m.value('reg_discovery_stale_seconds', { service: 'users' }), 0, 'live again')
 
   t.equal(await m.value('reg_registration_heals_total'), undefined)
   t.equal(await m.value('reg_registration_heals'), undefined)
@@ -136,4 +134,29 @@ t.test('meterProvider must be a MeterProvider', async (t) => {
   t.teardown(() => app.close())
   app.register(consulPlugin, { service: { name: 'x' }, meterProvider: {} as never })
   await t.rejects(async () => { await app.ready() }, { code: 'FST_REG_CONSUL_INVALID_OPTION', message: /meterProvider/ })
+})
+
+t.test('reg_discovery_stale_seconds counts from the first failed read, not from the last answer of an idle blocking query', async (t) => {
+  const agent = await startConsul({ t })
+  const m = testMeter(t)
+  await replica(t, agent.address, 1)
+  const caller = Fastify()
+  t.teardown(() => caller.close())
+  // The default 5 min wait: the query sits idle, and Consul's last answer grows old while all is well.
+  await caller.register(consulPlugin, { service: { name: 'caller' }, register: false, consul: { address: agent.address }, meterProvider: m.provider })
+  await caller.ready()
+  const watch = caller.consul.discover('echo')
+  await watch.ready
+  await new Promise((resolve) => setTimeout(resolve, 4000))
+  t.equal(await m.value('reg_discovery_stale_seconds', { service: 'echo' }), 0, '0 while live, however old the last answer')
+  const idle = (Date.now() - watch.lastContact!) / 1000
+  await agent.kill()
+  const deadline = Date.now() + 10_000
+  while (watch.state !== 'stale' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(watch.state, 'stale')
+  const first = (await m.value('reg_discovery_stale_seconds', { service: 'echo' }))!
+  // The old measure read at least `idle` (>= 4 s) here; the outage is only milliseconds old.
+  t.ok(first < idle - 1, `just after the outage began: ${first} s, not the ${idle.toFixed(1)} s since the last answer`)
+  await new Promise((resolve) => setTimeout(resolve, 2000))
+  t.ok((await m.value('reg_discovery_stale_seconds', { service: 'echo' }))! >= 1.5, 'and it counts the outage as it goes on')
 })

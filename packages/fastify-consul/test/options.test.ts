@@ -13,7 +13,7 @@ function codeAndField (input: unknown): { code?: string, message: string } {
 
 t.test('defaults', async (t) => {
   const o = normalizeOptions({ service: { name: 'svc' } })
-  t.same(o.check, { type: 'http', path: undefined, interval: 10_000, timeout: 5_000, deregisterCriticalServiceAfter: 60_000, tlsSkipVerify: undefined, successBeforePassing: undefined, failuresBeforeCritical: undefined })
+  t.same(o.check, { type: 'http', path: undefined, method: undefined, header: undefined, interval: 10_000, timeout: 5_000, deregisterCriticalServiceAfter: 60_000, tlsSkipVerify: undefined, successBeforePassing: undefined, failuresBeforeCritical: undefined })
   t.equal(o.register, true)
   t.equal(o.failFast, false)
   t.equal(o.selfHeal, true)
@@ -27,9 +27,17 @@ t.test('defaults', async (t) => {
 t.test('check variants normalise durations to milliseconds', async (t) => {
   t.same(normalizeOptions({ service: { name: 's' }, check: { type: 'ttl' } }).check, { type: 'ttl', ttl: 10_000, deregisterCriticalServiceAfter: 60_000 })
   t.same(normalizeOptions({ service: { name: 's' }, check: { type: 'ttl', ttl: '1m', deregisterCriticalServiceAfter: '2h' } }).check, { type: 'ttl', ttl: 60_000, deregisterCriticalServiceAfter: 7_200_000 })
-  t.same(normalizeOptions({ service: { name: 's' }, check: { type: 'tcp', interval: 1500, timeout: '0.5s' } }).check, { type: 'tcp', interval: 1500, timeout: 500, deregisterCriticalServiceAfter: 60_000 })
+  t.same(normalizeOptions({ service: { name: 's' }, check: { type: 'tcp', interval: 1500, timeout: '0.5s' } }).check, { type: 'tcp', interval: 1500, timeout: 500, deregisterCriticalServiceAfter: 60_000, successBeforePassing: undefined, failuresBeforeCritical: undefined })
   t.same(normalizeOptions({ service: { name: 's' }, check: false }).check, { type: 'none' })
   t.match(normalizeOptions({ service: { name: 's' }, check: { type: 'http', path: '/ready', tlsSkipVerify: true, successBeforePassing: 2, failuresBeforeCritical: 3 } }).check, { path: '/ready', tlsSkipVerify: true, successBeforePassing: 2, failuresBeforeCritical: 3 })
+})
+
+t.test('http method and header, gRPC checks and the thresholds normalise to what Consul takes', async (t) => {
+  t.match(normalizeOptions({ service: { name: 's' }, check: { method: 'POST', header: { 'x-probe': 'consul', accept: ['a', 'b'] } } }).check,
+    { type: 'http', method: 'POST', header: { 'x-probe': ['consul'], accept: ['a', 'b'] } }, 'a single value becomes Consul\'s array')
+  t.same(normalizeOptions({ service: { name: 's' }, check: { type: 'grpc', port: 9090, grpcService: 'users.v1.Users', grpcUseTls: true, interval: '2s', failuresBeforeCritical: 3 } }).check,
+    { type: 'grpc', port: 9090, grpcService: 'users.v1.Users', grpcUseTls: true, tlsSkipVerify: undefined, interval: 2000, timeout: 5000, deregisterCriticalServiceAfter: 60_000, successBeforePassing: undefined, failuresBeforeCritical: 3 })
+  t.match(normalizeOptions({ service: { name: 's' }, check: { type: 'tcp', successBeforePassing: 2 } }).check, { type: 'tcp', successBeforePassing: 2 })
 })
 
 t.test('a check without a type is an http check, as documented', async (t) => {
@@ -94,17 +102,27 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['weights passing 0', { service: { name: 's', weights: { passing: 0, warning: 1 } } }, /service\.weights\.passing.*1 to 65535/],
   ['weights warning too big', { service: { name: 's', weights: { passing: 1, warning: 70000 } } }, /service\.weights\.warning/],
   ['weights missing warning', { service: { name: 's', weights: { passing: 1 } } }, /service\.weights\.warning.*required/],
-  ['check type unknown', { service: { name: 's' }, check: { type: 'grpc' } }, /option check\.type: .*"http", "tcp", "ttl"/],
+  ['check type unknown', { service: { name: 's' }, check: { type: 'h2ping' } }, /option check\.type: .*"http", "tcp", "grpc", "ttl"/],
   ['check not an object', { service: { name: 's' }, check: 'http' }, /option check: /],
   ['check interval junk', { service: { name: 's' }, check: { type: 'http', interval: '10 seconds' } }, /option check\.interval: expected a duration/],
   ['check interval with a space, type defaulted', { service: { name: 's' }, check: { interval: '10 s' } }, /option check\.interval: expected a duration/],
-  ['interval on a ttl check', { service: { name: 's' }, check: { type: 'ttl', interval: '10s' } }, /option check\.interval: .*belongs to http checks/],
+  ['interval on a ttl check', { service: { name: 's' }, check: { type: 'ttl', interval: '10s' } }, /option check\.interval: .*belongs to http, tcp, grpc checks/],
   ['ttl field on http', { service: { name: 's' }, check: { type: 'http', ttl: '5s' } }, /option check\.ttl: .*belongs to ttl checks/],
   ['unknown check field', { service: { name: 's' }, check: { intervall: '5s' } }, /option check\.intervall: .*did you mean `interval`/],
   ['ttl of 10 ms', { service: { name: 's' }, check: { type: 'ttl', ttl: 10 } }, /option check\.ttl: expected a duration of at least 1s/],
   ['interval below Consul\'s 1s floor', { service: { name: 's' }, check: { interval: '500ms' } }, /option check\.interval: expected a duration of at least 1s/],
   ['deregisterCriticalServiceAfter below Consul\'s 1m floor', { service: { name: 's' }, check: { deregisterCriticalServiceAfter: '30s' } }, /option check\.deregisterCriticalServiceAfter: expected a duration of at least 1m/],
   ['check path without slash', { service: { name: 's' }, check: { type: 'http', path: 'health' } }, /option check\.path: /],
+  ['http method lower-case', { service: { name: 's' }, check: { method: 'get' } }, /option check\.method: /],
+  ['http header name with a space', { service: { name: 's' }, check: { header: { 'x probe': 'a' } } }, /option check\.header\["x probe"\]: /],
+  ['http header value with a line break', { service: { name: 's' }, check: { header: { 'x-probe': 'a\r\nInjected: 1' } } }, /option check\.header/],
+  ['http header empty array', { service: { name: 's' }, check: { header: { 'x-probe': [] } } }, /option check\.header/],
+  ['header on a tcp check', { service: { name: 's' }, check: { type: 'tcp', header: { a: 'b' } } }, /option check\.header: .*belongs to http checks/],
+  ['grpcService on an http check', { service: { name: 's' }, check: { grpcService: 'x' } }, /option check\.grpcService: .*belongs to grpc checks/],
+  ['grpc port out of range', { service: { name: 's' }, check: { type: 'grpc', port: 70000 } }, /option check\.port: /],
+  ['grpcService with a slash', { service: { name: 's' }, check: { type: 'grpc', grpcService: 'a/b' } }, /option check\.grpcService: /],
+  ['failuresBeforeCritical negative', { service: { name: 's' }, check: { type: 'tcp', failuresBeforeCritical: -1 } }, /option check\.failuresBeforeCritical: /],
+  ['successBeforePassing on a ttl check', { service: { name: 's' }, check: { type: 'ttl', successBeforePassing: 2 } }, /option check\.successBeforePassing: .*belongs to/],
   ['service.tag for tags', { service: { name: 's', tag: ['a'] } }, /option service\.tag: .*did you mean `tags`/],
   ['unknown top-level option close to a known one', { service: { name: 's' }, regster: true }, /option regster: .*did you mean `register`/],
   ['deregisterTimeout 0', { service: { name: 's' }, deregisterTimeout: 0 }, /option deregisterTimeout: expected a duration of at least 1ms/],

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { readdir, readFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { installPacked } from '@reg/testkit'
 import t from 'tap'
@@ -22,6 +22,27 @@ t.test('the packed tarballs install with npm and work from ESM and from require(
     t.notMatch(await readFile(join(root, 'package.json'), 'utf8'), /catalog:|workspace:/, `${name}: pnpm pack rewrote the workspace specifiers`)
     t.ok(existsSync(join(root, 'LICENSE')), `${name}: the LICENSE ships`)
     t.ok(existsSync(join(root, 'dist', 'index.d.ts')), `${name}: the types ship`)
+
+    // What npm installs for users: nothing private. devDependencies ship in the manifest (pnpm keeps them,
+    // as npm does) but are never installed by a consumer, so the private testkit may stay there only.
+    const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as Record<string, Record<string, string> | string | undefined>
+    for (const field of ['dependencies', 'peerDependencies', 'optionalDependencies']) {
+      t.notOk(Object.keys((manifest[field] ?? {}) as Record<string, string>).some((dep) => dep.startsWith('@reg/')), `${name}: no workspace package in ${field}`)
+    }
+
+    const own = JSON.parse(await readFile(join(plugins[installed.names.indexOf(name)]!, 'package.json'), 'utf8')) as { version: string }
+    t.equal(manifest.version, own.version, `${name}: the version changesets cut`)
+    t.not(manifest.version, '0.0.0', `${name}: a released version, not the placeholder`)
+
+    // Every source map points at a file that ships, so a stack trace or a debugger lands in real TypeScript.
+    const maps = (await readdir(join(root, 'dist'), { recursive: true })).filter((f) => f.endsWith('.js.map'))
+    t.ok(maps.length > 0, `${name}: source maps ship`)
+    const missing: string[] = []
+    for (const map of maps) {
+      const { sources } = JSON.parse(await readFile(join(root, 'dist', map), 'utf8')) as { sources: string[] }
+      for (const source of sources) if (!existsSync(resolve(root, 'dist', dirname(map), source))) missing.push(`${map} → ${source}`)
+    }
+    t.same(missing, [], `${name}: every map's sources ship`)
 
     // CommonJS sees the same exports, the very same values, plus the `__esModule` marker Node adds so that
     // CommonJS code transpiled from `import plugin from` gets the default export.

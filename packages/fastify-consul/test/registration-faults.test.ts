@@ -15,18 +15,24 @@ t.test('Consul down at boot: the app serves, retries with backoff, registers onc
   await app.listen({ host: '127.0.0.1', port: 0 })
   const res = await app.inject('/health')
   t.equal(res.statusCode, 200, 'the app serves while Consul is away')
-  await eventually(async () => logs.records().filter((r) => r.msg === 'consul registration failed; retrying').length >= 2, 'two retries')
-  const retries = logs.records().filter((r) => r.msg === 'consul registration failed; retrying')
-  t.equal(retries[0]!.level, 40, 'retries are logged at warn')
-  t.equal(retries[0]!.attempt, 1)
-  t.equal(retries[1]!.attempt, 2)
-  t.equal(retries[0]!.code, 'FST_REG_CONSUL_UNREACHABLE')
-  t.type(retries[0]!.delayMs, 'number')
+  await eventually(async () => logs.records().filter((r) => r.msg === 'consul registration failed again; retrying').length >= 2, 'three tries')
+  const first = logs.records().filter((r) => r.msg === 'consul registration failed; retrying')
+  t.equal(first.length, 1, 'one warning for one failure, however many tries')
+  t.equal(first[0]!.level, 40, 'logged at warn')
+  t.equal(first[0]!.attempt, 1)
+  t.equal(first[0]!.code, 'FST_REG_CONSUL_UNREACHABLE')
+  t.type(first[0]!.delayMs, 'number')
+  const again = logs.records().filter((r) => r.msg === 'consul registration failed again; retrying')
+  t.same(again.slice(0, 2).map((r) => [r.level, r.attempt]), [[20, 2], [20, 3]], 'each further try at debug')
+  t.equal(app.consul.registrationError?.code, 'FST_REG_CONSUL_UNREACHABLE')
   t.equal(app.consul.state, 'registering')
 
   await agent.start()
   await stateBecomes(app, 'registered')
   t.equal((await agentService(agent.url, 'late-1')).status, 200)
+  t.equal(app.consul.registrationError, undefined, 'cleared by the success')
+  const registered = logs.records().find((r) => r.msg === 'registered in consul')
+  t.match(registered?.after, /unreachable/, 'the success names the failure it ends')
 })
 
 t.test('ACL: with the token it registers; the token never reaches a log line', async (t) => {
@@ -42,16 +48,19 @@ t.test('ACL: with the token it registers; the token never reaches a log line', a
   t.notOk(logs.lines.some((l) => l.includes(MASTER)), 'no log line carries the token')
 })
 
-t.test('ACL: without a token, or with a wrong one, a coded error; the app keeps serving', async (t) => {
+t.test('ACL: without a token, or with a wrong one, a coded error, logged once, retried slowly; the app keeps serving', async (t) => {
   const agent = await startConsul({ t, acl: { masterToken: MASTER } })
   const wrong = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee'
   for (const token of [undefined, wrong]) {
-    const { app, logs } = await buildApp(t, { service: { name: 'acl-denied' }, consul: { address: agent.address, token } })
+    const { app, logs } = await buildApp(t, { service: { name: 'acl-denied' }, retry: { base: 50, cap: 400 }, consul: { address: agent.address, token } })
     await app.listen({ host: '127.0.0.1', port: 0 })
-    await stateBecomes(app, 'failed')
-    const rejected = logs.records().find((r) => r.msg === 'consul registration rejected; not retrying')
-    t.equal((rejected?.err as { code?: string } | undefined)?.code, 'FST_REG_CONSUL_ACL_DENIED', `coded error (${token ? 'wrong' : 'no'} token)`)
-    t.equal(logs.records().filter((r) => r.msg === 'consul registration rejected; not retrying').length, 1, 'logged once, not retried')
+    await eventually(async () => logs.records().some((r) => r.msg === 'consul registration failed again; retrying'), 'tried again')
+    const rejected = logs.records().filter((r) => r.msg === 'consul registration rejected; retrying slowly')
+    t.equal((rejected[0]?.err as { code?: string } | undefined)?.code, 'FST_REG_CONSUL_ACL_DENIED', `coded error (${token ? 'wrong' : 'no'} token)`)
+    t.equal(rejected.length, 1, 'logged once, though tried again')
+    t.ok((rejected[0]!.delayMs as number) >= 200, 'a refusal waits at least retry.cap / 2')
+    t.equal(app.consul.state, 'registering', 'still trying: not a final state')
+    t.equal(app.consul.registrationError?.code, 'FST_REG_CONSUL_ACL_DENIED')
     t.equal((await app.inject('/health')).statusCode, 200, 'still serving')
     t.notOk(logs.lines.some((l) => l.includes(wrong)), 'the wrong token is not logged either')
     await app.close()
@@ -212,7 +221,12 @@ t.test('the self-heal watch keeps going (and says so) when Consul answers oddly,
   await fetch(`${agent.url}/v1/acl/token/${token.AccessorID}`, { method: 'DELETE', headers: master })
   // Touch the service so the blocking watch returns and re-asks with the (now revoked) token.
   await fetch(`${agent.url}/v1/agent/service/register`, { method: 'PUT', headers: master, body: JSON.stringify({ ID: 'watched-1', Name: 'watched', Port: 2, Tags: ['touched'] }) })
-  await eventually(async () => logs.records().some((r) => r.msg === 'consul self-heal watch got an unexpected answer' && r.status === 403), 'a 403 noticed')
+  const odd = (): Array<Record<string, unknown>> => logs.records().filter((r) => r.msg === 'consul self-heal watch got an unexpected answer')
+  await eventually(async () => odd().some((r) => r.status === 403), 'a 403 noticed')
+  t.match(odd()[0]?.reason, /ACL not found|Permission denied/, 'with Consul\'s reason')
+  // The watch asks again every second; three more answers, the same reason, no new line.
+  await new Promise((resolve) => setTimeout(resolve, 3500))
+  t.equal(odd().length, 1, 'said once per change, not once per answer')
   t.equal(app.consul.state, 'registered', 'an odd answer is not a lost registration')
 })
 
@@ -313,17 +327,21 @@ t.test('an explicit register() supersedes a background retry loop', async (t) =>
   t.equal((await agentService(agent.url, 'both-1')).status, 200)
 })
 
-t.test('a 400 from Consul (a definition it refuses) is final and coded', async (t) => {
+t.test('a 400 from Consul (a definition it refuses) is coded and retried at the slow pace', async (t) => {
   const { createServer } = await import('node:http')
+  let calls = 0
   // Real 1.8 answers 400 to fields it does not know; a stand-in keeps the plugin's own body valid.
-  const server = createServer((_req, res) => { res.writeHead(400); res.end('Invalid check: TTL must be > 0') })
+  const server = createServer((_req, res) => { calls++; res.writeHead(400); res.end('Invalid check: TTL must be > 0') })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => server.close())
-  const { app, logs } = await buildApp(t, { service: { name: 'refused', id: 'refused-1' }, selfHeal: false, deregisterTimeout: 200, consul: { address: `127.0.0.1:${(server.address() as { port: number }).port}` } })
+  const { app, logs } = await buildApp(t, { service: { name: 'refused', id: 'refused-1' }, selfHeal: false, retry: { base: 10, cap: 200 }, deregisterTimeout: 200, consul: { address: `127.0.0.1:${(server.address() as { port: number }).port}` } })
   await app.listen({ host: '127.0.0.1', port: 0 })
-  await stateBecomes(app, 'failed')
-  const rejected = logs.records().find((r) => r.msg === 'consul registration rejected; not retrying')
-  t.equal((rejected?.err as { code?: string } | undefined)?.code, 'FST_REG_CONSUL_REGISTRATION_REJECTED')
+  await eventually(async () => calls >= 3, 'tried again, and again')
+  const rejected = logs.records().filter((r) => r.msg === 'consul registration rejected; retrying slowly')
+  t.equal(rejected.length, 1, 'logged once')
+  t.equal((rejected[0]?.err as { code?: string } | undefined)?.code, 'FST_REG_CONSUL_REGISTRATION_REJECTED')
+  t.equal(app.consul.registrationError?.code, 'FST_REG_CONSUL_REGISTRATION_REJECTED')
+  t.equal(app.consul.state, 'registering')
 })
 
 t.test('R5: a black-holed agent at boot does not block listen(); with failFast, ready() gives up with a code', async (t) => {
@@ -371,4 +389,40 @@ t.test('a loss noticed by both keepers (self-heal watch and TTL beat) re-registe
   await app.listen({ host: '127.0.0.1', port: 0 })
   await eventually(async () => updates >= 1 && registers >= 2 && app.consul.state === 'registered', 'both keepers noticed and the re-registration landed')
   t.equal(registers, 2, 'one re-registration, shared by both keepers')
+})
+
+t.test('TTL beats pause while a re-registration is in flight, and resume after it', async (t) => {
+  const { createServer } = await import('node:http')
+  let registers = 0
+  let updates = 0
+  let duringHold: number | undefined
+  const held: Array<import('node:http').ServerResponse> = []
+  // A stand-in holds the re-registration for 2.5 s, five beats of a 1 s TTL (one every 500 ms).
+  const server = createServer((req, res) => {
+    const url = req.url ?? ''
+    if (url.startsWith('/v1/agent/service/register')) {
+      if (++registers === 1) { res.writeHead(200); res.end(); return }
+      const atStart = updates
+      setTimeout(() => { duringHold = updates - atStart; res.writeHead(200); res.end() }, 2500)
+    } else if (url.startsWith('/v1/agent/service/')) {
+      // The self-heal watch: the agent lost us once, then it blocks.
+      if (registers === 1) setTimeout(() => { res.writeHead(404); res.end() }, 300)
+      else held.push(res)
+    } else if (url.startsWith('/v1/agent/check/update/')) {
+      updates++
+      res.writeHead(200)
+      res.end()
+    } else {
+      res.writeHead(200)
+      res.end()
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const r of held) r.destroy(); server.close() })
+  const { app } = await buildApp(t, { service: { name: 'paused', id: 'paused-1' }, check: { type: 'ttl', ttl: '1s' }, deregisterTimeout: 200, consul: { address: `127.0.0.1:${(server.address() as { port: number }).port}` } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await eventually(async () => duringHold !== undefined && app.consul.state === 'registered', 're-registered after the hold')
+  t.equal(duringHold, 0, 'no TTL update while the re-registration was in flight')
+  const after = updates
+  await eventually(async () => updates > after, 'beats resume once registered')
 })

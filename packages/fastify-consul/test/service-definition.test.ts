@@ -43,6 +43,21 @@ t.test('the registration body carries only fields Consul 1.8 knows', async (t) =
   const tuned = normalizeOptions({ service: { name: 'svc' }, check: { type: 'http', tlsSkipVerify: true, successBeforePassing: 2, failuresBeforeCritical: 3 } })
   const { body: tunedBody } = buildDefinition({ service: tuned.service, check: tuned.check, address: '10.0.0.5', port: 8080, healthPath: '/health', initialStatus: 'passing', bootId: 'b00t' })
   t.match(tunedBody.Check, { TLSSkipVerify: true, SuccessBeforePassing: 2, FailuresBeforeCritical: 3 }, 'optional tuning fields are sent only when set')
+  for (const absent of ['TLSSkipVerify', 'SuccessBeforePassing', 'FailuresBeforeCritical', 'Method', 'Header', 'GRPC', 'GRPCUseTLS']) {
+    t.notOk(absent in body.Check!, `${absent} is not sent when unset (Consul 1.8 refuses unknown fields, and older agents these)`)
+  }
+
+  const probe = normalizeOptions({ service: { name: 'svc' }, check: { method: 'POST', header: { 'x-probe': 'consul' } } })
+  t.match(buildDefinition({ service: probe.service, check: probe.check, address: '10.0.0.5', port: 8080, healthPath: '/health', initialStatus: 'passing', bootId: 'b00t' }).body.Check,
+    { Method: 'POST', Header: { 'x-probe': ['consul'] } })
+
+  const grpc = normalizeOptions({ service: { name: 'svc' }, check: { type: 'grpc', port: 9090, grpcService: 'users.v1.Users', grpcUseTls: true, tlsSkipVerify: true } })
+  const built = buildDefinition({ service: grpc.service, check: grpc.check, address: '::1', port: 8080, healthPath: '/health', initialStatus: 'passing', bootId: 'b00t' })
+  t.match(built.body.Check, { GRPC: '[::1]:9090/users.v1.Users', GRPCUseTLS: true, TLSSkipVerify: true, Interval: '10s', Timeout: '5s' })
+  t.notOk('HTTP' in built.body.Check! || 'TCP' in built.body.Check!, 'a gRPC check only')
+  t.same(built.registration.check, { id: `service:${built.body.ID}:b00t`, type: 'grpc', grpc: '[::1]:9090/users.v1.Users', interval: '10s', timeout: '5s', deregisterCriticalServiceAfter: '60s' })
+  const plain = normalizeOptions({ service: { name: 'svc' }, check: { type: 'grpc' } })
+  t.match(buildDefinition({ service: plain.service, check: plain.check, address: '10.0.0.5', port: 8080, healthPath: '/health', initialStatus: 'passing', bootId: 'b00t' }).body.Check, { GRPC: '10.0.0.5:8080' }, 'the registered port, no service')
 })
 
 t.test('full-jitter backoff stays within [0, min(cap, base·2^n))', async (t) => {

@@ -21,11 +21,18 @@ export interface CheckReport {
 
 export interface CheckOptions {
   /** A failing critical check makes the instance critical (503); a non-critical one only warns (429). Default `true`. */
-  critical?: boolean
+  critical?: boolean | undefined
   /** How long a run may take before it counts as failed: ms or a duration ('2s'). Default: the plugin's `defaultTimeout`. */
-  timeout?: number | string
+  timeout?: number | string | undefined
   /** From the end of one run to the start of the next: ms or a duration. Default: the plugin's `defaultInterval`. */
-  interval?: number | string
+  interval?: number | string | undefined
+  /**
+   * A start period, as Docker's `start_period` or a Kubernetes startup probe: for this long after the check
+   * first runs, a failing result is shown with `starting: true` but does not count towards the status. The
+   * first passing result ends it early. For checks on something that answers after boot (a discovery
+   * watch's first answer, a cache warming). ms or a duration. Default 0: none.
+   */
+  grace?: number | string | undefined
 }
 
 /** The latest outcome of one check, as `status()` and the `/health` body show it. */
@@ -36,6 +43,8 @@ export interface CheckResult {
   /** When the run finished (or timed out), as an ISO 8601 string. */
   readonly checkedAt: string
   readonly critical: boolean
+  /** Present while the check is in its start period (`grace`) and failing: shown, but not counted. */
+  readonly starting?: true
 }
 
 export interface CheckDefinition {
@@ -44,6 +53,8 @@ export interface CheckDefinition {
   readonly critical: boolean
   readonly timeout: number
   readonly interval: number
+  /** ms of start period; 0 or absent: none. */
+  readonly grace?: number
 }
 
 /** Outputs land in every /health body and in Consul, which keeps only 4 KB; an HTML error page must not. */
@@ -133,6 +144,8 @@ class ScheduledCheck {
   #timer: NodeJS.Timeout | undefined
   #controller: AbortController | undefined
   #stopped = false
+  /** When the start period ends (performance.now() ms), set on the first run; -Infinity once it is over. */
+  #graceEnds: number | undefined
 
   constructor (def: CheckDefinition, report: (name: string, result: CheckResult) => void) {
     this.#def = def
@@ -141,6 +154,7 @@ class ScheduledCheck {
 
   /** Resolves once the first result has been reported. */
   run (): Promise<void> {
+    this.#graceEnds ??= performance.now() + (this.#def.grace ?? 0)
     const controller = new AbortController()
     this.#controller = controller
     const run = runCheck(this.#def, controller)
@@ -151,8 +165,14 @@ class ScheduledCheck {
       if (!this.#stopped) this.#schedule()
     })
     return run.result.then((result) => {
-      if (!this.#stopped) this.#report(this.#def.name, result)
+      if (!this.#stopped) this.#report(this.#def.name, this.#inGrace(result) ? Object.freeze({ ...result, starting: true as const }) : result)
     })
+  }
+
+  /** Docker's rule: a failure within the start period does not count; the first success ends the period. */
+  #inGrace (result: CheckResult): boolean {
+    if (result.status === 'passing') this.#graceEnds = -Infinity
+    return performance.now() < this.#graceEnds!
   }
 
   #schedule (): void {

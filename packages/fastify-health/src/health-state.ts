@@ -59,9 +59,10 @@ export class HealthState {
     const previous = this.#results.get(name)
     this.#results.set(name, result)
     // Log transitions, not runs: a check that keeps failing is logged once, not on every interval.
-    if (previous?.status !== result.status) {
+    if (previous?.status !== result.status || previous.starting !== result.starting) {
       const entry = { check: name, status: result.status, output: result.output, critical: result.critical }
-      if (result.status !== 'passing') this.#log.warn(entry, `health check "${name}" is ${result.status}`)
+      if (result.starting === true) this.#log.info(entry, `health check "${name}" is ${result.status}, within its start period (not counted)`)
+      else if (result.status !== 'passing') this.#log.warn(entry, `health check "${name}" is ${result.status}`)
       else if (previous !== undefined) this.#log.info(entry, `health check "${name}" is passing again`)
       else this.#log.debug(entry, `health check "${name}" is passing`)
     }
@@ -98,6 +99,8 @@ export class HealthState {
     // critical would let Consul drop every instance at once. As a warning, callers shift load instead.
     let status: CheckStatus = this.#draining ? 'critical' : underPressure ? this.#pressureStatus : 'passing'
     for (const result of this.#results.values()) {
+      // A check in its start period is shown but not counted (see CheckOptions.grace).
+      if (result.starting === true) continue
       if (result.status === 'critical') status = 'critical'
       else if (result.status === 'warning' && status === 'passing') status = 'warning'
     }

@@ -17,40 +17,40 @@ export interface CheckSpec extends CheckOptions {
 
 export interface UnderPressureOptions {
   /** Mean event-loop delay (ms) over one sample above which the instance is under pressure. 0 = off. Default 1000. */
-  maxEventLoopDelay?: number
+  maxEventLoopDelay?: number | undefined
   /** Heap used (bytes) above which the instance is under pressure. 0 = off. Default 0. */
-  maxHeapUsedBytes?: number
+  maxHeapUsedBytes?: number | undefined
   /** Resident set size (bytes) above which the instance is under pressure. 0 = off. Default 0. */
-  maxRssBytes?: number
+  maxRssBytes?: number | undefined
   /** Event-loop utilisation (0..1) over one sample above which the instance is under pressure. 0 = off. Default 0. */
-  maxEventLoopUtilization?: number
+  maxEventLoopUtilization?: number | undefined
   /** Time between samples: ms or a duration, at least 20 ms. Default 1000. */
-  sampleInterval?: number | string
+  sampleInterval?: number | string | undefined
   /** true: every route in scope answers 503 while under pressure. false: only readiness does. Default false. */
-  loadShedding?: boolean
+  loadShedding?: boolean | undefined
   /** What readiness reports while under pressure: 'warning' (429) or 'critical' (503). Default 'warning'. */
-  status?: 'warning' | 'critical'
+  status?: 'warning' | 'critical' | undefined
 }
 
 export interface HealthPluginOptions {
   /** Readiness route. Default `/health`. */
-  path?: string
+  path?: string | undefined
   /** Liveness route. Default `/health/live`. */
-  livePath?: string
+  livePath?: string | undefined
   /** false: the readiness body is only `{ status }`. Default true. */
-  details?: boolean
+  details?: boolean | undefined
   /** Checks by name: a function, or `{ fn, critical?, timeout?, interval? }`. */
-  checks?: Record<string, CheckFn | CheckSpec>
-  underPressure?: UnderPressureOptions
+  checks?: Record<string, CheckFn | CheckSpec> | undefined
+  underPressure?: UnderPressureOptions | undefined
   /** Timeout (ms) of checks that set none. Default 2000. */
-  defaultTimeout?: number | string
+  defaultTimeout?: number | string | undefined
   /** Interval (ms) of checks that set none. Default 5000. */
-  defaultInterval?: number | string
+  defaultInterval?: number | string | undefined
   /**
    * Where the plugin's metrics go (see README, Metrics). Default: the global one from `@opentelemetry/api`,
    * read when the plugin is registered, which is a no-op until an SDK sets it.
    */
-  meterProvider?: MeterProvider
+  meterProvider?: MeterProvider | undefined
 }
 
 export interface NormalizedOptions {
@@ -96,7 +96,8 @@ const checkOptionProperties = {
   critical: Type.Optional(Type.Boolean()),
   timeout: Type.Optional(Millis(1)),
   // The floor keeps a misconfigured check from spinning on a 0 ms timer.
-  interval: Type.Optional(Millis(10))
+  interval: Type.Optional(Millis(10)),
+  grace: Type.Optional(Millis(0))
 }
 
 const CheckOptionsSchema = Type.Object(checkOptionProperties, { additionalProperties: false })
@@ -107,7 +108,7 @@ const OptionsSchema = Type.Object({
   details: Type.Optional(Type.Boolean()),
   checks: Type.Optional(Type.Record(Name, Type.Object({ fn: Fn, ...checkOptionProperties }, {
     additionalProperties: false,
-    description: 'a function or { fn, critical?, timeout?, interval? }'
+    description: 'a function or { fn, critical?, timeout?, interval?, grace? }'
   }), {
     additionalProperties: false,
     description: 'an object of checks keyed by names of 1 to 128 characters without line breaks'
@@ -251,7 +252,8 @@ function definition (name: string, fn: CheckFn, options: CheckOptions, defaultTi
     fn,
     critical: options.critical ?? DEFAULTS.critical,
     timeout: ms(options.timeout, defaultTimeout),
-    interval: ms(options.interval, defaultInterval)
+    interval: ms(options.interval, defaultInterval),
+    grace: ms(options.grace, 0)
   })
 }
 

@@ -20,7 +20,8 @@ const CheckEntry = Type.Object({
   output: Type.Optional(Type.String()),
   durationMs: Type.Number(),
   checkedAt: Type.String({ format: 'date-time' }),
-  critical: Type.Boolean()
+  critical: Type.Boolean(),
+  starting: Type.Optional(Type.Literal(true))
 })
 
 export const DetailedBody = Type.Object({

@@ -97,6 +97,7 @@ expectError(app.health.addCheck('db', 'SELECT 1'))
 expectError(app.health.addCheck('db', () => {}, { critical: 'no' }))
 expectError(app.health.addCheck('db', () => {}, { timeout: true }))
 app.health.addCheck('db', () => {}, { timeout: '2s', interval: '10s' })
+app.health.addCheck('warming', () => {}, { grace: '30s', interval: 1000 })
 expectError(app.health.addCheck('db', () => {}, { retries: 3 }))
 expectError(app.health.addCheck('db', () => {}, {}, 'extra'))
 // A report's status is one of Consul's three words.

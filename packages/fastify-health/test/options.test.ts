@@ -32,11 +32,11 @@ t.test('checks: a bare function or a spec, with defaults filled in', async (t) =
   const options = normalizeOptions({
     defaultTimeout: 300,
     defaultInterval: 4000,
-    checks: { a: fn, b: { fn, critical: false, timeout: 50, interval: 20 } }
+    checks: { a: fn, b: { fn, critical: false, timeout: 50, interval: 20, grace: '30s' } }
   })
   t.strictSame(options.checks, [
-    { name: 'a', fn, critical: true, timeout: 300, interval: 4000 },
-    { name: 'b', fn, critical: false, timeout: 50, interval: 20 }
+    { name: 'a', fn, critical: true, timeout: 300, interval: 4000, grace: 0 },
+    { name: 'b', fn, critical: false, timeout: 50, interval: 20, grace: 30_000 }
   ])
 })
 

@@ -4,6 +4,7 @@ import type { Pool } from 'undici'
 import { Duration, toMs } from '../consul/duration.js'
 import { DiscoveryInvalidOptionError } from '../errors.js'
 import type { BackoffOptions } from '../util/backoff.js'
+import type { Unset } from '../util/unset.js'
 import { fieldOf, firstProblem } from '../util/validate.js'
 import { BALANCERS, type BalancerName } from './balancer.js'
 import type { DispatcherTuning } from './dispatcher.js'
@@ -13,7 +14,7 @@ import type { RateLimit, WatchQuery, WatchTuning } from './watcher.js'
 // Discovery's options: the schema, every default, and the one function that turns what a user wrote
 // into complete settings. The watcher, the balancers and the dispatcher take those settings as given.
 
-export interface DiscoverOptions {
+interface DiscoverFields {
   /** Only instances carrying this tag (`?tag`). */
   tag?: string
   /** Datacenter to query; the agent's own by default. */
@@ -49,6 +50,12 @@ export interface DiscoverOptions {
   wait?: number | string
   /** How long the last good set is served while Consul cannot be read. Default: the whole outage. */
   staleTtl?: number | string
+  /**
+   * How long `ready` may wait for Consul's first answer before it rejects with FST_REG_DISCOVERY_NOT_READY
+   * (ms or a duration). The watch keeps trying either way. Default: no limit, so `await ready` waits out
+   * a Consul outage at startup.
+   */
+  readyTimeout?: number | string
   /** Full-jitter backoff after failed queries. Default { base: 200, cap: 30000 } (ms). */
   backoff?: { base?: number | string, cap?: number | string }
   /** Rate limit on the query loop. Default { perSecond: 10, burst: 10 }. */
@@ -58,7 +65,7 @@ export interface DiscoverOptions {
 }
 
 /** What a dispatcher adds on top of the watch it is fed by. */
-export interface DispatchOptions {
+interface DispatchFields {
   /** Default 'weighted'. 'least-request' is P2C over outstanding requests with peak-EWMA latency. */
   balancer?: BalancerName
   /** Extra attempts per request, each on another instance. Default 2. */
@@ -83,6 +90,9 @@ export interface DispatchOptions {
   random?: () => number
 }
 
+// Optional fields also take undefined ("not set"), for consumers with exactOptionalPropertyTypes.
+export type DiscoverOptions = Unset<DiscoverFields>
+export type DispatchOptions = Unset<DispatchFields>
 export interface DispatcherOptions extends DiscoverOptions, DispatchOptions {}
 
 export const DISCOVERY_DEFAULTS = Object.freeze({
@@ -131,6 +141,7 @@ const queryFields = {
   cached: Type.Optional(Bool),
   wait: Type.Optional(Duration(1000, MAX_WAIT)),
   staleTtl: Type.Optional(Duration(0)),
+  readyTimeout: Type.Optional(Duration(1)),
   backoff: Type.Optional(Type.Object({
     base: Type.Optional(Duration(1)),
     cap: Type.Optional(Duration(1))

@@ -1,3 +1,4 @@
+import { toMs } from '../consul/duration.js'
 import type { ConsulHttp } from '../consul/http.js'
 import { DiscoveryInvalidOptionError, WatchClosedError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
@@ -121,10 +122,11 @@ export class Discovery {
   }
 
   // Callers checked `closed`: #entry for a new query, the handle lookup for a given watch (close() closes them all).
-  #open (shared: SharedWatcher, o: DispatchOptions): WatchHandle {
+  #open (shared: SharedWatcher, o: DispatchOptions & Pick<DiscoverOptions, 'readyTimeout'>): WatchHandle {
     shared.refs++
     const { balancer, random } = dispatchSettings(o)
-    const handle: WatchHandle = new WatchHandle(shared.watcher, balancer, random, async () => {
+    const readyTimeout = o.readyTimeout === undefined ? undefined : toMs(o.readyTimeout)
+    const handle: WatchHandle = new WatchHandle(shared.watcher, balancer, random, readyTimeout, async () => {
       this.#handles.delete(handle)
       if (--shared.refs > 0) return
       this.#watchers.delete(shared.key)

@@ -1,4 +1,4 @@
-import { NoInstanceError, WatchClosedError } from '../errors.js'
+import { NoInstanceError, NotReadyError, WatchClosedError } from '../errors.js'
 import { createBalancer, type Balancer, type BalancerName } from './balancer.js'
 import type { Instance } from './instance.js'
 import type { InstanceSet } from './instance-set.js'
@@ -24,9 +24,10 @@ export class WatchHandle implements ServiceWatch {
   #balancer: Balancer | undefined
   #balanced: InstanceSet | undefined
   #rejectReady!: (err: Error) => void
+  #readyTimer: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
 
-  constructor (watcher: Watcher, balancer: BalancerName, random: () => number, release: () => Promise<void>) {
+  constructor (watcher: Watcher, balancer: BalancerName, random: () => number, readyTimeout: number | undefined, release: () => Promise<void>) {
     this.service = watcher.query.service
     this.#watcher = watcher
     this.#balancerName = balancer
@@ -34,7 +35,10 @@ export class WatchHandle implements ServiceWatch {
     this.#release = release
     this.ready = new Promise<void>((resolve, reject) => {
       this.#rejectReady = reject
-      watcher.ready.then(resolve, reject)
+      // readyTimeout bounds only this promise: the watch keeps trying, and its first answer still lands.
+      // Not unref'd: a startup that awaits ready has nothing else keeping the process alive.
+      this.#readyTimer = readyTimeout === undefined ? undefined : setTimeout(() => reject(new NotReadyError(this.service, readyTimeout)), readyTimeout)
+      watcher.ready.then(resolve, reject).finally(() => clearTimeout(this.#readyTimer))
     })
     // A holder that never awaits `ready` must not see an unhandled rejection when it closes early.
     this.ready.catch(() => {})
@@ -91,6 +95,7 @@ export class WatchHandle implements ServiceWatch {
   close (): Promise<void> {
     if (this.#closing === undefined) {
       this.#unsubscribe()
+      clearTimeout(this.#readyTimer)
       this.#rejectReady(new WatchClosedError(this.service))
       for (const fn of [...this.#listeners.state]) fn('closed')
       for (const set of Object.values(this.#listeners)) set.clear()

@@ -178,6 +178,14 @@ export class Watcher {
     return this.#lastContact
   }
 
+  /**
+   * When the current outage's first failed read happened (epoch ms), or undefined while not stale. Not
+   * lastContact: an idle blocking query is contact too, though it answers only every `wait` (5 min).
+   */
+  get outageSince (): number | undefined {
+    return this.#state === 'stale' || this.#state === 'expired' ? Math.round(performance.timeOrigin + this.#staleSince) : undefined
+  }
+
   /** Starts the loop; idempotent, and a no-op once stopped. */
   start (): void {
     if (this.#loop !== undefined || this.#abort.signal.aborted) return

@@ -1,7 +1,7 @@
 import { hostname as osHostname, networkInterfaces } from 'node:os'
 import { urlHost } from '../consul/address.js'
 import { goDuration } from '../consul/duration.js'
-import { REGISTRATION_DEFAULTS, type CheckConfig, type ServiceOptions } from './options.js'
+import { REGISTRATION_DEFAULTS, type CheckConfig, type ProbeConfig, type ServiceOptions } from './options.js'
 
 export type CheckStatus = 'passing' | 'warning' | 'critical'
 
@@ -20,6 +20,7 @@ export interface ServiceRegistration {
 export type RegisteredCheck =
   | { id: string, type: 'http', url: string, interval: string, timeout: string, deregisterCriticalServiceAfter: string }
   | { id: string, type: 'tcp', tcp: string, interval: string, timeout: string, deregisterCriticalServiceAfter: string }
+  | { id: string, type: 'grpc', grpc: string, interval: string, timeout: string, deregisterCriticalServiceAfter: string }
   | { id: string, type: 'ttl', ttl: string, deregisterCriticalServiceAfter: string }
 
 export type AddressRule = 'service.address' | 'bound address' | 'host interface' | 'loopback fallback'
@@ -79,7 +80,7 @@ export interface AgentServiceRegister {
   Meta: Record<string, string>
   Weights?: { Passing: number, Warning: number }
   EnableTagOverride?: boolean
-  Check?: Record<string, string | number | boolean>
+  Check?: Record<string, string | number | boolean | Record<string, string[]>>
 }
 
 export function buildDefinition (input: DefinitionInput): { body: AgentServiceRegister, registration: ServiceRegistration } {
@@ -107,21 +108,31 @@ export function buildDefinition (input: DefinitionInput): { body: AgentServiceRe
       Status: input.initialStatus,
       DeregisterCriticalServiceAfter: deregisterAfter
     }
-    if (check.type === 'http') {
-      const path = check.path ?? input.healthPath
-      const url = `http://${urlHost(address)}:${port}${path}`
-      body.Check = { ...common, HTTP: url, Interval: goDuration(check.interval), Timeout: goDuration(check.timeout) }
-      if (check.tlsSkipVerify !== undefined) body.Check.TLSSkipVerify = check.tlsSkipVerify
-      if (check.successBeforePassing !== undefined) body.Check.SuccessBeforePassing = check.successBeforePassing
-      if (check.failuresBeforeCritical !== undefined) body.Check.FailuresBeforeCritical = check.failuresBeforeCritical
-      registered = { id: checkId, type: 'http', url, interval: goDuration(check.interval), timeout: goDuration(check.timeout), deregisterCriticalServiceAfter: deregisterAfter }
-    } else if (check.type === 'tcp') {
-      const tcp = `${urlHost(address)}:${port}`
-      body.Check = { ...common, TCP: tcp, Interval: goDuration(check.interval), Timeout: goDuration(check.timeout) }
-      registered = { id: checkId, type: 'tcp', tcp, interval: goDuration(check.interval), timeout: goDuration(check.timeout), deregisterCriticalServiceAfter: deregisterAfter }
-    } else {
+    if (check.type === 'ttl') {
       body.Check = { ...common, TTL: goDuration(check.ttl) }
       registered = { id: checkId, type: 'ttl', ttl: goDuration(check.ttl), deregisterCriticalServiceAfter: deregisterAfter }
+    } else {
+      const timing = { interval: goDuration(check.interval), timeout: goDuration(check.timeout), deregisterCriticalServiceAfter: deregisterAfter }
+      const probe = { ...common, Interval: timing.interval, Timeout: timing.timeout, ...thresholds(check) }
+      if (check.type === 'http') {
+        const path = check.path ?? input.healthPath
+        const url = `http://${urlHost(address)}:${port}${path}`
+        body.Check = { ...probe, HTTP: url }
+        if (check.method !== undefined) body.Check.Method = check.method
+        if (check.header !== undefined) body.Check.Header = check.header
+        if (check.tlsSkipVerify !== undefined) body.Check.TLSSkipVerify = check.tlsSkipVerify
+        registered = { id: checkId, type: 'http', url, ...timing }
+      } else if (check.type === 'tcp') {
+        const tcp = `${urlHost(address)}:${port}`
+        body.Check = { ...probe, TCP: tcp }
+        registered = { id: checkId, type: 'tcp', tcp, ...timing }
+      } else {
+        const grpc = `${urlHost(address)}:${check.port ?? port}${check.grpcService === undefined ? '' : `/${check.grpcService}`}`
+        body.Check = { ...probe, GRPC: grpc }
+        if (check.grpcUseTls !== undefined) body.Check.GRPCUseTLS = check.grpcUseTls
+        if (check.tlsSkipVerify !== undefined) body.Check.TLSSkipVerify = check.tlsSkipVerify
+        registered = { id: checkId, type: 'grpc', grpc, ...timing }
+      }
     }
   }
 
@@ -138,4 +149,12 @@ export function buildDefinition (input: DefinitionInput): { body: AgentServiceRe
       check: registered
     }
   }
+}
+
+/** Sent only when set: Consul 1.8 knows them, and an unset one keeps Consul's default (0, no damping). */
+function thresholds (check: ProbeConfig): Record<string, number> {
+  const out: Record<string, number> = {}
+  if (check.successBeforePassing !== undefined) out.SuccessBeforePassing = check.successBeforePassing
+  if (check.failuresBeforeCritical !== undefined) out.FailuresBeforeCritical = check.failuresBeforeCritical
+  return out
 }

@@ -2,6 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { Duration, toMs } from '../consul/duration.js'
 import { InvalidOptionError } from '../errors.js'
+import type { Unset } from '../util/unset.js'
 import { firstProblem, unknownOption } from '../util/validate.js'
 
 // What may be registered, and the one place its defaults live. The schemas are Consul's own limits
@@ -31,29 +32,51 @@ export const ServiceSchema = Type.Object({
   enableTagOverride: Type.Optional(Type.Boolean({ description: 'a boolean' }))
 }, { additionalProperties: false, description: 'an object { name, id?, address?, port?, tags?, meta?, weights?, enableTagOverride? }' })
 
-export type ServiceOptions = Static<typeof ServiceSchema>
+export type ServiceOptions = Unset<Static<typeof ServiceSchema>>
 
 // Consul clamps DeregisterCriticalServiceAfter to one minute and check intervals to one second without
 // saying so; smaller values are refused here instead, so what we send is what Consul does.
 const common = {
-  type: Type.Optional(Type.Union([Type.Literal('http'), Type.Literal('tcp'), Type.Literal('ttl')], { description: 'one of "http", "tcp", "ttl"' })),
+  type: Type.Optional(Type.Union([Type.Literal('http'), Type.Literal('tcp'), Type.Literal('grpc'), Type.Literal('ttl')], { description: 'one of "http", "tcp", "grpc", "ttl"' })),
   deregisterCriticalServiceAfter: Type.Optional(Duration(60_000))
 }
+// Checks Consul runs itself. The two thresholds (Consul >= 1.7; in the HTTP API from 1.8.1) damp flapping:
+// the status changes only after that many results in a row.
 const probe = {
   interval: Type.Optional(Duration(1000)),
-  timeout: Type.Optional(Duration(100))
+  timeout: Type.Optional(Duration(100)),
+  successBeforePassing: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'an integer from 0 to 100' })),
+  failuresBeforeCritical: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'an integer from 0 to 100' }))
 }
+const tlsSkipVerify = Type.Optional(Type.Boolean({ description: 'a boolean' }))
+
+// RFC 9110 token characters; a header value must not smuggle a line break into Consul's request.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const HEADER_VALUE = /^[^\r\n]*$/
+const HeaderValue = Type.String({ pattern: HEADER_VALUE.source, description: 'a header value without line breaks' })
 
 const CHECK_SCHEMAS = {
   http: Type.Object({
     ...common,
     ...probe,
     path: Type.Optional(Type.String({ pattern: '^/', description: 'a path starting with "/"' })),
-    tlsSkipVerify: Type.Optional(Type.Boolean({ description: 'a boolean' })),
-    successBeforePassing: Type.Optional(Type.Integer({ minimum: 0, description: 'a non-negative integer' })),
-    failuresBeforeCritical: Type.Optional(Type.Integer({ minimum: 0, description: 'a non-negative integer' }))
+    method: Type.Optional(Type.String({ pattern: '^[A-Z]+$', maxLength: 32, description: 'an upper-case HTTP method, e.g. "GET" or "HEAD"' })),
+    header: Type.Optional(Type.Record(Type.String(), Type.Union([HeaderValue, Type.Array(HeaderValue, { minItems: 1 })]), {
+      maxProperties: 64,
+      description: 'an object of header names to a value or an array of values'
+    })),
+    tlsSkipVerify
   }, { additionalProperties: false }),
   tcp: Type.Object({ ...common, ...probe }, { additionalProperties: false }),
+  // gRPC health checking protocol (grpc.health.v1.Health/Check) against address:port, or another port.
+  grpc: Type.Object({
+    ...common,
+    ...probe,
+    port: Type.Optional(Port),
+    grpcService: Type.Optional(Type.String({ minLength: 1, pattern: '^[^/\\s]+$', description: 'a gRPC service name without "/" or spaces, e.g. "users.v1.Users"' })),
+    grpcUseTls: Type.Optional(Type.Boolean({ description: 'a boolean' })),
+    tlsSkipVerify
+  }, { additionalProperties: false }),
   // Below a second the beat (ttl / 2) would hammer the agent; a TTL of "10" is a typo for "10s".
   ttl: Type.Object({ ...common, ttl: Type.Optional(Duration(1000)) }, { additionalProperties: false })
 } satisfies Record<string, TSchema>
@@ -63,20 +86,33 @@ const CHECK_TYPES = Object.keys(CHECK_SCHEMAS) as CheckType[]
 const compiledChecks: Record<CheckType, TypeCheck<TSchema>> = {
   http: TypeCompiler.Compile(CHECK_SCHEMAS.http),
   tcp: TypeCompiler.Compile(CHECK_SCHEMAS.tcp),
+  grpc: TypeCompiler.Compile(CHECK_SCHEMAS.grpc),
   ttl: TypeCompiler.Compile(CHECK_SCHEMAS.ttl)
 }
 
 /** Consul probes `GET http://address:port/<path>`; the default check type. */
-export type HttpCheckOptions = Omit<Static<typeof CHECK_SCHEMAS.http>, 'type'> & { type?: 'http' }
+export type HttpCheckOptions = Unset<Omit<Static<typeof CHECK_SCHEMAS.http>, 'type'>> & { type?: 'http' | undefined }
 /** Consul opens a TCP connection to address:port. */
-export type TcpCheckOptions = Omit<Static<typeof CHECK_SCHEMAS.tcp>, 'type'> & { type: 'tcp' }
+export type TcpCheckOptions = Unset<Omit<Static<typeof CHECK_SCHEMAS.tcp>, 'type'>> & { type: 'tcp' }
+/** Consul calls grpc.health.v1.Health/Check on address:port (or `port`), for `grpcService` if set. */
+export type GrpcCheckOptions = Unset<Omit<Static<typeof CHECK_SCHEMAS.grpc>, 'type'>> & { type: 'grpc' }
 /** The plugin reports health to Consul; Consul marks it critical when no report came within `ttl`. */
-export type TtlCheckOptions = Omit<Static<typeof CHECK_SCHEMAS.ttl>, 'type'> & { type: 'ttl' }
-export type CheckOptions = HttpCheckOptions | TcpCheckOptions | TtlCheckOptions
+export type TtlCheckOptions = Unset<Omit<Static<typeof CHECK_SCHEMAS.ttl>, 'type'>> & { type: 'ttl' }
+export type CheckOptions = HttpCheckOptions | TcpCheckOptions | GrpcCheckOptions | TtlCheckOptions
+
+/** What every check Consul runs itself carries; the thresholds are sent only when set. */
+export interface ProbeConfig {
+  interval: number
+  timeout: number
+  deregisterCriticalServiceAfter: number
+  successBeforePassing: number | undefined
+  failuresBeforeCritical: number | undefined
+}
 
 export type CheckConfig =
-  | { type: 'http', path: string | undefined, interval: number, timeout: number, deregisterCriticalServiceAfter: number, tlsSkipVerify: boolean | undefined, successBeforePassing: number | undefined, failuresBeforeCritical: number | undefined }
-  | { type: 'tcp', interval: number, timeout: number, deregisterCriticalServiceAfter: number }
+  | ({ type: 'http', path: string | undefined, method: string | undefined, header: Record<string, string[]> | undefined, tlsSkipVerify: boolean | undefined } & ProbeConfig)
+  | ({ type: 'tcp' } & ProbeConfig)
+  | ({ type: 'grpc', port: number | undefined, grpcService: string | undefined, grpcUseTls: boolean | undefined, tlsSkipVerify: boolean | undefined } & ProbeConfig)
   | { type: 'ttl', ttl: number, deregisterCriticalServiceAfter: number }
   | { type: 'none' }
 
@@ -120,13 +156,13 @@ export function normalizeService (input: unknown): ServiceOptions {
 export function normalizeCheck (input: unknown): CheckConfig {
   if (input === false) return { type: 'none' }
   const raw = input ?? {}
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('check', 'false, or an object { type?: "http" | "tcp" | "ttl", … }')
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('check', 'false, or an object { type?: "http" | "tcp" | "grpc" | "ttl", … }')
   const type = (raw as { type?: unknown }).type ?? 'http'
-  if (!CHECK_TYPES.includes(type as CheckType)) fail('check.type', 'one of "http", "tcp", "ttl" (default "http")')
+  if (!CHECK_TYPES.includes(type as CheckType)) fail('check.type', 'one of "http", "tcp", "grpc", "ttl" (default "http")')
   const checkType = type as CheckType
   for (const key of Object.keys(raw)) {
     if (key in CHECK_SCHEMAS[checkType].properties) continue
-    const owner = CHECK_TYPES.find((t) => key in CHECK_SCHEMAS[t].properties)
+    const owner = CHECK_TYPES.filter((t) => key in CHECK_SCHEMAS[t].properties).join(', ') || undefined
     fail(`check.${key}`, owner === undefined
       ? unknownOption(key, Object.keys(CHECK_SCHEMAS[checkType].properties))
       : `an option of a ${checkType} check ("${key}" belongs to ${owner} checks)`)
@@ -138,16 +174,30 @@ export function normalizeCheck (input: unknown): CheckConfig {
   const ms = (key: 'interval' | 'timeout' | 'ttl' | 'deregisterCriticalServiceAfter'): number => c[key] === undefined ? REGISTRATION_DEFAULTS[key] : toMs(c[key])!
   const deregisterCriticalServiceAfter = ms('deregisterCriticalServiceAfter')
   if (checkType === 'ttl') return { type: 'ttl', ttl: ms('ttl'), deregisterCriticalServiceAfter }
-  if (checkType === 'tcp') return { type: 'tcp', interval: ms('interval'), timeout: ms('timeout'), deregisterCriticalServiceAfter }
-  const http = c as HttpCheckOptions
-  return {
-    type: 'http',
-    path: http.path,
+  const probe: ProbeConfig = {
     interval: ms('interval'),
     timeout: ms('timeout'),
     deregisterCriticalServiceAfter,
-    tlsSkipVerify: http.tlsSkipVerify,
-    successBeforePassing: http.successBeforePassing,
-    failuresBeforeCritical: http.failuresBeforeCritical
+    successBeforePassing: c.successBeforePassing as number | undefined,
+    failuresBeforeCritical: c.failuresBeforeCritical as number | undefined
   }
+  if (checkType === 'tcp') return { type: 'tcp', ...probe }
+  if (checkType === 'grpc') {
+    const grpc = c as GrpcCheckOptions
+    return { type: 'grpc', ...probe, port: grpc.port, grpcService: grpc.grpcService, grpcUseTls: grpc.grpcUseTls, tlsSkipVerify: grpc.tlsSkipVerify }
+  }
+  const http = c as HttpCheckOptions
+  return { type: 'http', ...probe, path: http.path, method: http.method, header: headers(http.header), tlsSkipVerify: http.tlsSkipVerify }
+}
+
+/** Consul's shape, `{ name: [values] }`; a name Consul would send broken is refused here. */
+function headers (input: Record<string, string | string[]> | undefined): Record<string, string[]> | undefined {
+  if (input === undefined) return undefined
+  const out: Record<string, string[]> = {}
+  for (const [name, value] of Object.entries(input)) {
+    // TypeBox records ignore a key pattern, so names are checked here.
+    if (!HEADER_NAME.test(name)) fail(`check.header[${JSON.stringify(name)}]`, 'a header name of token characters (RFC 9110), e.g. "Authorization"')
+    out[name] = Array.isArray(value) ? [...value] : [value]
+  }
+  return out
 }

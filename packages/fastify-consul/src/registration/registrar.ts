@@ -5,12 +5,13 @@ import { fullJitter } from '../util/backoff.js'
 import { httpError, type ConsulHttp, type ConsulResponse } from '../consul/http.js'
 import { AclDeniedError, RegistrationRejectedError } from '../errors.js'
 import type { AgentServiceRegister, CheckStatus, RegisteredCheck, ServiceRegistration } from './definition.js'
+import { advertisedStatus } from './health-contribution.js'
 
 export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'deregistering' | 'deregistered' | 'failed'
 
 /** What the registrar needs of @reg/fastify-health; structural, so neither package imports the other. */
 export interface HealthSource {
-  status (): { status: CheckStatus, checks: Record<string, { status: CheckStatus, output?: string }> }
+  status (): { status: CheckStatus, checks: Record<string, { status: CheckStatus, output?: string }>, pressure?: readonly unknown[] }
   onChange (listener: (status: { status: CheckStatus }) => void): () => void
 }
 
@@ -57,6 +58,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
   #keepers = new AbortController()
   #ttlTimer: NodeJS.Timeout | undefined
   #attempt: Promise<void> | undefined
+  #lastError: (Error & { code?: string }) | undefined
   #settled: Promise<void> = Promise.resolve()
   #announced = false
   #deregistration: Promise<void> | undefined
@@ -73,6 +75,11 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
 
   get registration (): ServiceRegistration | undefined {
     return this.#registration
+  }
+
+  /** Why the last try failed, until a registration succeeds: a coded error carrying Consul's reason. */
+  get lastError (): (Error & { code?: string }) | undefined {
+    return this.#lastError
   }
 
   #setState (state: RegistrationState): void {
@@ -110,26 +117,40 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     return this.#attempt
   }
 
+  /**
+   * Tries until registered or stopped. Every failure is retried: an unreachable agent or a 5xx on the
+   * retry backoff, a 4xx (a 403 "ACL not found" while a new leader replicates tokens, a policy granted
+   * a minute later) at a slow pace near retry.cap. Logged once per distinct failure, not once per try.
+   */
   async #runRegisterLoop (failFast: boolean): Promise<void> {
     const life = this.#life.signal
     this.#setState('registering')
-    let attempt = 0
-    let retryable = await this.#attemptRegister(failFast, life)
-    while (retryable) {
-      const delay = fullJitter(attempt++, this.#opts.retry, this.#opts.random)
-      this.#opts.log.warn({ attempt, delayMs: delay, code: (retryable as { code?: string }).code, reason: retryable.message }, 'consul registration failed; retrying')
+    let logged: string | undefined
+    for (let attempt = 1; ; attempt++) {
+      const err = await this.#attemptRegister(failFast, life)
+      if (err === undefined) return
+      const rejected = isRejection(err)
+      const delayMs = rejected ? slowJitter(this.#opts.retry, this.#opts.random) : fullJitter(attempt - 1, this.#opts.retry, this.#opts.random)
+      const code = (err as { code?: string }).code
+      const fields = { serviceId: this.#body!.ID, attempt, delayMs, code, reason: err.message }
+      if (logged !== `${code} ${err.message}`) {
+        logged = `${code} ${err.message}`
+        if (rejected) this.#opts.log.error({ ...fields, err }, 'consul registration rejected; retrying slowly')
+        else this.#opts.log.warn(fields, 'consul registration failed; retrying')
+      } else {
+        this.#opts.log.debug(fields, 'consul registration failed again; retrying')
+      }
       try {
-        await sleep(delay, undefined, { signal: life })
+        await sleep(delayMs, undefined, { signal: life })
       } catch {
         return
       }
-      retryable = await this.#attemptRegister(failFast, life)
     }
   }
 
   /**
-   * One PUT. Returns the error worth retrying (unreachable, 5xx), or undefined when done: registered,
-   * rejected for good (4xx), or stopped. With failFast every failure is thrown instead.
+   * One PUT. Returns the failure to retry, or undefined when done: registered, or stopped. With
+   * failFast (an explicit register()) every failure is thrown instead, and a 4xx leaves state `failed`.
    */
   async #attemptRegister (failFast: boolean, life: AbortSignal): Promise<Error | undefined> {
     const body = this.#body!
@@ -146,40 +167,42 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     } catch (err) {
       // send() throws only when the agent is unreachable, or when we were stopped.
       if (life.aborted) return undefined
-      if (failFast) throw err
-      return err as Error
+      return this.#failed(err as Error, failFast)
     }
     if (res.status >= 200 && res.status < 300) {
       this.#onRegistered()
       return undefined
     }
+    if (res.status >= 500) return this.#failed(httpError(`PUT /v1/agent/service/register (${body.ID})`, res), failFast)
     const detail = res.text.trim().slice(0, 512)
-    if (res.status >= 500) {
-      const err = httpError(`PUT /v1/agent/service/register (${body.ID})`, res)
-      if (failFast) throw err
-      return err
-    }
     const err = res.status === 403 ? new AclDeniedError(`register ${body.ID}`, detail) : new RegistrationRejectedError(body.ID, res.status, detail)
-    this.#setState('failed')
-    this.#opts.log.error({ err, serviceId: body.ID }, 'consul registration rejected; not retrying')
+    if (failFast) this.#setState('failed')
+    return this.#failed(err, failFast)
+  }
+
+  #failed (err: Error, failFast: boolean): Error {
+    this.#lastError = err
     if (failFast) throw err
-    return undefined
+    return err
   }
 
   /** The check's Status is the current health, so a re-registration never flaps us to critical. */
   #withCurrentStatus (body: AgentServiceRegister): AgentServiceRegister {
     if (!body.Check || !this.#health) return body
-    return { ...body, Check: { ...body.Check, Status: this.#health.status().status } }
+    return { ...body, Check: { ...body.Check, Status: advertisedStatus(this.#health.status()) } }
   }
 
   #onRegistered (): void {
     const reg = this.#registration!
+    // Said once, with the failure it ends, so the log reads as state changes: failing → registered.
+    const recovered = this.#lastError === undefined ? {} : { after: this.#lastError.message }
+    this.#lastError = undefined
     this.#setState('registered')
     if (!this.#announced) {
       this.#announced = true
-      this.#opts.log.info({ serviceId: reg.id, service: reg.name, address: reg.address, port: reg.port, check: reg.check }, 'registered in consul')
+      this.#opts.log.info({ serviceId: reg.id, service: reg.name, address: reg.address, port: reg.port, check: reg.check, ...recovered }, 'registered in consul')
     } else {
-      this.#opts.log.info({ serviceId: reg.id }, 're-registered in consul')
+      this.#opts.log.info({ serviceId: reg.id, ...recovered }, 're-registered in consul')
       this.emit('healed')
     }
     this.#startKeepers()
@@ -215,7 +238,8 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
   async #reportTtl (): Promise<void> {
     const reg = this.#registration!
     const check = reg.check as Extract<RegisteredCheck, { type: 'ttl' }>
-    /* c8 ignore next -- a beat can race a re-registration; which one wins is timing */
+    // While a re-registration is in flight the agent may not know the check yet, and that PUT carries
+    // the current Status itself: a beat now would only earn a "check gone" answer and a second loop.
     if (this.#state !== 'registered') return
     const current = this.#health?.status() ?? { status: 'passing' as const, checks: {} }
     let res: ConsulResponse
@@ -223,7 +247,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
       res = await this.#opts.http.send({
         method: 'PUT',
         path: `/v1/agent/check/update/${encodeURIComponent(check.id)}`,
-        body: { Status: current.status, Output: summarize(current) },
+        body: { Status: advertisedStatus(current), Output: summarize(current) },
         signal: this.#life.signal
       })
     } catch (err) {
@@ -246,6 +270,8 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     const id = this.#registration!.id
     const wait = this.#opts.watchWait ?? 300
     let hash: string | undefined
+    // The odd answer last logged: a revoked token answers 403 on every try, and once is enough.
+    let problem: string | undefined
     for (let failures = 0; !life.aborted;) {
       let res: ConsulResponse
       try {
@@ -271,10 +297,18 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
       }
       if (res.status !== 200) {
         // e.g. 403 after a token was revoked: keep watching, slowly, and say so once per change.
-        this.#opts.log.warn({ serviceId: id, status: res.status }, 'consul self-heal watch got an unexpected answer')
+        const reason = res.text.trim().slice(0, 512)
+        if (problem !== `${res.status} ${reason}`) {
+          problem = `${res.status} ${reason}`
+          this.#opts.log.warn({ serviceId: id, status: res.status, reason }, 'consul self-heal watch got an unexpected answer')
+        }
         hash = undefined
         await sleep(HEAL_BACKOFF.cap, undefined, { signal: life }).catch(() => {})
         continue
+      }
+      if (problem !== undefined) {
+        problem = undefined
+        this.#opts.log.info({ serviceId: id }, 'consul self-heal watch answers normally again')
       }
       hash = res.contentHash
     }
@@ -328,6 +362,16 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     this.#life.abort()
     this.#stopKeepers()
   }
+}
+
+/** A 4xx: Consul understood and refused. Retried too, but slowly: a token or policy fix takes minutes. */
+function isRejection (err: Error): boolean {
+  return err instanceof AclDeniedError || err instanceof RegistrationRejectedError
+}
+
+/** "Equal jitter" at the cap: uniform in [cap/2, cap), the slow pace for refusals. */
+function slowJitter (retry: { cap: number }, random: () => number = Math.random): number {
+  return Math.floor(retry.cap / 2 + random() * retry.cap / 2)
 }
 
 function summarize (status: ReturnType<HealthSource['status']>): string {

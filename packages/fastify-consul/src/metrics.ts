@@ -1,4 +1,5 @@
 import type { Attributes, BatchObservableCallback, MeterProvider, ObservableGauge } from '@opentelemetry/api'
+import type { ConfigHandle, ConfigRefusal } from './config/live-config.js'
 import type { ServiceDispatcher } from './discovery/dispatcher.js'
 import type { InstanceStatus } from './discovery/instance.js'
 import type { Watcher } from './discovery/watcher.js'
@@ -120,6 +121,42 @@ export function consulMetrics (provider: MeterProvider, sources: ConsulMetricsSo
     close () {
       unsubscribeHealed()
       meter.removeBatchObservableCallback(collect, observables)
+    }
+  }
+}
+
+/**
+ * Configuration from KV (#28): reloads and refusals follow the handle's events, staleness is read at
+ * collection time. A refusal is labelled with the KV key as written: a bounded set, the keys of a prefix.
+ */
+export function configMetrics (provider: MeterProvider, config: Pick<ConfigHandle, 'state' | 'source' | 'pendingRestart' | 'on' | 'off'>): { close (): void } {
+  const meter = provider.getMeter(METER_NAME)
+  const reloads = meter.createCounter('reg_config_reloads', {
+    description: 'Configuration changes from Consul KV that validated and were applied'
+  })
+  const refusals = meter.createCounter('reg_config_refusals', {
+    description: 'Configuration changes from Consul KV that did not validate and were refused, by KV key'
+  })
+  const stale = meter.createObservableGauge('reg_config_stale', {
+    description: '1 while the configuration is served without Consul (unreachable, or booted from the last-known-good file)'
+  })
+  const pending = meter.createObservableGauge('reg_config_restart_pending', {
+    description: 'Restart-required properties changed in Consul KV and waiting for a restart'
+  })
+  const onChange = (): void => reloads.add(1)
+  const onRefused = (refusal: ConfigRefusal): void => refusals.add(1, { key: refusal.key })
+  config.on('change', onChange)
+  config.on('refused', onRefused)
+  const collect: BatchObservableCallback = (result) => {
+    result.observe(stale, config.state === 'stale' || config.source === 'file' ? 1 : 0)
+    result.observe(pending, config.pendingRestart.length)
+  }
+  meter.addBatchObservableCallback(collect, [stale, pending])
+  return {
+    close () {
+      config.off('change', onChange)
+      config.off('refused', onRefused)
+      meter.removeBatchObservableCallback(collect, [stale, pending])
     }
   }
 }

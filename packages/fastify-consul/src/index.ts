@@ -14,7 +14,9 @@ import type { ServiceDispatcher } from './discovery/dispatcher.js'
 import { Discovery } from './discovery/registry.js'
 import type { ServiceWatch } from './discovery/watcher.js'
 import { LiveConfig, type ConfigHandle } from './config/live-config.js'
-import { configMetrics, consulMetrics } from './metrics.js'
+import { LeaderElection, type LeaderHandle } from './leader/leader-election.js'
+import { normalizeLeaderOptions, type LeaderOptions } from './leader/options.js'
+import { configMetrics, consulMetrics, leaderMetrics } from './metrics.js'
 import { AlreadyRegisteredError, NotListeningError, UnreachableError } from './errors.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
 import { buildDefinition, resolveAddress, type ServiceRegistration } from './registration/definition.js'
@@ -51,6 +53,12 @@ export interface FastifyConsul {
    */
   dispatcher (service: string, opts?: DispatcherOptions): ServiceDispatcher
   dispatcher (watch: ServiceWatch, opts?: DispatchOptions): ServiceDispatcher
+  /**
+   * Contends for leadership on a KV `key` with a Consul session (Go's api.Lock): `isLeader`, `elected`
+   * and `lost` events, `release()`. Every handle is released in preClose, so a rolling restart hands over
+   * at once. Throws FST_REG_LEADER_INVALID_OPTION.
+   */
+  leader (key: string, options?: LeaderOptions): LeaderHandle
   /** The live configuration's state and events (`change`, `refused`, …); undefined without the `config` option. */
   readonly config: ConfigHandle<ConsulConfig> | undefined
 }
@@ -144,6 +152,11 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     }
   })
   const configMeters = config === undefined ? undefined : configMetrics(opts.meterProvider ?? metrics.getMeterProvider(), config)
+  // ── leader election (#28): the logic lives in leader/; released in preClose for a fast handover ──
+  const leaders = new Set<LeaderElection>()
+  const leaderMeters = leaderMetrics(opts.meterProvider ?? metrics.getMeterProvider(), () => leaders)
+  fastify.addHook('preClose', async () => { await Promise.all([...leaders].map((l) => l.release())) })
+  // ── end of leader wiring ──
 
   /** The registration for the socket we are bound to; needs listen() unless service.port is set. */
   function definition (): ReturnType<typeof buildDefinition> {
@@ -183,6 +196,11 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       const dispatcher = discovery.dispatcher(target, options)
       meters.observe(dispatcher)
       return dispatcher
+    },
+    leader: (key, options) => {
+      const election = new LeaderElection({ http, log, settings: normalizeLeaderOptions(key, options) })
+      leaders.add(election)
+      return election
     },
     config: config as ConfigHandle<ConsulConfig> | undefined
   } satisfies FastifyConsul)
@@ -249,6 +267,8 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   fastify.addHook('onClose', async () => {
     meters.close()
     configMeters?.close()
+    leaderMeters.close()
+    await Promise.all([...leaders].map((l) => l.release()))
     await config?.close()
     registrar.close()
     await discovery.close()
@@ -273,4 +293,6 @@ export type { ServiceRegistration, RegisteredCheck } from './registration/defini
 export type { ConfigHandle, ConfigRefusal, ConfigState } from './config/live-config.js'
 export type { ConfigOptions } from './config/options.js'
 export type { ConfigFormat } from './config/formats.js'
+export type { LeaderHandle } from './leader/leader-election.js'
+export type { LeaderOptions } from './leader/options.js'
 export * as errors from './errors.js'

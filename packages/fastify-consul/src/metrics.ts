@@ -1,6 +1,7 @@
 import type { Attributes, BatchObservableCallback, MeterProvider, ObservableGauge } from '@opentelemetry/api'
 import type { ConfigHandle, ConfigRefusal } from './config/live-config.js'
 import type { ServiceDispatcher } from './discovery/dispatcher.js'
+import type { LeaderHandle } from './leader/leader-election.js'
 import type { InstanceStatus } from './discovery/instance.js'
 import type { Watcher } from './discovery/watcher.js'
 import type { RequestOutcome } from './discovery/retry.js'
@@ -159,4 +160,17 @@ export function configMetrics (provider: MeterProvider, config: Pick<ConfigHandl
       meter.removeBatchObservableCallback(collect, [stale, pending])
     }
   }
+}
+
+/** Leader election (#28): `reg_leader{key}` is 1 while this process leads on `key`, read at collection time. */
+export function leaderMetrics (provider: MeterProvider, leaders: () => Iterable<Pick<LeaderHandle, 'key' | 'isLeader'>>): { close (): void } {
+  const meter = provider.getMeter(METER_NAME)
+  const gauge = meter.createObservableGauge('reg_leader', {
+    description: '1 while this process holds the leader key (a Consul session lock), 0 while it contends or after it released'
+  })
+  const collect: BatchObservableCallback = (result) => {
+    for (const leader of leaders()) result.observe(gauge, leader.isLeader ? 1 : 0, { key: leader.key })
+  }
+  meter.addBatchObservableCallback(collect, [gauge])
+  return { close: () => meter.removeBatchObservableCallback(collect, [gauge]) }
 }

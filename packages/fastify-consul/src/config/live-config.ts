@@ -77,8 +77,9 @@ export class LiveConfig extends EventEmitter implements ConfigHandle {
   readonly #schema: ConfigSchema
   readonly #file: KnownGoodFile | undefined
   readonly #backoff: BackoffOptions
-  // Spring's watch delay is a fixed 1 s between queries; a bucket lets a single change through at once.
-  readonly #limiter = new TokenBucket({ perSecond: 1, burst: 5 })
+  // Spring waits a fixed 1 s (its watch delay) after every answer, which is most of its reload latency. A
+  // bucket at discovery's default rate lets each change through at once and still bounds a flapping key.
+  readonly #limiter = new TokenBucket({ perSecond: 10, burst: 10 })
   readonly #abort = new AbortController()
   #current: Readonly<Record<string, unknown>> = Object.freeze({})
   #boot: Readonly<Record<string, unknown>> = this.#current

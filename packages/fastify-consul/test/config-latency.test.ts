@@ -30,7 +30,13 @@ t.test('P22: kv put → fastify.config, vs a raw blocking query on the prefix', 
     const index = Number((await fetch(`${agent.url}/v1/kv/config/?recurse`)).headers.get('x-consul-index'))
     // Consul's own wake-up: a blocking query already waiting when the write lands, on the same HTTP client (undici).
     const rawWoke = request(`${agent.url}/v1/kv/config/?recurse&index=${index}&wait=30s`).then(async (r) => { await r.body.text(); return performance.now() })
-    const seen = new Promise<number>((resolve) => app.consul.config!.once('change', () => resolve(performance.now())))
+    const seen = new Promise<number>((resolve) => {
+      const listener = (): void => {
+        app.consul.config!.off('change', listener)
+        resolve(performance.now())
+      }
+      app.consul.config!.on('change', listener)
+    })
     await new Promise((resolve) => setTimeout(resolve, 50))
     const started = performance.now()
     await kvPut(agent, 'config/p22/n', String(n))

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { nextIndex } from '../consul/blocking-query.js'
 import type { ConsulHttp } from '../consul/http.js'
 import { ConfigInvalidError, ConfigUnavailableError } from '../errors.js'
 import { fullJitter, type BackoffOptions } from '../util/backoff.js'
 import type { Logger } from '../util/logger.js'
+import { pause } from '../util/pause.js'
 import { TokenBucket } from '../util/token-bucket.js'
 import { changedPaths, pinRestartRequired } from './changed-paths.js'
 import { readPrefix } from './kv-read.js'
@@ -283,12 +283,4 @@ export class LiveConfig extends EventEmitter implements ConfigHandle {
       this.#log.error({ err, event }, 'configuration listener threw')
     }
   }
-}
-
-/** Resolves after `ms`, or early when the signal aborts; never rejects, never holds the process open. */
-async function pause (ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0) return
-  try {
-    await sleep(ms, undefined, { signal, ref: false })
-  } catch {}
 }

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { blockingParams, nextIndex, requestTimeout } from '../consul/blocking-query.js'
 import { httpError, type ConsulHttp } from '../consul/http.js'
 import { fullJitter } from '../util/backoff.js'
 import type { Logger } from '../util/logger.js'
+import { pause } from '../util/pause.js'
 import type { LeaderSettings } from './options.js'
 import { createSession, destroySession, renewSession } from './session.js'
 
@@ -227,11 +227,4 @@ export class LeaderElection extends EventEmitter implements LeaderHandle {
       this.#log.warn({ err }, 'could not release the leader key; it frees itself when the session expires')
     }
   }
-}
-
-/** Resolves after `ms`, or early when the signal aborts; never rejects, never holds the process open. */
-async function pause (ms: number, signal: AbortSignal): Promise<void> {
-  try {
-    await sleep(ms, undefined, { signal, ref: false })
-  } catch {}
 }

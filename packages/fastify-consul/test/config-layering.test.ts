@@ -43,6 +43,8 @@ t.test('YAML and PROPERTIES: one document per context under the data key; object
   t.throws(() => parseYamlDocument('- a\n- b'), { name: 'Error', expected: 'a YAML mapping of properties at the top level' })
   t.throws(() => layer(kv({ 'config/users/data': 'a: [' }), settings({ format: 'YAML' })), { name: 'Error', key: 'config/users/data', expected: /^a YAML document/ }, 'a parse error names the key')
   t.same(parseProperties('a.b=1\na=2'), { a: '2' }, 'last wins, even over a subtree')
+  t.same(parseProperties('a.b=1\na.c=2'), { a: { b: '1', c: '2' } }, 'siblings share their parent')
+  t.same(layer([{ key: 'config/users/data', value: null }], settings({ format: 'YAML' })).values, {}, 'a data key without a value is an empty document')
   t.same(deepMerge({ a: { b: 1 } }, { a: 2 }), { a: 2 })
 })
 
@@ -93,6 +95,7 @@ t.test('pinRestartRequired: restart-required paths keep their boot value and are
   const pinned = pinRestartRequired(next, boot, ['db.url', 'pageSize', 'extra.x', 'gone.y'])
   t.same(pinned.values, { db: { url: 'a', pool: 2 }, pageSize: 5, extra: {} }, 'boot values back; the rest is new')
   t.same(pinned.pending, ['db.url', 'pageSize', 'extra.x'])
+  t.same(pinRestartRequired({ pageSize: 1 }, boot, ['db.url']).values, { pageSize: 1, db: { url: 'a' } }, 'a parent missing in the new value is recreated')
   const none = pinRestartRequired(next, next, ['db.url'])
   t.equal(none.values, next, 'nothing pending: the same object')
 })

@@ -88,7 +88,7 @@ const userService: FastifyPluginAsync<UserServiceOptions> = async function userS
 
   let defaultLimit = (): number => PAGE_LIMIT.default
   if (consulKv) {
-    defaultLimit = () => fastify.config.pageSize ?? PAGE_LIMIT.default
+    defaultLimit = () => fastify.config.pageSize
     // The plugin releases the key in preClose: a rolling restart hands the job over at once.
     const job = maintenanceJob(fastify.consul.leader(leaderKey(serviceName)), db, opts.maintenanceInterval ?? 60_000, fastify.log)
     fastify.addHook('onClose', async () => { job.stop() })

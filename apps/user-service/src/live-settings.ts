@@ -17,7 +17,7 @@ export const LiveSettingsSchema = Type.Object({
 export type LiveSettings = Static<typeof LiveSettingsSchema>
 
 declare module '@reg/fastify-consul' {
-  interface ConsulConfig extends Partial<LiveSettings> {}
+  interface ConsulConfig extends LiveSettings {}
 }
 
 /** The leader key of the maintenance job, Consul's usual `service/<name>/leader`. */

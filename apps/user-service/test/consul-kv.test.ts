@@ -93,4 +93,13 @@ t.test('maintenanceJob: runs while leader, stops when not', async (t) => {
   t.equal(job.runs, after, 'stopped at once when leadership was lost')
   job.stop()
   t.same(logs, ['leader: maintenance job started', 'not the leader: maintenance job stopped'])
+
+  // A database that fails: the run is logged, the job goes on.
+  const broken = openDatabase(':memory:')
+  broken.close()
+  const failing = maintenanceJob(leader, broken, 1000, log)
+  isLeader = true
+  events.emit('elected')
+  failing.stop()
+  t.equal(logs.at(-1), 'maintenance job failed')
 })

@@ -149,7 +149,8 @@ export function configMetrics (provider: MeterProvider, config: Pick<ConfigHandl
   config.on('change', onChange)
   config.on('refused', onRefused)
   const collect: BatchObservableCallback = (result) => {
-    result.observe(stale, config.state === 'stale' || config.source === 'file' ? 1 : 0)
+    // Booted from the file means stale until Consul answers: one condition covers both.
+    result.observe(stale, Number(config.state === 'stale'))
     result.observe(pending, config.pendingRestart.length)
   }
   meter.addBatchObservableCallback(collect, [stale, pending])
@@ -169,7 +170,7 @@ export function leaderMetrics (provider: MeterProvider, leaders: () => Iterable<
     description: '1 while this process holds the leader key (a Consul session lock), 0 while it contends or after it released'
   })
   const collect: BatchObservableCallback = (result) => {
-    for (const leader of leaders()) result.observe(gauge, leader.isLeader ? 1 : 0, { key: leader.key })
+    for (const leader of leaders()) result.observe(gauge, Number(leader.isLeader), { key: leader.key })
   }
   meter.addBatchObservableCallback(collect, [gauge])
   return { close: () => meter.removeBatchObservableCallback(collect, [gauge]) }

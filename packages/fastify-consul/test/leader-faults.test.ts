@@ -23,7 +23,7 @@ t.test('a renewal that fails is retried; one that finds no session steps down; a
     '/v1/session/create': (n) => n === 0 ? { body: JSON.stringify({ ID: 's1' }) } : { body: '{}' },
     acquire: () => ({ body: 'true' }),
     '/v1/kv/k': (n) => n === 0 ? { index: 5, body: JSON.stringify([{ Session: 's1' }]) } : { hold: true },
-    '/v1/session/renew': (n) => n === 0 ? { status: 500, body: 'rpc error' } : { body: '[]' }
+    '/v1/session/renew': (n) => n === 0 ? { status: 500, body: 'rpc error' } : { status: 404, body: 'Session id not found' }
   }))
   const logger = recordingLogger()
   const leader = new LeaderElection({ http: consulHttp(t, server), log: logger.log, settings: normalizeLeaderOptions('k', { ttl: '10s', lockDelay: 0 }) })
@@ -51,4 +51,20 @@ t.test('a release Consul refuses is logged; the key frees itself when the sessio
   await leader.release()
   t.notOk(leader.isLeader)
   t.ok(logger.at('warn').some((e) => e.msg === 'could not release the leader key; it frees itself when the session expires'))
+})
+
+t.test('a key deleted under the leader steps it down; a refused acquire or read is retried', async (t) => {
+  const server = await faultServer(t, scripted({
+    '/v1/session/create': () => ({ body: JSON.stringify({ ID: 's3' }) }),
+    acquire: (n) => n === 0 ? { status: 500, body: 'boom' } : { body: 'true' },
+    '/v1/kv/k': (n) => n === 0 ? { index: 5, body: JSON.stringify([{ Session: 's3' }]) } : n === 1 ? { status: 404, body: '' } : n === 2 ? { status: 500, body: 'boom' } : { hold: true }
+  }))
+  const logger = recordingLogger()
+  const leader = new LeaderElection({ http: consulHttp(t, server), log: logger.log, settings: normalizeLeaderOptions('k', { ttl: '10s', lockDelay: 0 }) })
+  t.teardown(() => leader.release())
+  const reasons: string[] = []
+  leader.on('lost', (r) => reasons.push(r))
+  while (reasons.length < 2) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(reasons, ['the key was deleted', 'Consul unreachable or refused a lock call'])
+  t.ok(logger.at('debug').some((e) => (e.obj.err as { code?: string } | undefined)?.code === 'FST_REG_CONSUL_HTTP'), 'the refused acquire was logged and retried')
 })

@@ -8,8 +8,6 @@ import { readFile, rename, unlink, writeFile } from 'node:fs/promises'
 export interface KnownGood {
   /** The KV prefix it was read from: a file written for another prefix is not used. */
   prefix: string
-  /** X-Consul-Index of the read. */
-  index: number
   /** Epoch ms of the read. */
   savedAt: number
   /** The layered KV values before defaults, re-validated against the schema when read back. */
@@ -53,10 +51,10 @@ export class KnownGoodFile {
     } catch (err) {
       return `no readable last-known-good file at ${this.path} (${(err as Error & { code?: string }).code ?? 'not JSON'})`
     }
-    if (typeof parsed !== 'object' || parsed === null || typeof parsed.values !== 'object' || parsed.values === null || typeof parsed.savedAt !== 'number') {
+    if (typeof parsed !== 'object' || parsed === null || typeof parsed.values !== 'object' || parsed.values === null || typeof parsed.savedAt !== 'number' || typeof parsed.sources !== 'object') {
       return `the last-known-good file ${this.path} is not one this plugin wrote`
     }
     if (parsed.prefix !== prefix) return `the last-known-good file ${this.path} holds prefix "${String(parsed.prefix)}", not "${prefix}"`
-    return { prefix, index: Number(parsed.index) || 0, savedAt: parsed.savedAt, values: parsed.values, sources: parsed.sources ?? {} }
+    return parsed as KnownGood
   }
 }

@@ -39,7 +39,8 @@ const FILE_EXTENSIONS = ['.yml', '.yaml', '.properties'] as const
 
 function parseDocument (entry: KvEntry, kind: 'YAML' | 'PROPERTIES'): Tree {
   try {
-    return kind === 'YAML' ? parseYamlDocument(entry.value ?? '') : parseProperties(entry.value ?? '')
+    const text = entry.value ?? ''
+    return kind === 'YAML' ? parseYamlDocument(text) : parseProperties(text)
   } catch (err) {
     throw new LayerError(entry.key, (err as DocumentError).expected)
   }

@@ -131,7 +131,7 @@ export class LiveConfig extends EventEmitter implements ConfigHandle {
     if (!checked.ok) throw new ConfigInvalidError(checked.key, checked.expected)
     this.#boot = this.#current = checked.value
     this.#keys = layered.keys
-    this.#save(layered, read.index)
+    this.#save(layered)
     this.#setState('live')
     this.#log.info({ keys: layered.keys, contexts: this.#s.layers.contexts }, 'configuration loaded from Consul KV')
     this.#start(nextIndex(0, read.index))
@@ -139,7 +139,7 @@ export class LiveConfig extends EventEmitter implements ConfigHandle {
 
   async #bootFromFile (err: Error): Promise<void> {
     const { prefix } = this.#s.layers
-    const reason = (err as Error & { code?: string }).code ?? err.message
+    const reason = err.message
     if (this.#s.failFast || this.#file === undefined) throw Object.assign(new ConfigUnavailableError(prefix, reason), { cause: err })
     const snapshot = await this.#file.read(prefix)
     if (typeof snapshot === 'string') throw Object.assign(new ConfigUnavailableError(prefix, `${reason}; ${snapshot}`), { cause: err })
@@ -174,10 +174,10 @@ export class LiveConfig extends EventEmitter implements ConfigHandle {
         const read = await readPrefix(this.#http, this.#s.layers.prefix, index, this.#s.wait, signal)
         const next = nextIndex(index, read.index)
         // The wait ran out with nothing new: the same index comes back, and there is nothing to do.
-        const unchanged = next === index && this.#state === 'live'
+        const unchanged = next === index
         index = next
         failures = 0
-        if (!unchanged) this.#apply(read.entries, read.index)
+        if (!unchanged) this.#apply(read.entries)
       } catch (err) {
         if (signal.aborted) break
         // A restarted -dev agent starts over at a low index: blocking on ours would stall a whole wait.
@@ -200,7 +200,7 @@ export class LiveConfig extends EventEmitter implements ConfigHandle {
     }
   }
 
-  #apply (entries: readonly KvEntry[], index: number | undefined): void {
+  #apply (entries: readonly KvEntry[]): void {
     const layered = this.#layer(entries, false)
     if (layered === undefined) return
     if (layered.keys === 0 && this.#keys > 0) {
@@ -231,7 +231,7 @@ export class LiveConfig extends EventEmitter implements ConfigHandle {
       this.#log.info({ paths }, 'configuration changed')
       this.#emit('change', next, paths)
     }
-    if (paths.length > 0 || wasFile) this.#save(layered, index)
+    if (paths.length > 0 || wasFile) this.#save(layered)
     if (pinned.pending.join('\0') !== this.#pending.join('\0')) {
       this.#pending = Object.freeze(pinned.pending)
       if (pinned.pending.length > 0) this.#log.warn({ paths: pinned.pending }, 'configuration changed where a restart is required; not applied until then')
@@ -263,9 +263,9 @@ export class LiveConfig extends EventEmitter implements ConfigHandle {
     }
   }
 
-  #save (layered: Layered, index: number | undefined): void {
+  #save (layered: Layered): void {
     if (this.#file === undefined) return
-    const snapshot = { prefix: this.#s.layers.prefix, index: index ?? 0, savedAt: Date.now(), values: layered.values, sources: Object.fromEntries(layered.sources) }
+    const snapshot = { prefix: this.#s.layers.prefix, savedAt: Date.now(), values: layered.values, sources: Object.fromEntries(layered.sources) }
     this.#file.write(snapshot).catch((err: Error) => this.#log.warn({ err, file: this.#file!.path }, 'could not write the last-known-good configuration file'))
   }
 

@@ -30,8 +30,7 @@ export async function renewSession (http: ConsulHttp, id: string): Promise<boole
   const res = await http.send({ method: 'PUT', path: `/v1/session/renew/${id}` })
   if (res.status === 404) return false
   if (res.status !== 200) throw httpError('PUT /v1/session/renew', res)
-  // 1.8 answers 200 with an empty list for a session it does not know on some paths.
-  return res.text.trim() !== '[]' && res.text.trim() !== 'null'
+  return true
 }
 
 /** Destroying a session that holds a lock starts its LockDelay: release the key first. */

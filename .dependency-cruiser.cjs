@@ -1,7 +1,7 @@
 // Import rules that `pnpm lint` enforces (with eslint). Type-only imports count: a cycle or a layer
 // violation through `import type` is still one concept depending on another.
 const CONSUL = '^packages/fastify-consul/src/'
-const CORE = `${CONSUL}(consul|registration|discovery|util)/`
+const CORE = `${CONSUL}(consul|registration|discovery|config|leader|util)/`
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -34,6 +34,19 @@ module.exports = {
       to: { path: `${CONSUL}registration/` }
     },
     {
+      name: 'config-and-leader-stand-alone',
+      severity: 'error',
+      comment: 'config/ (KV configuration) and leader/ (sessions) are siblings of registration/ and discovery/: they import only consul/ and util/ (and errors.ts), and not each other.',
+      from: { path: `${CONSUL}(config|leader)/` },
+      to: { path: `${CONSUL}(registration|discovery|config|leader)/`, pathNot: `${CONSUL}$1/` }
+    },
+    {
+      name: 'siblings-do-not-import-config-or-leader',
+      severity: 'error',
+      from: { path: `${CONSUL}(registration|discovery)/` },
+      to: { path: `${CONSUL}(config|leader)/` }
+    },
+    {
       name: 'layers-import-down',
       severity: 'error',
       comment: 'Layers import downwards only: index → options → {registration, discovery} → consul → {util, errors}.',
@@ -44,7 +57,7 @@ module.exports = {
       name: 'consul-layer-is-the-bottom-of-the-domain',
       severity: 'error',
       from: { path: `${CONSUL}consul/` },
-      to: { path: `${CONSUL}(registration|discovery)/` }
+      to: { path: `${CONSUL}(registration|discovery|config|leader)/` }
     },
     {
       name: 'util-is-a-leaf',

@@ -7,6 +7,9 @@ import { logClientAbort } from './client-abort.js'
 import { appMetrics, metricsRoute } from './metrics.js'
 import { openDatabase, type UsersDatabase } from './db.js'
 import { usersRoutes } from './routes/users.js'
+import { leaderKey, LiveSettingsSchema } from './live-settings.js'
+import { maintenanceJob } from './maintenance-job.js'
+import { PAGE_LIMIT } from './schemas.js'
 import { UsersRepository } from './users-repository.js'
 
 // The whole service as one plugin (the fastify/demo shape): tests register it on a bare Fastify() and inject;
@@ -29,6 +32,14 @@ interface CommonOptions {
   health?: Omit<HealthPluginOptions, 'checks'>
   /** The `database` health check. Defaults: timeout 1000 ms, interval 5000 ms. */
   databaseCheck?: { timeout?: number, interval?: number }
+  /**
+   * Consul KV and sessions: the default page size from `config/<serviceName>/pageSize` (live; `?limit=` wins),
+   * and the maintenance job on the leader of `service/<serviceName>/leader` only. Needs Consul at boot
+   * (the plugin's `config.failFast`). Default true; tests that inject without Consul set false.
+   */
+  consulKv?: boolean
+  /** Milliseconds between two runs of the leader's maintenance job. Default 60000. */
+  maintenanceInterval?: number
   /** Serve `GET /metrics` (Prometheus text): the plugins' metrics and Node's runtime and process metrics. Default true. */
   metrics?: boolean
 }
@@ -44,6 +55,7 @@ const DEFAULT_SERVICE_NAME = 'user-service'
 
 const userService: FastifyPluginAsync<UserServiceOptions> = async function userService (fastify, opts) {
   const serviceName = opts.serviceName ?? DEFAULT_SERVICE_NAME
+  const consulKv = opts.consulKv ?? true
   const db = opts.db ?? openDatabase(opts.dbPath ?? ':memory:')
   if (opts.db === undefined) fastify.addHook('onClose', async () => { db.close() })
 
@@ -69,8 +81,18 @@ const userService: FastifyPluginAsync<UserServiceOptions> = async function userS
     service: { name: serviceName, id: opts.serviceId },
     consul: opts.consul,
     register: opts.register,
-    meterProvider
+    meterProvider,
+    // Spring's layout: prefix `config`, contexts `application` then the service name.
+    ...(consulKv ? { config: { schema: LiveSettingsSchema } } : {})
   })
+
+  let defaultLimit = (): number => PAGE_LIMIT.default
+  if (consulKv) {
+    defaultLimit = () => fastify.config.pageSize
+    // The plugin releases the key in preClose: a rolling restart hands the job over at once.
+    const job = maintenanceJob(fastify.consul.leader(leaderKey(serviceName)), db, opts.maintenanceInterval ?? 60_000, fastify.log)
+    fastify.addHook('onClose', async () => { job.stop() })
+  }
 
   const configuredId = opts.instanceId ?? opts.serviceId
   // Before the first registration (and under inject) there is no Consul id yet; name and host still tell replicas on different hosts apart.
@@ -83,7 +105,7 @@ const userService: FastifyPluginAsync<UserServiceOptions> = async function userS
 
   fastify.addHook('onRequest', logClientAbort)
 
-  await fastify.register(usersRoutes, { prefix: '/users', repository: new UsersRepository(db) })
+  await fastify.register(usersRoutes, { prefix: '/users', repository: new UsersRepository(db), defaultLimit })
 }
 
 export default fp(userService, { name: '@reg/user-service', fastify: '5.x' })

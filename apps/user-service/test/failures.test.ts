@@ -18,7 +18,7 @@ async function appWithLogs (t: Teardown, dbPath: string): Promise<{ app: Fastify
   const logs: LogRecord[] = []
   const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { logs.push(JSON.parse(line) as LogRecord) } } } })
   t.teardown(() => app.close())
-  await app.register(userService, { dbPath, consul: { address: '127.0.0.1:1' }, register: false, health: { underPressure: { maxEventLoopDelay: 0 } } })
+  await app.register(userService, { dbPath, consul: { address: '127.0.0.1:1' }, consulKv: false, register: false, health: { underPressure: { maxEventLoopDelay: 0 } } })
   await app.ready()
   return { app, logs }
 }

@@ -76,3 +76,18 @@ export const TlsRequiredError = createError<'FST_REG_CONSUL_TLS_REQUIRED', 503, 
 
 export const TlsError = createError<'FST_REG_CONSUL_TLS', 503, [string, string]>(
   'FST_REG_CONSUL_TLS', 'TLS with the Consul agent at %s failed: %s', 503)
+
+// Configuration from KV (config/) and leader election (leader/). A KV problem names the key as written
+// in Consul (`config/user-service/pageSize`), so `consul kv get` finds it.
+
+export const ConfigInvalidOptionError = createError<'FST_REG_CONFIG_INVALID_OPTION', 500, [string, string]>(
+  'FST_REG_CONFIG_INVALID_OPTION', 'Invalid @reg/fastify-consul option %s: expected %s', 500)
+
+export const ConfigInvalidError = createError<'FST_REG_CONFIG_INVALID', 500, [string, string]>(
+  'FST_REG_CONFIG_INVALID', 'Invalid configuration in Consul KV key %s: expected %s', 500)
+
+export const ConfigUnavailableError = createError<'FST_REG_CONFIG_UNAVAILABLE', 503, [string, string]>(
+  'FST_REG_CONFIG_UNAVAILABLE', 'Cannot load the configuration under Consul KV prefix %s: %s', 503)
+
+export const LeaderInvalidOptionError = createError<'FST_REG_LEADER_INVALID_OPTION', 500, [string, string]>(
+  'FST_REG_LEADER_INVALID_OPTION', 'Invalid leader() option %s: expected %s', 500)

@@ -13,7 +13,10 @@ import type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './disc
 import type { ServiceDispatcher } from './discovery/dispatcher.js'
 import { Discovery } from './discovery/registry.js'
 import type { ServiceWatch } from './discovery/watcher.js'
-import { consulMetrics } from './metrics.js'
+import { LiveConfig, type ConfigHandle } from './config/live-config.js'
+import { LeaderElection, type LeaderHandle } from './leader/leader-election.js'
+import { normalizeLeaderOptions, type LeaderOptions } from './leader/options.js'
+import { configMetrics, consulMetrics, leaderMetrics } from './metrics.js'
 import { AlreadyRegisteredError, NotListeningError, UnreachableError } from './errors.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
 import { buildDefinition, resolveAddress, type ServiceRegistration } from './registration/definition.js'
@@ -53,11 +56,27 @@ export interface FastifyConsul {
    */
   dispatcher (service: string, opts?: DispatcherOptions): ServiceDispatcher
   dispatcher (watch: ServiceWatch, opts?: DispatchOptions): ServiceDispatcher
+  /**
+   * Contends for leadership on a KV `key` with a Consul session (Go's api.Lock): `isLeader`, `elected`
+   * and `lost` events, `release()`. Every handle is released in preClose, so a rolling restart hands over
+   * at once. Throws FST_REG_LEADER_INVALID_OPTION.
+   */
+  leader (key: string, options?: LeaderOptions): LeaderHandle
+  /** The live configuration's state and events (`change`, `refused`, …); undefined without the `config` option. */
+  readonly config: ConfigHandle<ConsulConfig> | undefined
 }
+
+/**
+ * The type of `fastify.config`. Declare your schema's type into it once:
+ * `declare module '@reg/fastify-consul' { interface ConsulConfig extends Static<typeof MySchema> {} }`.
+ */
+export interface ConsulConfig {}
 
 declare module 'fastify' {
   interface FastifyInstance {
     consul: FastifyConsul
+    /** The configuration from Consul KV now (with the `config` option): frozen, replaced whole on each good change. */
+    config: Readonly<ConsulConfig>
   }
 }
 
@@ -99,6 +118,21 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   const connection = resolveConnection(opts.consul)
   const log = fastify.log.child({ plugin: '@reg/fastify-consul' })
   const http = new ConsulHttp({ connection })
+  // ── configuration from KV (#28): loaded before anything else is built, so a failure leaves nothing open ──
+  const config = opts.config === undefined ? undefined : new LiveConfig({ http, log, settings: opts.config })
+  if (config !== undefined) {
+    await config.load().catch(async (err: Error) => {
+      await http.close()
+      throw err
+    })
+    fastify.decorate('config', { getter: () => config.current })
+    const health = (fastify as unknown as { health?: { addCheck?: (name: string, fn: () => unknown, o: object) => void } }).health
+    health?.addCheck?.('config', () => {
+      const problem = config.problem
+      return problem === undefined ? undefined : { status: 'warning', output: problem }
+    }, { critical: false, interval: 1000 })
+  }
+  // ── end of configuration wiring ──
   const ownsClient = opts.client === undefined
   const client = opts.client ?? consulClient(connection, http)
   const discovery = new Discovery({ http, log, defaults: opts.discovery })
@@ -122,6 +156,12 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       return () => { registrar.off('healed', listener) }
     }
   })
+  const configMeters = config === undefined ? undefined : configMetrics(opts.meterProvider ?? metrics.getMeterProvider(), config)
+  // ── leader election (#28): the logic lives in leader/; released in preClose for a fast handover ──
+  const leaders = new Set<LeaderElection>()
+  const leaderMeters = leaderMetrics(opts.meterProvider ?? metrics.getMeterProvider(), () => leaders)
+  fastify.addHook('preClose', async () => { await Promise.all([...leaders].map((l) => l.release())) })
+  // ── end of leader wiring ──
 
   /** The registration for the socket we are bound to; needs listen() unless service.port is set. */
   function definition (): ReturnType<typeof buildDefinition> {
@@ -162,7 +202,13 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       const dispatcher = discovery.dispatcher(target, options)
       meters.observe(dispatcher)
       return dispatcher
-    }
+    },
+    leader: (key, options) => {
+      const election = new LeaderElection({ http, log, settings: normalizeLeaderOptions(key, options) })
+      leaders.add(election)
+      return election
+    },
+    config: config as ConfigHandle<ConsulConfig> | undefined
   } satisfies FastifyConsul)
 
   let shuttingDown: Promise<void> | undefined
@@ -232,6 +278,10 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
 
   fastify.addHook('onClose', async () => {
     meters.close()
+    configMeters?.close()
+    leaderMeters.close()
+    await Promise.all([...leaders].map((l) => l.release()))
+    await config?.close()
     registrar.close()
     await discovery.close()
     if (ownsClient) (client as unknown as { destroy (): void }).destroy()
@@ -253,4 +303,9 @@ export type { Instance, InstanceStatus } from './discovery/instance.js'
 export type { BalancerName } from './discovery/balancer.js'
 export type { FailureKind } from './discovery/outlier.js'
 export type { ServiceRegistration, RegisteredCheck } from './registration/definition.js'
+export type { ConfigHandle, ConfigRefusal, ConfigState } from './config/live-config.js'
+export type { ConfigOptions } from './config/options.js'
+export type { ConfigFormat } from './config/formats.js'
+export type { LeaderHandle } from './leader/leader-election.js'
+export type { LeaderOptions } from './leader/options.js'
 export * as errors from './errors.js'

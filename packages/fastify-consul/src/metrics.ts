@@ -1,5 +1,7 @@
 import type { Attributes, BatchObservableCallback, MeterProvider, ObservableGauge } from '@opentelemetry/api'
+import type { ConfigHandle, ConfigRefusal } from './config/live-config.js'
 import type { ServiceDispatcher } from './discovery/dispatcher.js'
+import type { LeaderHandle } from './leader/leader-election.js'
 import type { InstanceStatus } from './discovery/instance.js'
 import type { Watcher } from './discovery/watcher.js'
 import type { RequestOutcome } from './discovery/retry.js'
@@ -127,4 +129,54 @@ export function consulMetrics (provider: MeterProvider, sources: ConsulMetricsSo
       meter.removeBatchObservableCallback(collect, observables)
     }
   }
+}
+
+/**
+ * Configuration from KV (#28): reloads and refusals follow the handle's events, staleness is read at
+ * collection time. A refusal is labelled with the KV key as written: a bounded set, the keys of a prefix.
+ */
+export function configMetrics (provider: MeterProvider, config: Pick<ConfigHandle, 'state' | 'source' | 'pendingRestart' | 'on' | 'off'>): { close (): void } {
+  const meter = provider.getMeter(METER_NAME)
+  const reloads = meter.createCounter('reg_config_reloads', {
+    description: 'Configuration changes from Consul KV that validated and were applied'
+  })
+  const refusals = meter.createCounter('reg_config_refusals', {
+    description: 'Configuration changes from Consul KV that did not validate and were refused, by KV key'
+  })
+  const stale = meter.createObservableGauge('reg_config_stale', {
+    description: '1 while the configuration is served without Consul (unreachable, or booted from the last-known-good file)'
+  })
+  const pending = meter.createObservableGauge('reg_config_restart_pending', {
+    description: 'Restart-required properties changed in Consul KV and waiting for a restart'
+  })
+  const onChange = (): void => reloads.add(1)
+  const onRefused = (refusal: ConfigRefusal): void => refusals.add(1, { key: refusal.key })
+  config.on('change', onChange)
+  config.on('refused', onRefused)
+  const collect: BatchObservableCallback = (result) => {
+    // Booted from the file means stale until Consul answers: one condition covers both.
+    result.observe(stale, Number(config.state === 'stale'))
+    result.observe(pending, config.pendingRestart.length)
+  }
+  meter.addBatchObservableCallback(collect, [stale, pending])
+  return {
+    close () {
+      config.off('change', onChange)
+      config.off('refused', onRefused)
+      meter.removeBatchObservableCallback(collect, [stale, pending])
+    }
+  }
+}
+
+/** Leader election (#28): `reg_leader{key}` is 1 while this process leads on `key`, read at collection time. */
+export function leaderMetrics (provider: MeterProvider, leaders: () => Iterable<Pick<LeaderHandle, 'key' | 'isLeader'>>): { close (): void } {
+  const meter = provider.getMeter(METER_NAME)
+  const gauge = meter.createObservableGauge('reg_leader', {
+    description: '1 while this process holds the leader key (a Consul session lock), 0 while it contends or after it released'
+  })
+  const collect: BatchObservableCallback = (result) => {
+    for (const leader of leaders()) result.observe(gauge, Number(leader.isLeader), { key: leader.key })
+  }
+  meter.addBatchObservableCallback(collect, [gauge])
+  return { close: () => meter.removeBatchObservableCallback(collect, [gauge]) }
 }

@@ -6,6 +6,7 @@ import { ConnectionSchema, type ConsulConnectionOptions } from './consul/connect
 import { Duration, toMs } from './consul/duration.js'
 import { validateDiscoveryOptions, type DispatcherOptions } from './discovery/options.js'
 import { InvalidOptionError } from './errors.js'
+import { normalizeConfigOptions, type ConfigOptions, type ConfigSettings } from './config/options.js'
 import { normalizeCheck, normalizeService, type CheckConfig, type GrpcCheckOptions, type HttpCheckOptions, type ServiceOptions, type TcpCheckOptions, type TtlCheckOptions } from './registration/options.js'
 import type { Unset } from './util/unset.js'
 import { firstProblem } from './util/validate.js'
@@ -29,7 +30,9 @@ const Schema = Type.Object({
   }, { additionalProperties: false, description: 'an object { base?, cap? } of durations' })),
   consul: Type.Optional(ConnectionSchema),
   client: Type.Optional(Type.Unknown()),
-  meterProvider: Type.Optional(Type.Unknown())
+  meterProvider: Type.Optional(Type.Unknown()),
+  // Checked by config/options.ts (its schema holds the user's TypeBox schema, which is not walked here).
+  config: Type.Optional(Type.Unknown())
 }, { additionalProperties: false, description: 'an options object with at least { service: { name } }' })
 
 const compiled = TypeCompiler.Compile(Schema)
@@ -64,6 +67,8 @@ export interface ConsulPluginOptions {
    * `@opentelemetry/api`, read when the plugin is registered, which is a no-op until an SDK sets it.
    */
   meterProvider?: MeterProvider | undefined
+  /** Configuration from Consul KV, typed by a TypeBox schema, live-reloaded (see README, Configuration from KV). */
+  config?: ConfigOptions | undefined
 }
 
 export interface NormalizedOptions {
@@ -82,6 +87,7 @@ export interface NormalizedOptions {
   client: Consul | undefined
   discovery: DispatcherOptions
   meterProvider: MeterProvider | undefined
+  config: ConfigSettings | undefined
 }
 
 export const PLUGIN_DEFAULTS = Object.freeze({
@@ -130,6 +136,7 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
     consul: opts.consul ?? {},
     client: client as Consul | undefined,
     discovery,
-    meterProvider: meterProvider as MeterProvider | undefined
+    meterProvider: meterProvider as MeterProvider | undefined,
+    config: opts.config === undefined ? undefined : normalizeConfigOptions(opts.config, service.name)
   }
 }

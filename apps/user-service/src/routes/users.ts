@@ -6,13 +6,15 @@ import { typeboxValidatorCompiler } from '../validator.js'
 
 export interface UsersRoutesOptions {
   repository: UsersRepository
+  /** The page size when a client sends no `?limit=`, read per request (it may come from Consul KV and change live). */
+  defaultLimit?: () => number
 }
 
 /** Seconds a client should wait after a 503 before trying again: longer than a typical lock is held. */
 const RETRY_AFTER_SECONDS = 1
 
 // Not wrapped in fastify-plugin: the validator compiler and the error handler below must stay in this scope.
-export const usersRoutes: FastifyPluginAsync<UsersRoutesOptions> = async function usersRoutes (fastify, { repository }) {
+export const usersRoutes: FastifyPluginAsync<UsersRoutesOptions> = async function usersRoutes (fastify, { repository, defaultLimit = () => PAGE_LIMIT.default }) {
   fastify.setValidatorCompiler(typeboxValidatorCompiler)
 
   fastify.setErrorHandler(function usersErrorHandler (error, request, reply) {
@@ -29,7 +31,8 @@ export const usersRoutes: FastifyPluginAsync<UsersRoutesOptions> = async functio
   fastify.get<{ Querystring: ListQuery }>('/', {
     schema: { querystring: ListQuerySchema, response: { 200: UserListSchema } }
   }, async (request, reply) => {
-    const limit = request.query.limit === undefined ? PAGE_LIMIT.default : Number(request.query.limit)
+    // A client's ?limit= always wins over the configured default.
+    const limit = request.query.limit === undefined ? defaultLimit() : Number(request.query.limit)
     const { users, next } = repository.page(limit, request.query.after)
     if (next !== undefined) reply.header('link', `<${fastify.prefix}?limit=${limit}&after=${next}>; rel="next"`)
     return users

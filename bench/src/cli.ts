@@ -1,7 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { benchSection, withTable } from './readme.js'
-import { runBench, table } from './run.js'
-import { failsCheck } from './scenario.js'
+import { check, runBench, table } from './run.js'
 
 // `pnpm bench [--check] [P2 …]`: all scenarios, or the ones named. BENCH_ROUNDS (3) and BENCH_SMOKE (off) tune it;
 // BENCH_RESULTS moves latest.json and readme.json (the smoke test points it at a temporary folder).
@@ -17,8 +16,8 @@ const readmeAt = args.indexOf('--readme')
 const readme = readmeAt === -1 ? undefined : args.splice(readmeAt, 2)[1]
 // `--check`: exit 1 when any target reads "no" (or a figure is invalid), after printing the table.
 const checkAt = args.indexOf('--check')
-const check = checkAt !== -1
-if (check) args.splice(checkAt, 1)
+const wantCheck = checkAt !== -1
+if (wantCheck) args.splice(checkAt, 1)
 async function main (): Promise<void> {
   // Checked before the run, so a README without markers does not cost a whole bench.
   if (readme) benchSection(readFileSync(readme, 'utf8'), readme)
@@ -28,10 +27,10 @@ async function main (): Promise<void> {
     writeFileSync(readme, withTable(readFileSync(readme, 'utf8'), readme, report))
     writeFileSync(`${resultsDir}/readme.json`, JSON.stringify(report, null, 2) + '\n')
   }
-  const failing = report.figures.filter(failsCheck)
-  if (check && failing.length > 0) {
-    console.error(`--check: ${failing.length} target(s) read "no": ${failing.map((f) => `${f.id} ${f.what}`).join('; ')}`)
-    process.exitCode = 1
+  if (wantCheck) {
+    const { code, message } = check(report)
+    console.error(message)
+    process.exitCode = code
   }
 }
 

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { ensureConsul } from '@reg/testkit'
-import { invalid, reading, type Figure, type Scenario, type ScenarioContext } from './scenario.js'
+import { failsCheck, invalid, reading, type Figure, type Scenario, type ScenarioContext } from './scenario.js'
 import { scenarios } from './scenarios/index.js'
 
 export interface BenchOptions {
@@ -39,6 +39,11 @@ function commitOf (dir: string): BenchReport['commit'] {
   }
 }
 
+/** The first CPU's model; cpus() is empty on a few platforms (some containers), and the run is still worth printing. */
+export function cpuModel (list: Array<{ model: string }>): string {
+  return list[0]?.model.trim() ?? 'unknown'
+}
+
 export async function runBench (opts: BenchOptions): Promise<BenchReport> {
   const log = opts.log
   const wanted = opts.ids.map((id) => id.toUpperCase())
@@ -53,15 +58,23 @@ export async function runBench (opts: BenchOptions): Promise<BenchReport> {
   const figures: Figure[] = []
   for (const scenario of selected) {
     log(`${scenario.id}: ${scenario.title} (rounds: ${ctx.rounds})`)
-    figures.push(...await scenario.run(ctx))
+    const got = await scenario.run(ctx)
+    // Figures that keep only their samples get them as windows too, with the load average at the
+    // scenario's end (the scenarios with loads record it per window themselves).
+    const end = loadavg()
+    for (const f of got) {
+      f.windows ??= [
+        ...f.ours.samples.map((value, round) => ({ side: 'ours', round, value, loadavg: end })),
+        ...f.baseline.samples.map((value, round) => ({ side: 'baseline', round, value, loadavg: end }))
+      ]
+    }
+    figures.push(...got)
   }
   const consul = execFileSync(await ensureConsul(), ['version']).toString().split('\n')[0]!.trim()
   const report: BenchReport = {
     date: new Date().toISOString(),
     commit,
-    // cpus() is empty on a few platforms (some containers); the figure is still worth printing.
-    /* c8 ignore next */
-    machine: { cores: cpus().length, cpu: cpus()[0]?.model.trim() ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, consul },
+    machine: { cores: cpus().length, cpu: cpuModel(cpus()), memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, consul },
     rounds: ctx.rounds,
     loadavg: { start: startLoad, end: loadavg() },
     seconds: Math.round((performance.now() - started) / 1000),
@@ -125,4 +138,11 @@ export function table (report: BenchReport): string {
   const m = report.machine
   const c = report.commit
   return `${lines.join('\n')}\n\n${report.date.slice(0, 10)} · commit ${c.sha.slice(0, 12)}${c.dirty ? ' (with uncommitted changes)' : ''} · ${m.cores} cores (${m.cpu}) · ${m.memoryGiB} GiB · Node ${m.node} · ${m.consul} · ${report.rounds} rounds${footer(report)}\n`
+}
+
+/** `pnpm bench --check`: the exit code (1 when any target reads "no" or a figure is invalid) and what to say. */
+export function check (report: BenchReport): { code: 0 | 1, message: string } {
+  const failing = report.figures.filter(failsCheck)
+  if (failing.length === 0) return { code: 0, message: '--check: no target reads "no"' }
+  return { code: 1, message: `--check: ${failing.length} target(s) read "no": ${failing.map((f) => `${f.id} ${f.what}`).join('; ')}` }
 }

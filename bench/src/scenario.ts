@@ -76,7 +76,6 @@ export function failsCheck (f: Figure): boolean {
 
 /** The smoke run's value or the real one: the single place where the two modes differ. */
 export function sized<T> (ctx: ScenarioContext, smoke: T, real: T): T {
-  /* c8 ignore next -- tests only run the smoke mode; the real branch runs in `pnpm bench` */
   return ctx.smoke ? smoke : real
 }
 

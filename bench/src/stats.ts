@@ -89,3 +89,12 @@ export function verdict (ratios: number[], target: number, aa: number[]): Verdic
   if (Math.max(...ratios) < target - noise) return { ...base, text: 'no', met: false }
   return { ...base, text: `inconclusive (noise ±${(100 * noise).toFixed(noise < 0.1 ? 1 : 0)} %)`, met: false }
 }
+
+/**
+ * The order of several sides in round `round`: rotated by one each round (a Latin square), so over as
+ * many rounds as sides each side runs once in every position, and none is always first or last.
+ */
+export function rotation<T> (sides: readonly T[], round: number): T[] {
+  const k = round % sides.length
+  return [...sides.slice(k), ...sides.slice(0, k)]
+}

@@ -100,3 +100,15 @@ t.test('--check fails on a target that reads "no" or an invalid figure, not on i
   t.equal(failsCheck({ ...f, met: undefined }), false)
   t.equal(failsCheck({ ...f, met: true, loads: { requests: 1, non2xx: 1, errors: 0 } }), true)
 })
+
+t.test('sized: the smoke value in a smoke run, the real one otherwise', async (t) => {
+  const { sized } = await import('../src/scenario.js')
+  t.equal(sized({ rounds: 1, smoke: true, log: () => {} }, 1, 5), 1)
+  t.equal(sized({ rounds: 3, smoke: false, log: () => {} }, 1, 5), 5)
+})
+
+t.test('cpuModel: the first CPU\'s model, or unknown where the platform lists none', async (t) => {
+  const { cpuModel } = await import('../src/run.js')
+  t.equal(cpuModel([{ model: ' Some CPU  ' }]), 'Some CPU')
+  t.equal(cpuModel([]), 'unknown')
+})

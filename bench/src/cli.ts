@@ -1,8 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { benchSection, withTable } from './readme.js'
-import { runBench, table } from './run.js'
+import { check, runBench, table } from './run.js'
 
-// `pnpm bench [P2 …]`: all scenarios, or the ones named. BENCH_ROUNDS (3) and BENCH_SMOKE (off) tune it;
+// `pnpm bench [--check] [P2 …]`: all scenarios, or the ones named. BENCH_ROUNDS (3) and BENCH_SMOKE (off) tune it;
 // BENCH_RESULTS moves latest.json and readme.json (the smoke test points it at a temporary folder).
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const smoke = process.env.BENCH_SMOKE === '1'
@@ -14,6 +14,10 @@ const resultsDir = process.env.BENCH_RESULTS ?? new URL('../results', import.met
 const args = process.argv.slice(2)
 const readmeAt = args.indexOf('--readme')
 const readme = readmeAt === -1 ? undefined : args.splice(readmeAt, 2)[1]
+// `--check`: exit 1 when any target reads "no" (or a figure is invalid), after printing the table.
+const checkAt = args.indexOf('--check')
+const wantCheck = checkAt !== -1
+if (wantCheck) args.splice(checkAt, 1)
 async function main (): Promise<void> {
   // Checked before the run, so a README without markers does not cost a whole bench.
   if (readme) benchSection(readFileSync(readme, 'utf8'), readme)
@@ -22,6 +26,11 @@ async function main (): Promise<void> {
   if (readme) {
     writeFileSync(readme, withTable(readFileSync(readme, 'utf8'), readme, report))
     writeFileSync(`${resultsDir}/readme.json`, JSON.stringify(report, null, 2) + '\n')
+  }
+  if (wantCheck) {
+    const { code, message } = check(report)
+    console.error(message)
+    process.exitCode = code
   }
 }
 

@@ -6,6 +6,8 @@ export interface RunCount {
   ok: number
   non2xx: number
   errors: number
+  /** os.loadavg() when the run ended, where the scenario recorded it. */
+  loadavg?: number[]
 }
 
 const failed = (r: RunCount): number => r.non2xx + r.errors
@@ -34,6 +36,10 @@ export function failureFigure (spec: Pick<Figure, 'id' | 'what' | 'baselineName'
     ratio: null,
     target: spec.target,
     met: ours.every((n) => n === 0) && oursSent.every((n) => n >= (spec.minRequests ?? 0)),
-    requests: { ours: summarize(oursSent), baseline: summarize(spec.baseline.map(sent)) }
+    requests: { ours: summarize(oursSent), baseline: summarize(spec.baseline.map(sent)) },
+    windows: [
+      ...spec.ours.map((r, round) => ({ side: 'ours', round, value: failed(r), loadavg: r.loadavg ?? [] })),
+      ...spec.baseline.map((r, round) => ({ side: 'baseline', round, value: failed(r), loadavg: r.loadavg ?? [] }))
+    ]
   }
 }

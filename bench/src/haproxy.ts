@@ -8,62 +8,82 @@ import { freePorts } from '@reg/testkit'
 
 export interface Haproxy {
   url: string
+  /** The configuration it runs with, as written to its file. */
+  config: string
   /** How many of the backend's servers HAProxy has resolved and holds UP. */
   up (): Promise<number>
   stop (): Promise<void>
 }
 
+export interface HaproxyConfig {
+  port: number
+  statsPort: number
+  dnsPort: number
+  service: string
+  slots: number
+  /** Our dispatcher's per-try timeout (the gateway's `perTryTimeout`), as HAProxy reads it: "2s". */
+  perTryTimeout: string
+}
+
 /**
- * P10's peer baseline as users configure it: `balance leastconn`, an active `GET /health` every second
- * (`fall 2`), and `server-template` slots filled from Consul's DNS SRV records for `service`. Loopback
- * only, its config in a temporary folder, in the foreground (`-db`) so stopping the child stops it.
+ * P10's peer as its users would configure it for the same job, with every knob our gateway has (see
+ * bench/README.md, line by line, and shared CONSUL.md "HAProxy as a fair peer"): a per-try timeout,
+ * 3 retries redispatched to another server, passive ejection on layer-7 errors, fast active checks,
+ * least connections, and its servers filled from Consul's DNS SRV records for `service`.
  */
-export async function startHaproxy (bin: string, dnsPort: number, service: string, slots: number): Promise<Haproxy> {
-  const [port, statsPort] = await freePorts(2) as [number, number]
-  const dir = mkdtempSync(join(tmpdir(), 'reg-haproxy-'))
-  const config = join(dir, 'haproxy.cfg')
-  writeFileSync(config, `global
+export function haproxyConfig (c: HaproxyConfig): string {
+  return `global
   maxconn 4096
 
 defaults
   mode http
   timeout connect 1s
   timeout client 30s
-  # As long as the gateway waits for an upstream (its 10 s timeout).
-  timeout server 10s
-  # Slots start empty and are filled from DNS; without this HAProxy refuses to start on an unresolved name.
+  timeout server ${c.perTryTimeout}
+  timeout check 1s
+  retries 3
+  option redispatch 1
+  retry-on conn-failure empty-response response-timeout
   default-server init-addr none
 
 resolvers consul
-  nameserver consul 127.0.0.1:${dnsPort}
+  nameserver consul 127.0.0.1:${c.dnsPort}
   accepted_payload_size 8192
   timeout resolve 1s
   timeout retry 1s
   hold valid 1s
 
 frontend users
-  bind 127.0.0.1:${port}
+  bind 127.0.0.1:${c.port}
   default_backend users
-  # allow-dup-ip: every replica is on 127.0.0.1 (different ports); HAProxy would otherwise fill one slot per IP.
 
 backend users
-  # allow-dup-ip: every replica is on 127.0.0.1 (different ports); HAProxy would otherwise fill one slot per IP.
   balance leastconn
   option httpchk GET /health
-  default-server inter 1s fall 2 rise 2
-  server-template ${service}- ${slots} _${service}._tcp.service.consul resolvers consul resolve-prefer ipv4 resolve-opts allow-dup-ip check
+  default-server check inter 1s fastinter 250ms downinter 1s rise 2 fall 2 observe layer7 error-limit 3 on-error mark-down
+  server-template ${c.service}- ${c.slots} _${c.service}._tcp.service.consul resolvers consul resolve-prefer ipv4 resolve-opts allow-dup-ip
 
 frontend stats
-  bind 127.0.0.1:${statsPort}
+  bind 127.0.0.1:${c.statsPort}
   stats enable
   stats uri /stats
-`)
+`
+}
+
+/** Starts HAProxy with `haproxyConfig`, loopback only, in the foreground (`-db`) so stopping the child stops it. */
+export async function startHaproxy (bin: string, dnsPort: number, service: string, slots: number, perTryTimeout = '2s'): Promise<Haproxy> {
+  const [port, statsPort] = await freePorts(2) as [number, number]
+  const dir = mkdtempSync(join(tmpdir(), 'reg-haproxy-'))
+  const config = join(dir, 'haproxy.cfg')
+  const text = haproxyConfig({ port, statsPort, dnsPort, service, slots, perTryTimeout })
+  writeFileSync(config, text)
   const child = spawn(bin, ['-db', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] })
   let log = ''
   child.stderr!.on('data', (chunk: Buffer) => { log = (log + chunk.toString()).slice(-8192) })
   const exited = once(child, 'exit')
   const haproxy: Haproxy = {
     url: `http://127.0.0.1:${port}`,
+    config: text,
     async up () {
       const csv = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text()
       // "# pxname,svname,…,status (18th),…": the backend's server rows, not its BACKEND summary.

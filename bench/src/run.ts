@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
+import { cpus, loadavg, totalmem } from 'node:os'
 import { ensureConsul } from '@reg/testkit'
-import { invalid, type Figure, type Scenario, type ScenarioContext } from './scenario.js'
+import { failsCheck, invalid, reading, type Figure, type Scenario, type ScenarioContext } from './scenario.js'
 import { scenarios } from './scenarios/index.js'
 
 export interface BenchOptions {
@@ -21,6 +21,10 @@ export interface BenchReport {
   commit: { sha: string, dirty: boolean }
   machine: { cores: number, cpu: string, memoryGiB: number, node: string, consul: string }
   rounds: number
+  /** os.loadavg() (1, 5, 15 min) when the run started and when it ended; each window keeps its own too. */
+  loadavg?: { start: number[], end: number[] }
+  /** Wall-clock seconds the whole run took. */
+  seconds?: number
   figures: Figure[]
 }
 
@@ -35,6 +39,11 @@ function commitOf (dir: string): BenchReport['commit'] {
   }
 }
 
+/** The first CPU's model; cpus() is empty on a few platforms (some containers), and the run is still worth printing. */
+export function cpuModel (list: Array<{ model: string }>): string {
+  return list[0]?.model.trim() ?? 'unknown'
+}
+
 export async function runBench (opts: BenchOptions): Promise<BenchReport> {
   const log = opts.log
   const wanted = opts.ids.map((id) => id.toUpperCase())
@@ -43,20 +52,32 @@ export async function runBench (opts: BenchOptions): Promise<BenchReport> {
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${scenarios.map((s) => s.id).join(', ')}`)
   // Before the first scenario, so a file edited while the bench runs cannot pass for the measured code.
   const commit = commitOf(new URL('.', import.meta.url).pathname)
+  const started = performance.now()
+  const startLoad = loadavg()
   const ctx: ScenarioContext = { rounds: opts.rounds, smoke: opts.smoke, log }
   const figures: Figure[] = []
   for (const scenario of selected) {
     log(`${scenario.id}: ${scenario.title} (rounds: ${ctx.rounds})`)
-    figures.push(...await scenario.run(ctx))
+    const got = await scenario.run(ctx)
+    // Figures that keep only their samples get them as windows too, with the load average at the
+    // scenario's end (the scenarios with loads record it per window themselves).
+    const end = loadavg()
+    for (const f of got) {
+      f.windows ??= [
+        ...f.ours.samples.map((value, round) => ({ side: 'ours', round, value, loadavg: end })),
+        ...f.baseline.samples.map((value, round) => ({ side: 'baseline', round, value, loadavg: end }))
+      ]
+    }
+    figures.push(...got)
   }
   const consul = execFileSync(await ensureConsul(), ['version']).toString().split('\n')[0]!.trim()
   const report: BenchReport = {
     date: new Date().toISOString(),
     commit,
-    // cpus() is empty on a few platforms (some containers); the figure is still worth printing.
-    /* c8 ignore next */
-    machine: { cores: cpus().length, cpu: cpus()[0]?.model.trim() ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, consul },
+    machine: { cores: cpus().length, cpu: cpuModel(cpus()), memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, consul },
     rounds: ctx.rounds,
+    loadavg: { start: startLoad, end: loadavg() },
+    seconds: Math.round((performance.now() - started) / 1000),
     figures
   }
   if (opts.resultsDir) {
@@ -90,21 +111,38 @@ function verdict (f: Figure): { ratio: string, met: string } {
     const l = f.loads!
     return { ratio: 'invalid', met: `invalid: ${l.non2xx} non-2xx, ${l.errors} errors in ${l.requests} requests` }
   }
-  return {
-    ratio: f.ratio === null ? '–' : `${fmt(f.ratio)}×`,
-    met: f.met === undefined ? '–' : f.met ? 'yes' : 'no'
-  }
+  return { ratio: f.ratio === null ? '–' : `${fmt(f.ratio)}×`, met: reading(f) }
+}
+
+/** The A/A null control beside the ratio: "median (min–max)", or – for a figure without one. */
+function nullControl (f: Figure): string {
+  return f.aa ? `${fmt(f.aa.median)}× (${fmt(f.aa.min)}–${fmt(f.aa.max)})` : '–'
+}
+
+const la = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ')
+
+/** The load average at the start and the end, and the run's length; reports from before #22 have neither. */
+function footer (report: BenchReport): string {
+  if (!report.loadavg || report.seconds === undefined) return ''
+  return ` · load average ${la(report.loadavg.start)} at the start, ${la(report.loadavg.end)} at the end · ${Math.round(report.seconds / 60)} min`
 }
 
 export function table (report: BenchReport): string {
-  const rows = [['id', 'what', 'ours median (min–max)', 'baseline median (min–max)', 'baseline', 'ratio', 'target', 'met']]
+  const rows = [['id', 'what', 'ours median (min–max)', 'baseline median (min–max)', 'baseline', 'ratio', 'A/A null control', 'target', 'met']]
   for (const f of report.figures) {
     const v = verdict(f)
-    rows.push([f.id, f.what, cell(f, 'ours'), cell(f, 'baseline'), f.baselineName, v.ratio, f.target, v.met])
+    rows.push([f.id, f.what, cell(f, 'ours'), cell(f, 'baseline'), f.baselineName, v.ratio, nullControl(f), f.target, v.met])
   }
   const lines = rows.map((r) => `| ${r.join(' | ')} |`)
   lines.splice(1, 0, `|${rows[0]!.map(() => '---').join('|')}|`)
   const m = report.machine
   const c = report.commit
-  return `${lines.join('\n')}\n\n${report.date.slice(0, 10)} · commit ${c.sha.slice(0, 12)}${c.dirty ? ' (with uncommitted changes)' : ''} · ${m.cores} cores (${m.cpu}) · ${m.memoryGiB} GiB · Node ${m.node} · ${m.consul} · ${report.rounds} rounds\n`
+  return `${lines.join('\n')}\n\n${report.date.slice(0, 10)} · commit ${c.sha.slice(0, 12)}${c.dirty ? ' (with uncommitted changes)' : ''} · ${m.cores} cores (${m.cpu}) · ${m.memoryGiB} GiB · Node ${m.node} · ${m.consul} · ${report.rounds} rounds${footer(report)}\n`
+}
+
+/** `pnpm bench --check`: the exit code (1 when any target reads "no" or a figure is invalid) and what to say. */
+export function check (report: BenchReport): { code: 0 | 1, message: string } {
+  const failing = report.figures.filter(failsCheck)
+  if (failing.length === 0) return { code: 0, message: '--check: no target reads "no"' }
+  return { code: 1, message: `--check: ${failing.length} target(s) read "no": ${failing.map((f) => `${f.id} ${f.what}`).join('; ')}` }
 }

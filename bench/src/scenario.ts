@@ -34,6 +34,26 @@ export interface Figure {
   requests?: { ours: Summary, baseline: Summary }
   /** Throughput only: any non-2xx answer or error makes the figure invalid, whatever its req/s. */
   loads?: LoadTally
+  /**
+   * The verdict read against the noise ("met", "no", "inconclusive (noise ±X %)"); `met` is true only for
+   * "met". Figures without an A/A control leave it out and the table reads `met` as yes/no.
+   */
+  verdict?: string
+  /** The A/A null control: the same system measured against itself in the same rounds, as ratios. */
+  aa?: Summary
+  /** Every measured window's absolute figure, per side and round, with the load average when it ended. */
+  windows?: Window[]
+  /** The peer's configuration as it ran (P10's HAProxy), so a reader can judge the comparison. */
+  config?: string
+}
+
+/** One measured window: its side ("ours", "baseline", or the side an A/A window repeated), round, value. */
+export interface Window {
+  side: string
+  round: number
+  value: number
+  /** os.loadavg() when the window ended: 1, 5 and 15 minutes. */
+  loadavg: number[]
 }
 
 /** A throughput figure whose loads saw a non-2xx answer or an error measures something else than throughput. */
@@ -41,9 +61,21 @@ export function invalid (f: Figure): boolean {
   return f.loads !== undefined && f.loads.non2xx + f.loads.errors > 0
 }
 
+/** What the table's last column reads: the verdict, or yes/no/– from `met`. */
+export function reading (f: Figure): string {
+  if (invalid(f)) return 'invalid'
+  if (f.verdict !== undefined) return f.verdict
+  return f.met === undefined ? '–' : f.met ? 'yes' : 'no'
+}
+
+/** Whether `pnpm bench --check` fails on this figure: its target reads "no" (an invalid figure too). */
+export function failsCheck (f: Figure): boolean {
+  const r = reading(f)
+  return r === 'no' || r === 'invalid'
+}
+
 /** The smoke run's value or the real one: the single place where the two modes differ. */
 export function sized<T> (ctx: ScenarioContext, smoke: T, real: T): T {
-  /* c8 ignore next -- tests only run the smoke mode; the real branch runs in `pnpm bench` */
   return ctx.smoke ? smoke : real
 }
 

@@ -1,6 +1,7 @@
+import { loadavg } from 'node:os'
 import { load } from './load.js'
-import { sized, type Figure, type LoadTally, type ScenarioContext } from './scenario.js'
-import { interleave, summarize } from './stats.js'
+import { sized, type Figure, type LoadTally, type ScenarioContext, type Window } from './scenario.js'
+import { firstIn, summarize, verdict } from './stats.js'
 
 export interface ThroughputSpec {
   id: string
@@ -14,13 +15,20 @@ export interface ThroughputSpec {
 }
 
 /**
- * req/s of `ours` ÷ req/s of `baseline`: one warm-up load each (JIT, sockets), then interleaved rounds,
- * and the median of the per-round ratios. Every load counts its non-2xx answers and errors; a figure
- * whose loads saw any is invalid (fast 500s or 429s are not throughput) and never meets its target.
+ * req/s of `ours` ÷ req/s of `baseline`, with an A/A control from the same windows. Each round measures
+ * four windows in ABBA order (ours, baseline, baseline, ours; the next round baseline first), each side
+ * after its own warm-up load in that round. The round's ratio is ours' two windows ÷ the baseline's two,
+ * which cancels a linear drift within the round; its A/A ratios are each side's second window ÷ its
+ * first, the same system against itself, which is how far the harness moves with nothing changed.
+ * Every load counts its non-2xx answers and errors; a figure whose loads saw any is invalid (fast 500s
+ * or 429s are not throughput) and never meets its target.
  */
 export async function throughput (ctx: ScenarioContext, spec: ThroughputSpec): Promise<Figure> {
-  const seconds = sized(ctx, 1, 5)
+  // 2 s even in a smoke round: a 1 s window on a box at a load average of 20 can complete no request.
+  const seconds = sized(ctx, 2, 3)
+  const warmup = sized(ctx, 1, 2)
   const loads: LoadTally = { requests: 0, non2xx: 0, errors: 0 }
+  const windows: Window[] = []
   const measure = async (url: string, s: number): Promise<number> => {
     const r = await load(url, s)
     loads.requests += r.total
@@ -28,13 +36,48 @@ export async function throughput (ctx: ScenarioContext, spec: ThroughputSpec): P
     loads.errors += r.errors
     return r.requestsPerSecond
   }
-  await measure(spec.ours, 1)
-  await measure(spec.baseline, 1)
-  const { a, b } = await interleave(ctx.rounds, () => measure(spec.ours, seconds), () => measure(spec.baseline, seconds))
-  const ours = summarize(a)
-  const baseline = summarize(b)
-  const ratio = summarize(a.map((x, i) => x / b[i]!)).median
+  const urls = { ours: spec.ours, baseline: spec.baseline }
+  const ratios: number[] = []
+  const aa: number[] = []
+  const ours: number[] = []
+  const baseline: number[] = []
+  for (let round = 0; round < ctx.rounds; round++) {
+    const [x, y] = firstIn(round) === 'a' ? ['ours', 'baseline'] as const : ['baseline', 'ours'] as const
+    const got: Record<'ours' | 'baseline', number[]> = { ours: [], baseline: [] }
+    const window = async (side: 'ours' | 'baseline'): Promise<void> => {
+      const value = await measure(urls[side], seconds)
+      got[side].push(value)
+      windows.push({ side, round, value, loadavg: loadavg() })
+    }
+    await measure(urls[x], warmup)
+    await window(x)
+    await measure(urls[y], warmup)
+    await window(y)
+    await window(y)
+    await window(x)
+    const sum = (xs: number[]): number => xs[0]! + xs[1]!
+    ratios.push(sum(got.ours) / sum(got.baseline))
+    aa.push(got.ours[1]! / got.ours[0]!, got.baseline[1]! / got.baseline[0]!)
+    ours.push(sum(got.ours) / 2)
+    baseline.push(sum(got.baseline) / 2)
+  }
+  const ratio = summarize(ratios).median
   const clean = loads.non2xx + loads.errors === 0
-  ctx.log(`${spec.id} ${spec.what}: ${ours.median.toFixed(0)} req/s vs ${baseline.median.toFixed(0)} req/s, ratio ${ratio.toFixed(3)}; ${loads.non2xx} non-2xx, ${loads.errors} errors in ${loads.requests} requests`)
-  return { id: spec.id, what: spec.what, unit: 'req/s', ours, baseline, baselineName: spec.baselineName, ratio, target: `≥ ${spec.target}×`, met: clean && ratio >= spec.target, loads }
+  const v = verdict(ratios, spec.target, aa)
+  ctx.log(`${spec.id} ${spec.what}: ratio ${ratios.map((r) => r.toFixed(3)).join('/')}, A/A ${aa.map((r) => r.toFixed(3)).join('/')} → ${v.text}; ${loads.non2xx} non-2xx, ${loads.errors} errors in ${loads.requests} requests`)
+  return {
+    id: spec.id,
+    what: spec.what,
+    unit: 'req/s',
+    ours: summarize(ours),
+    baseline: summarize(baseline),
+    baselineName: spec.baselineName,
+    ratio,
+    target: `≥ ${spec.target}×`,
+    met: clean && v.met,
+    verdict: v.text,
+    aa: summarize(aa),
+    windows,
+    loads
+  }
 }

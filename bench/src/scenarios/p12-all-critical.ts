@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startLoad, type Load } from '@reg/user-service/test/fixtures/request-loop.js'
 import { serviceUntil, startConsul, type ConsulAgent } from '@reg/testkit'
@@ -38,11 +39,11 @@ async function allCritical (agent: ConsulAgent, seconds: number): Promise<{ ours
   const ours = await startChildServer('gateway-server.js', { ...env, DISCOVERY: '{}' })
   const old = await startChildServer('gateway-server.js', { ...env, DISCOVERY: JSON.stringify(PASSING_ONLY) })
   const client = new Agent()
-  const measure = async (url: string): Promise<Load> => {
+  const measure = async (url: string): Promise<Load & { loadavg: number[] }> => {
     const load = startLoad(`${url}/users`, client, 4, 60_000)
     await sleep(seconds * 1000)
     await load.stop()
-    return load
+    return Object.assign(load, { loadavg: loadavg() })
   }
   try {
     await failEveryCheck(agent, ['user-service-0', 'user-service-1', 'user-service-2'])

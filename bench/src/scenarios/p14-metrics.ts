@@ -19,11 +19,10 @@ function metricsOn (): string[] {
 
 /**
  * The throughput figure of every other req/s comparison (warm-ups, interleaved rounds, loads that count
- * non-2xx and errors), read against no fixed target: metrics should cost nothing measurable.
+ * non-2xx and errors): metrics may cost at most 5 % of the req/s, read against the A/A noise.
  */
 async function compare (ctx: ScenarioContext, what: string, on: ChildServer, off: ChildServer, path: string): Promise<Figure> {
-  const figure = await throughput(ctx, { id: 'P14', what, ours: `${on.url}${path}`, baseline: `${off.url}${path}`, baselineName: 'the same server, metrics off (no SDK)', target: 1 })
-  return { ...figure, target: 'within noise (≈ 1×)', met: undefined }
+  return throughput(ctx, { id: 'P14', what, ours: `${on.url}${path}`, baseline: `${off.url}${path}`, baselineName: 'the same server, metrics off (no SDK)', target: 0.95 })
 }
 
 export const p14: Scenario = {

@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os'
 import { startLoad, type Load } from '@reg/user-service/test/fixtures/request-loop.js'
 import { startConsul, type ConsulAgent } from '@reg/testkit'
 import { describeRuns, failureFigure } from '../failures.js'
@@ -15,7 +16,7 @@ const WORKERS = 24
  * over; P6 measures that side). The load starts before the first restart and runs on after the last
  * until it has `minRequests` answered, so every run is at least that large.
  */
-async function rollingRestart (agent: ConsulAgent, script: string, minRequests: number): Promise<Load> {
+async function rollingRestart (agent: ConsulAgent, script: string, minRequests: number): Promise<Load & { loadavg: number[] }> {
   const set = await startReplicas(agent, script, 3)
   const { app, dispatcher } = await consumer(agent, { retries: 0, ejectionMs: 0 })
   const load = startLoad('http://user-service/users', dispatcher, WORKERS, 180_000)
@@ -23,7 +24,7 @@ async function rollingRestart (agent: ConsulAgent, script: string, minRequests: 
     await load.reach(minRequests / 10)
     for (let i = 0; i < 3; i++) await set.restart(i, 'SIGTERM')
     await load.reach(Math.max(minRequests, load.ok + minRequests / 10))
-    return load
+    return Object.assign(load, { loadavg: loadavg() })
   } finally {
     await load.stop()
     await app.close()

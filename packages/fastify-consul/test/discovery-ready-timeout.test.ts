@@ -1,6 +1,7 @@
 import { startConsul } from '@reg/testkit'
 import Fastify from 'fastify'
 import t from 'tap'
+import { until } from './fixtures/discovery-consul.js'
 import consulPlugin from '../src/index.js'
 import { echoReplica as replica } from './fixtures/app.js'
 
@@ -29,7 +30,9 @@ t.test('readyTimeout: ready rejects with a code while Consul is down; the watch 
   await agent.start()
   await replica(t, agent.address, 1)
   await unbounded.ready
-  t.same(bounded.instances.map((i) => i.id), ['echo-1'], 'the bounded handle sees the first answer too')
+  // The restarted agent's first answer may come before the replica's registration: wait for it.
+  await until(bounded, (list) => list.length === 1, 'echo-1 on the bounded handle')
+  t.same(bounded.instances.map((i) => i.id), ['echo-1'], 'the bounded handle sees the answers too')
 })
 
 t.test('readyTimeout is validated, can be a plugin-wide default, and belongs to the watch', async (t) => {

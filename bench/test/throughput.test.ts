@@ -2,6 +2,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import { invalid } from '../src/scenario.js'
 import { throughput } from '../src/throughput.js'
+import { check } from '../src/run.js'
 
 // Fast failures are not throughput: a 503 answered in microseconds would otherwise beat any real route.
 t.test('a load that saw non-2xx answers or errors makes its figure invalid; a clean one does not', async (t) => {
@@ -22,9 +23,15 @@ t.test('a load that saw non-2xx answers or errors makes its figure invalid; a cl
   t.ok(refused.loads!.errors > 0, 'the connection errors were counted')
   t.ok(invalid(refused), 'so that figure is invalid too')
 
-  const good = await throughput(ctx, { id: 'T', what: 'w', ours: `${url}/ok`, baseline: `${url}/ok`, baselineName: 'b', target: 0 })
+  // Two rounds: the second puts the baseline first (ABBA), so neither side always runs first.
+  const good = await throughput({ ...ctx, rounds: 2 }, { id: 'T', what: 'w', ours: `${url}/ok`, baseline: `${url}/ok`, baselineName: 'b', target: 0 })
   t.same({ non2xx: good.loads!.non2xx, errors: good.loads!.errors }, { non2xx: 0, errors: 0 }, 'a clean load counts no failure')
   t.ok(good.loads!.requests > 0, 'and counts the requests it sent')
   t.notOk(invalid(good), 'its figure is valid')
   t.equal(good.met, true, 'and meets a target it reaches')
+
+  t.equal(check({ figures: [good] } as never).code, 0, '--check passes a report whose targets are met')
+  const failed = check({ figures: [good, bad] } as never)
+  t.equal(failed.code, 1, '--check fails a report with an invalid figure')
+  t.match(failed.message, /1 target\(s\) read "no": T w/)
 })

@@ -26,9 +26,11 @@ t.test('advertisedStatus: our own "not registered" warning is not sent to Consul
 t.test('stopped while a failed registration waits to retry: the loop ends, no try after it', async (t) => {
   const server = await faultServer(t, () => ({ status: 500, body: 'rpc error: no leader' }))
   const log = recordingLogger()
-  const registrar = new Registrar({ http: consulHttp(t, { address: server.address, url: server.url }), log: log.log, retry: { base: 200, cap: 400 }, selfHeal: false, deregisterTimeout: 1000, random: () => 0.5 })
+  // random 0.5: the second wait is 1 s; closing 200 ms after the second try lands inside it.
+  const registrar = new Registrar({ http: consulHttp(t, { address: server.address, url: server.url }), log: log.log, retry: { base: 1000, cap: 2000 }, selfHeal: false, deregisterTimeout: 1000, random: () => 0.5 })
   const loop = registrar.register(body, registration, undefined, false)
   await within('two failed tries', server.received(2))
+  await new Promise((resolve) => setTimeout(resolve, 200))
   registrar.close()
   await within('the loop to end', loop)
   const tries = server.requests.length

@@ -1,20 +1,20 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { UnavailableError, UserNotFoundError } from '../errors.js'
-import { ListQuerySchema, NewUserSchema, PAGE_LIMIT, UserListSchema, UserParamsSchema, UserSchema, type ListQuery, type NewUser, type UserParams } from '../schemas.js'
+import { ListQuerySchema, NewUserSchema, UserListSchema, UserParamsSchema, UserSchema, type ListQuery, type NewUser, type UserParams } from '../schemas.js'
 import type { UsersRepository } from '../users-repository.js'
 import { typeboxValidatorCompiler } from '../validator.js'
 
 export interface UsersRoutesOptions {
   repository: UsersRepository
   /** The page size when a client sends no `?limit=`, read per request (it may come from Consul KV and change live). */
-  defaultLimit?: () => number
+  defaultLimit: () => number
 }
 
 /** Seconds a client should wait after a 503 before trying again: longer than a typical lock is held. */
 const RETRY_AFTER_SECONDS = 1
 
 // Not wrapped in fastify-plugin: the validator compiler and the error handler below must stay in this scope.
-export const usersRoutes: FastifyPluginAsync<UsersRoutesOptions> = async function usersRoutes (fastify, { repository, defaultLimit = () => PAGE_LIMIT.default }) {
+export const usersRoutes: FastifyPluginAsync<UsersRoutesOptions> = async function usersRoutes (fastify, { repository, defaultLimit }) {
   fastify.setValidatorCompiler(typeboxValidatorCompiler)
 
   fastify.setErrorHandler(function usersErrorHandler (error, request, reply) {

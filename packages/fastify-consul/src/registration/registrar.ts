@@ -143,7 +143,8 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
       try {
         await sleep(delayMs, undefined, { signal: life })
       } catch {
-        return
+        // Stopped while waiting to retry.
+        break
       }
     }
   }

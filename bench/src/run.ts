@@ -44,12 +44,17 @@ export function cpuModel (list: Array<{ model: string }>): string {
   return list[0]?.model.trim() ?? 'unknown'
 }
 
-export async function runBench (opts: BenchOptions): Promise<BenchReport> {
-  const log = opts.log
-  const wanted = opts.ids.map((id) => id.toUpperCase())
-  const selected: Scenario[] = wanted.length === 0 ? scenarios : scenarios.filter((s) => wanted.includes(s.id))
+/** The scenarios `pnpm bench [ids…]` runs, in the registry's order: all of them when no id is given. */
+export function selectScenarios (ids: readonly string[]): Scenario[] {
+  const wanted = ids.map((id) => id.toUpperCase())
   const unknown = wanted.filter((id) => !scenarios.some((s) => s.id === id))
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${scenarios.map((s) => s.id).join(', ')}`)
+  return wanted.length === 0 ? scenarios : scenarios.filter((s) => wanted.includes(s.id))
+}
+
+export async function runBench (opts: BenchOptions): Promise<BenchReport> {
+  const log = opts.log
+  const selected = selectScenarios(opts.ids)
   // Before the first scenario, so a file edited while the bench runs cannot pass for the measured code.
   const commit = commitOf(new URL('.', import.meta.url).pathname)
   const started = performance.now()

@@ -112,3 +112,11 @@ t.test('cpuModel: the first CPU\'s model, or unknown where the platform lists no
   t.equal(cpuModel([{ model: ' Some CPU  ' }]), 'Some CPU')
   t.equal(cpuModel([]), 'unknown')
 })
+
+t.test('selectScenarios: every scenario without ids, the asked ones in the registry\'s order, unknown ids refused', async (t) => {
+  const { selectScenarios } = await import('../src/run.js')
+  const { scenarios } = await import('../src/scenarios/index.js')
+  t.same(selectScenarios([]).map((s) => s.id), scenarios.map((s) => s.id), '`pnpm bench` alone runs them all')
+  t.same(selectScenarios(['p8', 'P2']).map((s) => s.id), ['P2', 'P8'], 'ids are case-insensitive; the order is the registry\'s')
+  t.throws(() => selectScenarios(['P2', 'P99']), { message: /unknown scenario P99; known: P1, P2/ })
+})

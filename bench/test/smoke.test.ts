@@ -7,7 +7,7 @@ import { scenarios } from '../src/scenarios/index.js'
 // box mean nothing. What is checked is the harness: shapes, counts, and the negative control of P12.
 t.test('every other scenario runs one smoke round and reports finite figures', async (t) => {
   const lines: string[] = []
-  const ids = ['P2', 'P3', 'P4', 'P5', 'P7', 'P8', 'P9', 'P11', 'P12', 'P13', 'P14']
+  const ids = ['P2', 'P3', 'P4', 'P5', 'P7', 'P8', 'P9', 'P11', 'P12', 'P13', 'P14', 'P22']
   const report = await runBench({ ids, rounds: 1, smoke: true, log: (l) => lines.push(l) })
   t.same([...new Set(report.figures.map((f) => f.id))], ids, 'every scenario asked for yields figures')
   t.same([...ids, 'P1', 'P6', 'P10'].sort(), scenarios.map((s) => s.id).sort(), 'with the control run, every registered scenario')

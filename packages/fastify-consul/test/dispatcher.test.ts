@@ -4,16 +4,16 @@ import t from 'tap'
 import { request, type Dispatcher } from 'undici'
 import { startConsul } from '@reg/testkit'
 import { Discovery } from '../src/discovery/registry.js'
-import { BalancedDispatcher, type ServiceDispatcherOptions } from '../src/discovery/dispatcher.js'
+import { BalancedDispatcher, type ServiceDispatcherOptions } from '../src/discovery/dispatch/dispatcher.js'
 import { DISCOVERY_DEFAULTS, dispatchSettings } from '../src/discovery/options.js'
-import type { Instance } from '../src/discovery/instance.js'
+import type { Instance } from '../src/discovery/watch/instance.js'
 import {
   RetryBudget, RetryingHandler,
   wasNeverSent, isConnectionError, isIdempotent, isReplayableBody,
   type LegacyHandler, type RetryRoute
-} from '../src/discovery/retry.js'
-import { failureKind } from '../src/discovery/outlier.js'
-import { UpstreamLoad } from '../src/discovery/upstream-load.js'
+} from '../src/discovery/dispatch/retry.js'
+import { failureKind } from '../src/discovery/dispatch/outlier.js'
+import { UpstreamLoad } from '../src/discovery/lb/upstream-load.js'
 import { consulHttp, ids, register, until, upstream, within, type Upstream } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
 import { StaticWatch, instanceAt } from './fixtures/discovery-static-watch.js'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { OutlierState, failureKind, mayEject } from '../src/discovery/outlier.js'
+import { OutlierState, failureKind, mayEject } from '../src/discovery/dispatch/outlier.js'
 import { DISCOVERY_DEFAULTS, dispatchSettings, validateDiscoveryOptions } from '../src/discovery/options.js'
 
 const coded = (code: string): Error => Object.assign(new Error(code), { code })

@@ -6,10 +6,10 @@ import { DiscoveryInvalidOptionError } from '../errors.js'
 import type { BackoffOptions } from '../util/backoff.js'
 import type { Unset } from '../util/unset.js'
 import { fieldOf, firstProblem } from '../util/validate.js'
-import { BALANCERS, type BalancerName } from './balancer.js'
-import type { DispatcherTuning } from './dispatcher.js'
-import type { RetryBudgetOptions } from './retry.js'
-import type { RateLimit, WatchQuery, WatchTuning } from './watcher.js'
+import { BALANCERS, type BalancerName } from './lb/balancer.js'
+import type { DispatcherTuning } from './dispatch/dispatcher.js'
+import type { RetryBudgetOptions } from './dispatch/retry.js'
+import type { RateLimit, WatchQuery, WatchTuning } from './watch/watcher.js'
 
 // Discovery's options: the schema, every default, and the one function that turns what a user wrote
 // into complete settings. The watcher, the balancers and the dispatcher take those settings as given.

@@ -2,11 +2,11 @@ import { toMs } from '../consul/duration.js'
 import type { ConsulHttp } from '../consul/http.js'
 import { DiscoveryInvalidOptionError, WatchClosedError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
-import { BalancedDispatcher, type ServiceDispatcher } from './dispatcher.js'
+import { BalancedDispatcher, type ServiceDispatcher } from './dispatch/dispatcher.js'
 import { dispatchSettings, validateDiscoveryOptions, watchSettings, type DiscoverOptions, type DispatcherOptions, type DispatchOptions, type WatchSettings } from './options.js'
 import { WatchHandle } from './watch-handle.js'
 import { selfMatcher, type ListeningAddress } from './self-address.js'
-import { Watcher, type ServiceWatch } from './watcher.js'
+import { Watcher, type ServiceWatch } from './watch/watcher.js'
 
 export interface DiscoveryOptions {
   http: ConsulHttp

@@ -1,8 +1,8 @@
 import { NoInstanceError, NotReadyError, WatchClosedError } from '../errors.js'
-import { createBalancer, type Balancer, type BalancerName } from './balancer.js'
-import type { Instance } from './instance.js'
-import type { InstanceSet } from './instance-set.js'
-import type { ServiceWatch, Watcher, WatchState } from './watcher.js'
+import { createBalancer, type Balancer, type BalancerName } from './lb/balancer.js'
+import type { Instance } from './watch/instance.js'
+import type { InstanceSet } from './watch/instance-set.js'
+import type { ServiceWatch, Watcher, WatchState } from './watch/watcher.js'
 
 interface Listeners {
   change: (instances: readonly Instance[]) => void

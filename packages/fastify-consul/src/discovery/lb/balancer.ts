@@ -1,4 +1,4 @@
-import type { Instance } from './instance.js'
+import type { Instance } from '../watch/instance.js'
 import type { UpstreamLoad } from './upstream-load.js'
 
 export type BalancerName = 'round-robin' | 'random' | 'weighted' | 'least-request'

@@ -1,15 +1,15 @@
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import type { Logger } from '../util/logger.js'
+import type { Logger } from '../../util/logger.js'
 import { Dispatcher, Pool, errors, util } from 'undici'
-import { createBalancer, type Balancer, type BalancerName } from './balancer.js'
-import { NoInstanceError, WatchClosedError } from '../errors.js'
-import type { Instance } from './instance.js'
+import { createBalancer, type Balancer, type BalancerName } from '../lb/balancer.js'
+import { NoInstanceError, WatchClosedError } from '../../errors.js'
+import type { Instance } from '../watch/instance.js'
 import { OutlierState, mayEject, type EjectionTimes, type FailureKind } from './outlier.js'
 import { RetryBudget, RetryingHandler, type LegacyHandler, type RequestOutcome, type RetryBudgetOptions, type RetryRoute } from './retry.js'
-import { UpstreamLoad } from './upstream-load.js'
-import type { ServiceWatch } from './watcher.js'
-import { httpOrigin, urlHost } from '../consul/address.js'
+import { UpstreamLoad } from '../lb/upstream-load.js'
+import type { ServiceWatch } from '../watch/watcher.js'
+import { httpOrigin, urlHost } from '../../consul/address.js'
 
 export interface DispatcherTuning {
   /** Extra attempts per request, each on an instance not tried yet. Default 2. */

@@ -1,10 +1,10 @@
 import { Readable, type Duplex } from 'node:stream'
 import { errors, type Dispatcher } from 'undici'
-import type { Instance } from './instance.js'
+import type { Instance } from '../watch/instance.js'
 import { failureKind, type FailureKind } from './outlier.js'
-import type { UpstreamLoad } from './upstream-load.js'
-import { TokenBucket } from '../util/token-bucket.js'
-import { UpstreamUnusableError } from '../errors.js'
+import type { UpstreamLoad } from '../lb/upstream-load.js'
+import { TokenBucket } from '../../util/token-bucket.js'
+import { UpstreamUnusableError } from '../../errors.js'
 
 /** Methods that RFC 9110 defines as idempotent, minus TRACE (never worth a second attempt). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])

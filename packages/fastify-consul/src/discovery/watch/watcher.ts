@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Logger } from '../util/logger.js'
-import { fullJitter, type BackoffOptions } from '../util/backoff.js'
-import { blockingParams, nextIndex, requestTimeout } from '../consul/blocking-query.js'
-import { httpError, type ConsulHttp } from '../consul/http.js'
-import { WatchClosedError } from '../errors.js'
+import type { Logger } from '../../util/logger.js'
+import { fullJitter, type BackoffOptions } from '../../util/backoff.js'
+import { blockingParams, nextIndex, requestTimeout } from '../../consul/blocking-query.js'
+import { httpError, type ConsulHttp } from '../../consul/http.js'
+import { WatchClosedError } from '../../errors.js'
 import { parseHealth, type Instance, type InvalidInstance } from './instance.js'
 import { InstanceSet } from './instance-set.js'
 import { NO_ROUTE, route, type Routing } from './routing.js'
-import { TokenBucket } from '../util/token-bucket.js'
+import { TokenBucket } from '../../util/token-bucket.js'
 
 /**
  * - `starting`: no answer from Consul yet.

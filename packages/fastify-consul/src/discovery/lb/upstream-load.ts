@@ -68,5 +68,3 @@ export class UpstreamLoad {
     return this.#ewma * Math.exp(-(now - this.#stamp) / DECAY_MS)
   }
 }
-import type { RetryRoute } from '../dispatch/retry.js'
-export type ThrowawayArrow = RetryRoute

@@ -1,44 +1,13 @@
 import { Readable, type Duplex } from 'node:stream'
 import { errors, type Dispatcher } from 'undici'
 import type { Instance } from '../watch/instance.js'
-import { failureKind, type FailureKind } from './outlier.js'
+import { classifyFailure, type FailureKind } from './failure.js'
 import type { UpstreamLoad } from '../lb/upstream-load.js'
 import { TokenBucket } from '../../util/token-bucket.js'
 import { UpstreamUnusableError } from '../../errors.js'
 
 /** Methods that RFC 9110 defines as idempotent, minus TRACE (never worth a second attempt). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
-
-/** Failures that happen before the upstream could have answered: safe to try elsewhere. */
-const CONNECTION_ERRORS: ReadonlySet<string> = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN',
-  'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE',
-  // The upstream's pool was closed under us because the instance left the set.
-  'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'
-])
-
-function codeOf (err: Error): string | undefined {
-  return (err as Error & { code?: string }).code
-}
-
-/**
- * The connection was never established, so not a byte of the request left: safe to send any method
- * elsewhere (Envoy's `connect-failure`). ETIMEDOUT is left out: Node also uses it for sockets that died
- * mid-request.
- */
-const NEVER_SENT: ReadonlySet<string> = new Set([
-  'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT',
-  // The attempt threw before a pool had it.
-  'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE'
-])
-
-export function wasNeverSent (err: Error): boolean {
-  return NEVER_SENT.has(codeOf(err) ?? '')
-}
-
-export function isConnectionError (err: Error): boolean {
-  return CONNECTION_ERRORS.has(codeOf(err) ?? '')
-}
 
 /** An explicit `idempotent` wins (say, a POST carrying an idempotency key); otherwise the method decides. */
 export function isIdempotent (opts: Pick<Dispatcher.DispatchOptions, 'method' | 'idempotent'>): boolean {
@@ -66,8 +35,6 @@ export interface RetryBudgetOptions {
   /** The most retries that can be saved up. */
   burst: number
 }
-
-export const RETRY_BUDGET_DEFAULTS: Readonly<RetryBudgetOptions> = Object.freeze({ ratio: 0.2, minPerSecond: 10, burst: 100 })
 
 /**
  * Finagle's retry budget as a token bucket: every request deposits `ratio` tokens, time deposits
@@ -349,10 +316,10 @@ export class RetryingHandler {
       queueMicrotask(() => this.#send(next))
       return
     }
-    const kind = failureKind(err)
-    if (this.#aborted === undefined && kind !== undefined) this.#route.failed(a.instance, kind, err)
+    const failure = classifyFailure(err)
+    if (this.#aborted === undefined && failure.kind !== undefined) this.#route.failed(a.instance, failure.kind, err)
     // Idempotent requests may be retried after any connection failure; others only when nothing was sent.
-    this.#retryOrFail(err, this.#idempotent ? isConnectionError(err) : wasNeverSent(err), 'error')
+    this.#retryOrFail(err, this.#idempotent ? failure.connection : failure.neverSent, 'error')
   }
 
   #timeout (a: Attempt): void {
@@ -386,7 +353,7 @@ export class RetryingHandler {
       return
     }
     const next = retryable && this.#mayRetry() ? this.#route.choose(this.#tried) : undefined
-    if (next === undefined || !this.#spend(codeOf(err))) {
+    if (next === undefined || !this.#spend((err as Error & { code?: string }).code)) {
       this.#fail(err, 'failed')
       return
     }

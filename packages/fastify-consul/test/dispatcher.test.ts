@@ -4,14 +4,13 @@ import t from 'tap'
 import { request, type Dispatcher } from 'undici'
 import { startConsul } from '@reg/testkit'
 import { Discovery } from '../src/discovery/registry.js'
-import { BalancedDispatcher, type ServiceDispatcherOptions } from '../src/discovery/dispatch/dispatcher.js'
+import { BalancedDispatcher } from '../src/discovery/dispatch/dispatcher.js'
+import type { ServiceDispatcherOptions } from '../src/discovery/dispatch/service-dispatcher.js'
 import { DISCOVERY_DEFAULTS, dispatchSettings } from '../src/discovery/options.js'
 import type { Instance } from '../src/discovery/watch/instance.js'
-import {
-  RetryBudget, RetryingHandler,
-  isIdempotent, isReplayableBody,
-  type LegacyHandler, type RetryRoute
-} from '../src/discovery/dispatch/retry.js'
+import { RetryingHandler, type RetryRoute, type Target } from '../src/discovery/dispatch/retry.js'
+import { RetryBudget, isIdempotent, isReplayableBody } from '../src/discovery/dispatch/retry-policy.js'
+import type { LegacyHandler } from '../src/discovery/dispatch/undici-handler.js'
 import { UpstreamLoad } from '../src/discovery/lb/upstream-load.js'
 import { consulHttp, ids, register, until, upstream, within, type Upstream } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
@@ -79,26 +78,16 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
   const refused = (): Error => Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })
   const a = instanceAt('a', 1)
   const b = instanceAt('b', 2)
-  function route (send: RetryRoute['send']): RetryRoute & { sent: string[] } {
+  type Send = (origin: string, opts: Dispatcher.DispatchOptions, handler: LegacyHandler) => void
+  function route (send: Send, loadOf: (i: Instance) => UpstreamLoad = () => new UpstreamLoad()): RetryRoute & { sent: string[] } {
     const sent: string[] = []
+    const target = (i: Instance | undefined): Target | undefined => i === undefined ? undefined : { instance: i, origin: i.id, load: loadOf(i) }
     return {
       sent,
-      maxRetries: 2,
-      budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget),
-      retryOn: new Set(),
-      perTryTimeout: 0,
-      now: () => 0,
-      choose: (tried) => [a, b].find((i) => !tried.has(i.id)),
-      originOf: (i) => i.id,
-      loadOf: () => new UpstreamLoad(),
-      send (origin, opts, handler) { sent.push(origin); send(origin, opts, handler) },
-      succeeded () {},
-      failed () {},
-      timedOut () {},
-      retrying () {},
-      ended () {},
-      denied () {},
-      noInstance: () => new Error('none')
+      policy: { maxRetries: 2, budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget), retryOn: new Set(), perTryTimeout: 0, now: () => 0, noInstance: () => new Error('none') },
+      choose: (tried) => target([a, b].find((i) => !tried.has(i.id))),
+      send ({ origin }, opts, handler) { sent.push(origin); send(origin, opts, handler) },
+      report: { succeeded () {}, failed () {}, timedOut () {}, retrying () {}, ended () {}, denied () {} }
     }
   }
   function recorder (onConnect?: (abort: (err?: Error) => void) => void): LegacyHandler & { calls: string[], error?: Error } {
@@ -130,12 +119,11 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
       handler.onConnect(() => {})
       handler.onHeaders!(200, [], () => {}, 'OK')
       handler.onComplete!([])
-    })
-    r.loadOf = (i) => {
+    }, (i) => {
       const load = loads.get(i.id) ?? new UpstreamLoad()
       loads.set(i.id, load)
       return load
-    }
+    })
     new RetryingHandler(r, opts, h).start()
     await tick()
     await tick()

@@ -7,8 +7,8 @@ import type { BackoffOptions } from '../util/backoff.js'
 import type { Unset } from '../util/unset.js'
 import { fieldOf, firstProblem } from '../util/validate.js'
 import { BALANCERS, type BalancerName } from './lb/balancer.js'
-import type { DispatcherTuning } from './dispatch/dispatcher.js'
-import type { RetryBudgetOptions } from './dispatch/retry.js'
+import type { DispatcherTuning } from './dispatch/service-dispatcher.js'
+import type { RetryBudgetOptions } from './dispatch/retry-policy.js'
 import type { RateLimit, WatchQuery, WatchTuning } from './watch/watcher.js'
 
 // Discovery's options: the schema, every default, and the one function that turns what a user wrote

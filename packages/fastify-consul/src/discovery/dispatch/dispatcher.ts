@@ -1,193 +1,17 @@
 import { EventEmitter } from 'node:events'
-import type { Duplex } from 'node:stream'
 import type { Logger } from '../../util/logger.js'
-import { Dispatcher, Pool, errors, util } from 'undici'
+import { Dispatcher, errors, type Pool } from 'undici'
 import { createBalancer, type Balancer, type BalancerName } from '../lb/balancer.js'
 import { NoInstanceError, WatchClosedError } from '../../errors.js'
 import type { Instance } from '../watch/instance.js'
-import type { FailureKind } from './failure.js'
-import { OutlierState, mayEject, type EjectionTimes } from './outlier.js'
-import { RetryBudget, RetryingHandler, type LegacyHandler, type RequestOutcome, type RetryBudgetOptions, type RetryRoute } from './retry.js'
-import { UpstreamLoad } from '../lb/upstream-load.js'
+import { OutlierDetector } from './outlier-detector.js'
+import { RetryingHandler, type RetryRoute, type Target } from './retry.js'
+import { RetryBudget } from './retry-policy.js'
+import type { DispatcherEvents, DispatcherStats, DispatcherTuning, ServiceDispatcher, ServiceDispatcherOptions } from './service-dispatcher.js'
+import { legacyHandler } from './undici-handler.js'
+import { UpstreamPools } from './upstream-pools.js'
 import type { ServiceWatch } from '../watch/watcher.js'
 import { httpOrigin, urlHost } from '../../consul/address.js'
-
-export interface DispatcherTuning {
-  /** Extra attempts per request, each on an instance not tried yet. Default 2. */
-  retries: number
-  /** Load that retries may add; see RetryBudget. */
-  retryBudget: RetryBudgetOptions
-  /** How long an instance is skipped the first time it is ejected, in ms. 0 turns ejection off. Default 30 s. */
-  ejectionMs: number
-  /** The longest ejection (each one lasts ejectionMs × the instance's recent ejections, up to this), in ms. */
-  maxEjectionMs: number
-  /** Failures in a row (timeouts, resets, 5xx to idempotent requests) that eject an instance. */
-  consecutiveFailures: number
-  /** The largest share of the routable instances that may be ejected at once, in percent. */
-  maxEjectionPercent: number
-  /** Statuses on which an idempotent request is sent to another instance instead of answered. */
-  retryOn: readonly number[]
-  /** How long an idempotent request's attempt may wait for response headers before it is retried elsewhere, in ms; 0 for no limit. */
-  perTryTimeout: number
-  /** Options for each upstream's undici Pool (connections, keep-alive, connect timeout, TLS…). */
-  pool: Pool.Options
-}
-
-export interface ServiceDispatcherOptions extends DispatcherTuning {
-  /** The watch that feeds the instances. The dispatcher owns it from now on and closes it in close(). */
-  watch: ServiceWatch
-  log: Logger
-  balancer: BalancerName
-  random: () => number
-  /** Milliseconds clock for the retry budget, the latency estimates and ejection lengths; `performance.now` by default. */
-  now?: () => number
-  /** Called once when the dispatcher starts closing (Discovery stops tracking it). */
-  onClose?: () => void
-  /** Origins that are this process itself (see selfMatcher): never routed to. Default: none. */
-  isSelf?: (origin: string) => boolean
-}
-
-export interface DispatcherStats {
-  /** Requests dispatched (not attempts). */
-  requests: number
-  /** Extra attempts sent to another instance, whatever the cause. */
-  retries: number
-  /** Of those, retries because an idempotent request got a `retryOn` status. */
-  statusRetries: number
-  /** Retries that were allowed by method and error but refused by the retry budget. */
-  retriesDenied: number
-  /** Attempts cut short by `perTryTimeout`. */
-  perTryTimeouts: number
-  /** Instances ejected, for any reason. */
-  ejections: number
-  /** Of those, ejections after `consecutiveFailures` failures in a row (the rest refused a connection). */
-  outlierEjections: number
-  /** Ejections not made because `maxEjectionPercent` of the instances were out already. */
-  ejectionsCapped: number
-  /** Ejected instances back in rotation, after their ejection time or after a success. */
-  readmissions: number
-}
-
-interface Ejection {
-  instance: Instance
-  timer: NodeJS.Timeout
-}
-
-/** What the dispatcher knows about one upstream beyond Consul's view: live load and failure record. */
-interface Upstream {
-  readonly load: UpstreamLoad
-  readonly outlier: OutlierState
-}
-
-/**
- * Presents a handler written for undici's newer controller API (what `compose()`d interceptors pass
- * down) as the classic callbacks that the retrying handler and undici's Pool speak.
- */
-class ControllerAdapter implements LegacyHandler, Dispatcher.DispatchController {
-  readonly #handler: Dispatcher.DispatchHandler
-  #abort: ((err?: Error) => void) | undefined
-  #resume: (() => void) | undefined
-  #paused = false
-  #reason: Error | null = null
-  rawHeaders: Buffer[] | string[] | null = null
-  rawTrailers: Buffer[] | string[] | null = null
-
-  constructor (handler: Dispatcher.DispatchHandler) {
-    this.#handler = handler
-  }
-
-  get aborted (): boolean { return this.#reason !== null }
-  get paused (): boolean { return this.#paused }
-  get reason (): Error | null { return this.#reason }
-
-  abort (reason: Error): void {
-    if (this.#reason !== null) return
-    this.#reason = reason
-    this.#abort?.(reason)
-  }
-
-  pause (): void { this.#paused = true }
-
-  resume (): void {
-    if (!this.#paused) return
-    this.#paused = false
-    this.#resume?.()
-  }
-
-  onConnect (abort: (err?: Error) => void, context?: unknown): void {
-    this.#abort = abort
-    this.#handler.onRequestStart?.(this, context)
-  }
-
-  // undici's Client always passes arrays for raw headers and trailers (its own UnwrapHandler relies on it).
-  onUpgrade (statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
-    this.rawHeaders = headers
-    this.#handler.onRequestUpgrade?.(this, statusCode, util.parseHeaders(headers as Buffer[]), socket)
-  }
-
-  onHeaders (statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
-    this.#resume = resume
-    this.rawHeaders = headers
-    this.#handler.onResponseStart?.(this, statusCode, util.parseHeaders(headers), statusText)
-    return !this.#paused
-  }
-
-  onData (chunk: Buffer): boolean {
-    this.#handler.onResponseData?.(this, chunk)
-    return !this.#paused
-  }
-
-  onComplete (trailers: string[] | Buffer[] | null): void {
-    this.rawTrailers = trailers
-    this.#handler.onResponseEnd?.(this, util.parseHeaders(trailers as Buffer[]))
-  }
-
-  onError (err: Error): void {
-    this.#handler.onResponseError?.(this, err)
-  }
-}
-
-export interface DispatcherEvents {
-  /** An instance is skipped for `ms`: it refused a connection (`connect`), or failed `consecutiveFailures` times in a row (the last failure's kind). */
-  eject: [instance: Instance, ejection: { reason: FailureKind, ms: number }]
-  /** It is picked again: its ejection time ended, or a request still in flight on it succeeded. */
-  readmit: [instance: Instance, reason: 'time' | 'success']
-  /**
-   * A request is over for the caller (for metrics and live views): the instance of its last attempt
-   * (undefined when none could be picked), how it ended, how long it took in ms, and its retries.
-   * Emitted only while someone listens; a listener runs on every request, so keep it cheap.
-   */
-  request: [instance: Instance | undefined, outcome: RequestOutcome, durationMs: number, retries: number]
-}
-
-/**
- * An undici Dispatcher for one service. The URL origin a caller passes is a placeholder: each request
- * goes to an instance picked from the live watch, through one keep-alive Pool per instance, and is
- * sent again to a different instance when the connection fails before any response (and, for
- * idempotent requests, after `perTryTimeout` or on a `retryOn` status). Outlier detection: an instance
- * that refuses a connection, or fails `consecutiveFailures` times in a row, is ejected (skipped) for a
- * time that grows with each ejection, never more than `maxEjectionPercent` of the instances at once,
- * and re-admitted when the time is up or when a request still in flight on it succeeds.
- */
-export interface ServiceDispatcher extends Dispatcher {
-  /** The Consul service name. */
-  readonly service: string
-  /** The watch's first answer; await it at startup to avoid NO_INSTANCE on the very first requests. */
-  readonly ready: Promise<void>
-  /** `eject` / `readmit`, kept apart from undici's own connection events. */
-  readonly events: EventEmitter<DispatcherEvents>
-  /** Counters since creation. */
-  readonly stats: Readonly<DispatcherStats>
-  /** The instances the watch currently serves, ejected ones included. */
-  readonly instances: readonly Instance[]
-  /** Instances currently ejected by outlier detection. */
-  readonly ejected: readonly Instance[]
-  /** Attempts in flight on `instance` right now (what least-request weighs); 0 for an instance it does not know. */
-  outstanding (instance: Instance): number
-  /** Lets in-flight requests finish, then closes every upstream pool and releases the watch. */
-  close (): Promise<void>
-  close (callback: () => void): void
-}
 
 /** The ServiceDispatcher; its RetryRoute half is a private object, so none of it shows on the public type. */
 export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher {
@@ -200,17 +24,12 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   readonly #balancerName: BalancerName
   readonly #random: () => number
   readonly #now: () => number
-  readonly #ejection: EjectionTimes
-  readonly #consecutiveFailures: number
-  readonly #maxEjectionPercent: number
-  readonly #poolOptions: Pool.Options
   readonly #onClose: (() => void) | undefined
   #isSelf: (origin: string) => boolean
   /** Origins of instances left out as our own address, so each is logged once while it stays. */
   #selfSeen = new Set<string>()
-  readonly #pools = new Map<string, Pool>()
-  readonly #upstreams = new Map<string, Upstream>()
-  readonly #ejected = new Map<string, Ejection>()
+  readonly #pools: UpstreamPools
+  readonly #outliers: OutlierDetector
   readonly #origins = new WeakMap<Instance, string>()
   readonly #stats: DispatcherStats = {
     requests: 0,
@@ -246,12 +65,20 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     this.#balancerName = opts.balancer
     this.#random = opts.random
     this.#now = opts.now ?? (() => performance.now())
-    this.#ejection = { baseMs: opts.ejectionMs, maxMs: opts.maxEjectionMs }
-    this.#consecutiveFailures = opts.consecutiveFailures
-    this.#maxEjectionPercent = opts.maxEjectionPercent
-    this.#poolOptions = opts.pool
     this.#onClose = opts.onClose
     this.#isSelf = opts.isSelf ?? (() => false)
+    this.#pools = new UpstreamPools(opts.pool)
+    this.#outliers = new OutlierDetector({
+      ejection: { baseMs: opts.ejectionMs, maxMs: opts.maxEjectionMs },
+      consecutiveFailures: opts.consecutiveFailures,
+      maxEjectionPercent: opts.maxEjectionPercent,
+      now: this.#now,
+      log: this.#log,
+      stats: this.#stats,
+      ejected: (instance, ejection) => this.events.emit('eject', instance, ejection),
+      readmitted: (instance, reason) => this.events.emit('readmit', instance, reason),
+      onChange: () => this.#rebalance()
+    })
     this.#route = this.#makeRoute(opts, new RetryBudget(opts.retryBudget, this.#now))
     this.#balancer = this.#balance([])
     this.#watch.on('change', this.#onChange)
@@ -265,7 +92,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
 
   /** Instances currently ejected by outlier detection. */
   get ejected (): readonly Instance[] {
-    return [...this.#ejected.values()].map((e) => e.instance)
+    return this.#outliers.ejected
   }
 
   get stats (): Readonly<DispatcherStats> {
@@ -273,7 +100,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   }
 
   outstanding (instance: Instance): number {
-    return this.#upstreams.get(this.#originOf(instance))?.load.outstanding ?? 0
+    return this.#outliers.outstanding(this.#originOf(instance))
   }
 
   get closed (): boolean {
@@ -288,9 +115,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
 
   override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     if (handler === null || typeof handler !== 'object') throw new errors.InvalidArgumentError('handler must be an object')
-    const caller: LegacyHandler = typeof handler.onRequestStart === 'function'
-      ? new ControllerAdapter(handler)
-      : handler as LegacyHandler
+    const caller = legacyHandler(handler)
     if (this.#closed) {
       caller.onError(new WatchClosedError(this.service))
       return false
@@ -301,43 +126,51 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     return true
   }
 
-  // --- RetryRoute: what the retrying handler asks of us ---
-
+  // The retrying handler's narrow view of us: choose a target, send to it, report what happened.
   #makeRoute (opts: DispatcherTuning, budget: RetryBudget): RetryRoute {
     return {
-      maxRetries: opts.retries,
-      budget,
-      retryOn: new Set(opts.retryOn),
-      perTryTimeout: opts.perTryTimeout,
-      now: this.#now,
-      choose: (tried) => this.#choose(tried),
-      originOf: (instance) => this.#originOf(instance),
-      loadOf: (instance) => this.#upstream(this.#originOf(instance)).load,
-      send: (origin, opts, handler) => this.#send(origin, opts, handler),
-      succeeded: (instance) => this.#succeeded(instance),
-      failed: (instance, kind, err) => {
-        this.#log.debug({ instance: instance.id, origin: this.#originOf(instance), kind, code: (err as Error & { code?: string } | undefined)?.code }, 'upstream attempt failed')
-        this.#failed(instance, kind)
+      policy: {
+        maxRetries: opts.retries,
+        budget,
+        retryOn: new Set(opts.retryOn),
+        perTryTimeout: opts.perTryTimeout,
+        now: this.#now,
+        noInstance: () => new NoInstanceError(this.service)
       },
-      timedOut: (instance) => {
-        this.#stats.perTryTimeouts++
-        this.#log.debug({ instance: instance.id, perTryTimeout: opts.perTryTimeout }, 'per-try timeout')
-      },
-      retrying: (next, cause) => {
-        this.#stats.retries++
-        if (cause === 'status') this.#stats.statusRetries++
-        this.#log.debug({ instance: next.id, cause }, 'retrying on another instance')
-      },
-      ended: (instance, outcome, durationMs, retries) => {
-        // One lookup per request when nobody listens: no arguments array, no event object.
-        if (this.events.listenerCount('request') > 0) this.events.emit('request', instance, outcome, durationMs, retries)
-      },
-      denied: (reason) => {
-        this.#stats.retriesDenied++
-        this.#log.debug({ reason }, 'retry budget exhausted')
-      },
-      noInstance: () => new NoInstanceError(this.service)
+      choose: (tried) => this.#target(this.#choose(tried)),
+      send: (target, opts, handler) => this.#pools.send(target.origin, opts, handler),
+      report: {
+        succeeded: (instance) => this.#outliers.succeeded(this.#originOf(instance)),
+        failed: (instance, kind, err) => {
+          const origin = this.#originOf(instance)
+          this.#log.debug({ instance: instance.id, origin, kind, code: (err as Error & { code?: string } | undefined)?.code }, 'upstream attempt failed')
+          if (!this.#closed) this.#outliers.failed(origin, this.#live.get(origin), kind, this.#routable)
+        },
+        timedOut: (instance) => {
+          this.#stats.perTryTimeouts++
+          this.#log.debug({ instance: instance.id, perTryTimeout: opts.perTryTimeout }, 'per-try timeout')
+        },
+        retrying: (next, cause) => {
+          this.#stats.retries++
+          if (cause === 'status') this.#stats.statusRetries++
+          this.#log.debug({ instance: next.id, cause }, 'retrying on another instance')
+        },
+        ended: (instance, outcome, durationMs, retries) => {
+          // One lookup per request when nobody listens: no arguments array, no event object.
+          if (this.events.listenerCount('request') > 0) this.events.emit('request', instance, outcome, durationMs, retries)
+        },
+        denied: (reason) => {
+          this.#stats.retriesDenied++
+          this.#log.debug({ reason }, 'retry budget exhausted')
+        }
+      }
     }
+  }
+
+  #target (instance: Instance | undefined): Target | undefined {
+    if (instance === undefined) return undefined
+    const origin = this.#originOf(instance)
+    return { instance, origin, load: this.#outliers.loadOf(origin) }
   }
 
   #choose (tried: ReadonlySet<string>): Instance | undefined {
@@ -368,46 +201,13 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     return origin
   }
 
-  #send (origin: string, opts: Dispatcher.DispatchOptions, handler: LegacyHandler): void {
-    let pool = this.#pools.get(origin)
-    if (pool === undefined) {
-      pool = new Pool(origin, this.#poolOptions)
-      this.#pools.set(origin, pool)
-    }
-    pool.dispatch({ ...opts, origin }, handler as Dispatcher.DispatchHandler)
-  }
-
-  // --- instances, ejection ---
-
-  #upstream (origin: string): Upstream {
-    let upstream = this.#upstreams.get(origin)
-    if (upstream === undefined) {
-      upstream = { load: new UpstreamLoad(), outlier: new OutlierState() }
-      this.#upstreams.set(origin, upstream)
-    }
-    return upstream
-  }
-
   #update (instances: readonly Instance[]): void {
     this.#instances = instances
     this.#routed = this.#withoutSelf(instances)
     this.#live = new Map(this.#routed.map((i) => [this.#originOf(i), i]))
     this.#routable = this.#routed.filter((i) => i.weight > 0).length
-    const live = this.#live
-    for (const [origin, pool] of this.#pools) {
-      if (live.has(origin)) continue
-      this.#pools.delete(origin)
-      // Graceful: requests already on this instance finish; queued ones fail with UND_ERR_CLOSED
-      // and are retried elsewhere.
-      pool.close().catch(/* c8 ignore next -- close() only rejects on a destroyed pool, which we never leave in the map */ () => {})
-    }
-    for (const [origin, ejection] of this.#ejected) {
-      if (live.has(origin)) continue
-      clearTimeout(ejection.timer)
-      this.#ejected.delete(origin)
-    }
-    // Attempts still in flight on a departed instance keep their own reference to its load.
-    for (const origin of this.#upstreams.keys()) if (!live.has(origin)) this.#upstreams.delete(origin)
+    this.#pools.retain(this.#live)
+    this.#outliers.retain(this.#live)
     this.#rebalance()
   }
 
@@ -425,73 +225,23 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   }
 
   #balance (instances: readonly Instance[]): Balancer {
-    return createBalancer(this.#balancerName, instances, { random: this.#random, load: (i) => this.#upstream(this.#originOf(i)).load, now: this.#now })
+    return createBalancer(this.#balancerName, instances, { random: this.#random, load: (i) => this.#outliers.loadOf(this.#originOf(i)), now: this.#now })
   }
 
   #rebalance (): void {
-    const admitted = this.#routed.filter((i) => !this.#ejected.has(this.#originOf(i)))
+    const admitted = this.#routed.filter((i) => !this.#outliers.isEjected(this.#originOf(i)))
     // Envoy's panic mode: with every instance ejected (a pool of one, or maxEjectionPercent 100),
     // trying them beats refusing every request.
     this.#admitted = admitted.some((i) => i.weight > 0) ? admitted : this.#routed
     this.#balancer = this.#balance(this.#admitted)
   }
 
-  #succeeded (instance: Instance): void {
-    const origin = this.#originOf(instance)
-    // An instance that left the set while the attempt was in flight has no record any more.
-    const upstream = this.#upstreams.get(origin)
-    if (upstream === undefined) return
-    upstream.outlier.succeed()
-    if (this.#ejected.has(origin)) this.#readmit(origin, 'success')
-  }
-
-  #failed (instance: Instance, kind: FailureKind): void {
-    const origin = this.#originOf(instance)
-    // Ejection off, closing, already out, or no longer in the set: nothing to decide.
-    if (this.#ejection.baseMs === 0 || this.#closed || this.#ejected.has(origin)) return
-    const current = this.#live.get(origin)
-    if (current === undefined) return
-    const upstream = this.#upstream(origin)
-    if (!upstream.outlier.fail(kind, this.#consecutiveFailures)) return
-    if (!mayEject(this.#ejected.size, this.#routable, this.#maxEjectionPercent)) {
-      this.#stats.ejectionsCapped++
-      this.#log.debug({ instance: current.id, origin, ejected: this.#ejected.size, maxEjectionPercent: this.#maxEjectionPercent }, 'outlier kept: too many instances ejected already')
-      return
-    }
-    const ms = upstream.outlier.eject(this.#now(), this.#ejection)
-    const timer = setTimeout(() => this.#readmit(origin, 'time'), ms)
-    timer.unref()
-    this.#ejected.set(origin, { instance: current, timer })
-    this.#stats.ejections++
-    if (kind !== 'connect') this.#stats.outlierEjections++
-    this.#rebalance()
-    if (kind === 'connect') this.#log.warn({ instance: current.id, origin, ejectionMs: ms }, 'upstream refused a connection; ejected')
-    else this.#log.warn({ instance: current.id, origin, ejectionMs: ms, kind, failures: this.#consecutiveFailures }, 'upstream failed repeatedly; ejected')
-    this.events.emit('eject', current, { reason: kind, ms })
-  }
-
-  #readmit (origin: string, reason: 'time' | 'success'): void {
-    const ejection = this.#ejected.get(origin)!
-    clearTimeout(ejection.timer)
-    this.#ejected.delete(origin)
-    this.#upstreams.get(origin)!.outlier.readmit(this.#now())
-    this.#stats.readmissions++
-    this.#rebalance()
-    this.#log.info({ instance: ejection.instance.id, origin, reason }, 'upstream re-admitted')
-    this.events.emit('readmit', ejection.instance, reason)
-  }
-
-  // --- lifecycle ---
-
   #shutdown (end: (pool: Pool) => Promise<void>): Promise<void> {
     if (this.#closing === undefined) {
       this.#closed = true
       this.#watch.off('change', this.#onChange)
-      for (const { timer } of this.#ejected.values()) clearTimeout(timer)
-      this.#ejected.clear()
-      const pools = [...this.#pools.values()]
-      this.#pools.clear()
-      this.#closing = Promise.all([this.#watch.close(), ...pools.map(end)]).then(() => {})
+      this.#outliers.close()
+      this.#closing = Promise.all([this.#watch.close(), ...this.#pools.end(end)]).then(() => {})
       this.#onClose?.()
     }
     return this.#closing

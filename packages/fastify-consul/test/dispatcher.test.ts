@@ -47,7 +47,6 @@ t.test('retry policy: methods and bodies (errors: failure.test.ts)', async (t) =
   t.ok(isIdempotent({ method: 'POST', idempotent: true }), 'an explicit flag wins')
   t.notOk(isIdempotent({ method: 'GET', idempotent: false }))
 
-
   for (const body of [null, undefined, 'text', Buffer.from('x'), new Uint8Array(2), new ArrayBuffer(2), new Blob(['x'])]) t.ok(isReplayableBody(body))
   t.ok(isReplayableBody(Readable.from(['a'])), 'a stream nobody read yet')
   const read = Readable.from(['a', 'b'])

@@ -73,6 +73,13 @@ t.test('RetryBudget: ratio per request, a floor per second, capped', async (t) =
   t.same(DISCOVERY_DEFAULTS.retryBudget, { ratio: 0.2, minPerSecond: 10, burst: 100 })
 })
 
+t.test('exposes the watch that feeds it, so a caller needs no second handle', async (t) => {
+  const { d, watch } = dispatcherFor(t, [])
+  t.equal(d.watch, watch)
+  await d.close()
+  t.equal(watch.closed, 1, 'and closes it with itself')
+})
+
 t.test('RetryingHandler against a scripted route: one onConnect, abort at any point', async (t) => {
   const refused = (): Error => Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })
   const a = instanceAt('a', 1)

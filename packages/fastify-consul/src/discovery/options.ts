@@ -203,10 +203,13 @@ export interface WatchSettings extends WatchTuning {
   key: string
 }
 
-export interface DispatchSettings extends DispatcherTuning {
+/** How a handle or a dispatcher picks: the one place the `balancer` and `random` options are read. */
+export interface BalancerSettings {
   balancer: BalancerName
   random: () => number
 }
+
+export interface DispatchSettings extends DispatcherTuning, BalancerSettings {}
 
 const ms = (value: number | string | undefined, fallback: number): number => value === undefined ? fallback : toMs(value)!
 
@@ -240,11 +243,15 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
   }
 }
 
+/** The balancer a handle or dispatcher picks with: the call's options over the plugin's, over the default. */
+export function balancerSettings (o: Pick<DispatchOptions, 'balancer' | 'random'>): BalancerSettings {
+  return { balancer: o.balancer ?? DISCOVERY_DEFAULTS.balancer, random: o.random ?? Math.random }
+}
+
 /** The complete dispatcher settings: the call's options over the plugin's, over the defaults. */
 export function dispatchSettings (o: DispatchOptions): DispatchSettings {
   return {
-    balancer: o.balancer ?? DISCOVERY_DEFAULTS.balancer,
-    random: o.random ?? Math.random,
+    ...balancerSettings(o),
     retries: o.retries ?? DISCOVERY_DEFAULTS.retries,
     retryBudget: { ...DISCOVERY_DEFAULTS.retryBudget, ...o.retryBudget },
     ejectionMs: ms(o.ejectionMs, DISCOVERY_DEFAULTS.ejectionMs),

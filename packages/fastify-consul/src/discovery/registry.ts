@@ -4,7 +4,7 @@ import { DiscoveryInvalidOptionError, WatchClosedError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
 import { BalancedDispatcher } from './dispatch/dispatcher.js'
 import type { ServiceDispatcher } from './dispatch/service-dispatcher.js'
-import { dispatchSettings, validateDiscoveryOptions, watchSettings, type DiscoverOptions, type DispatcherOptions, type DispatchOptions, type WatchSettings } from './options.js'
+import { balancerSettings, dispatchSettings, validateDiscoveryOptions, watchSettings, type BalancerSettings, type DiscoverOptions, type DispatcherOptions, type DispatchOptions, type WatchSettings } from './options.js'
 import { WatchHandle } from './watch-handle.js'
 import { selfMatcher, type ListeningAddress } from './self-address.js'
 import { Watcher, type ServiceWatch } from './watch/watcher.js'
@@ -58,7 +58,7 @@ export class Discovery {
    */
   discover (service: string, opts?: DiscoverOptions): ServiceWatch {
     const o = over(this.#defaults, validateDiscoveryOptions<DiscoverOptions>(opts, 'discover'))
-    return this.#open(this.#entry(serviceName(service), o), o)
+    return this.#open(this.#entry(serviceName(service), o), balancerSettings(o), readyTimeoutOf(o))
   }
 
   /**
@@ -78,10 +78,11 @@ export class Discovery {
       if (found === undefined) throw new DiscoveryInvalidOptionError('watch', 'a watch from this fastify.consul.discover() that is not closed')
       shared = found
     }
+    // Read once: the dispatcher's balancer settings are also its watch handle's.
     const settings = dispatchSettings(o)
     const dispatcher = new BalancedDispatcher({
       ...settings,
-      watch: this.#open(shared, o),
+      watch: this.#open(shared, settings, readyTimeoutOf(o)),
       log: this.#log,
       isSelf: this.#isSelf,
       onClose: () => this.#dispatchers.delete(dispatcher)
@@ -123,11 +124,9 @@ export class Discovery {
   }
 
   // Callers checked `closed`: #entry for a new query, the handle lookup for a given watch (close() closes them all).
-  #open (shared: SharedWatcher, o: DispatchOptions & Pick<DiscoverOptions, 'readyTimeout'>): WatchHandle {
+  #open (shared: SharedWatcher, picking: BalancerSettings, readyTimeout: number | undefined): WatchHandle {
     shared.refs++
-    const { balancer, random } = dispatchSettings(o)
-    const readyTimeout = o.readyTimeout === undefined ? undefined : toMs(o.readyTimeout)
-    const handle: WatchHandle = new WatchHandle(shared.watcher, balancer, random, readyTimeout, async () => {
+    const handle: WatchHandle = new WatchHandle(shared.watcher, picking, readyTimeout, async () => {
       this.#handles.delete(handle)
       if (--shared.refs > 0) return
       this.#watchers.delete(shared.key)
@@ -143,6 +142,10 @@ function over<T extends object> (defaults: DispatcherOptions, given: T): Dispatc
   const merged: Record<string, unknown> = { ...defaults }
   for (const [key, value] of Object.entries(given)) if (value !== undefined) merged[key] = value
   return merged as DispatcherOptions & T
+}
+
+function readyTimeoutOf (o: Pick<DiscoverOptions, 'readyTimeout'>): number | undefined {
+  return o.readyTimeout === undefined ? undefined : toMs(o.readyTimeout)
 }
 
 function serviceName (service: unknown): string {

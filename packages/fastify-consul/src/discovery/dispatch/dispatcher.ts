@@ -85,6 +85,10 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     this.#update(this.#watch.instances)
   }
 
+  get watch (): ServiceWatch {
+    return this.#watch
+  }
+
   /** The instances the watch currently serves, ejected ones included. */
   get instances (): readonly Instance[] {
     return this.#instances

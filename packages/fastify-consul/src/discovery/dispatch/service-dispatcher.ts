@@ -88,6 +88,11 @@ export interface DispatcherEvents {
 export interface ServiceDispatcher extends Dispatcher {
   /** The Consul service name. */
   readonly service: string
+  /**
+   * The watch that feeds it (instances, state, panic, `pick()` with this dispatcher's balancer). The
+   * dispatcher owns it: close the dispatcher, not the watch.
+   */
+  readonly watch: ServiceWatch
   /** The watch's first answer; await it at startup to avoid NO_INSTANCE on the very first requests. */
   readonly ready: Promise<void>
   /** `eject` / `readmit`, kept apart from undici's own connection events. */

@@ -10,7 +10,7 @@ import { preflight } from './consul/preflight.js'
 import { ConsulHttp } from './consul/http.js'
 import type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
 import type { ServiceDispatcher } from './discovery/dispatch/service-dispatcher.js'
-import { Discovery } from './discovery/registry.js'
+import { DiscoveryRegistry } from './discovery/registry.js'
 import type { ServiceWatch } from './discovery/watch/watcher.js'
 import { LiveConfig, type ConfigHandle } from './config/live-config.js'
 import { LeaderElection, type LeaderHandle } from './leader/leader-election.js'
@@ -112,7 +112,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   // ── end of configuration wiring ──
   const ownsClient = opts.client === undefined
   const client = opts.client ?? consulClient(connection, http)
-  const discovery = new Discovery({ http, log, defaults: opts.discovery })
+  const discovery = new DiscoveryRegistry({ http, log, defaults: opts.discovery })
   const registrar = new Registrar({
     http,
     log,

@@ -3,7 +3,7 @@ import { Readable, type Duplex } from 'node:stream'
 import t from 'tap'
 import { request, type Dispatcher } from 'undici'
 import { startConsul } from '@reg/testkit'
-import { Discovery } from '../src/discovery/registry.js'
+import { DiscoveryRegistry } from '../src/discovery/registry.js'
 import { BalancedDispatcher } from '../src/discovery/dispatch/dispatcher.js'
 import type { ServiceDispatcherOptions } from '../src/discovery/dispatch/service-dispatcher.js'
 import { DISCOVERY_DEFAULTS, dispatchSettings } from '../src/discovery/options.js'
@@ -794,7 +794,7 @@ t.test('real Consul: a stopped instance is retried around, ejected and re-admitt
   const agent = await startConsul({ t })
   const ups = await Promise.all(['u1', 'u2', 'u3'].map((id) => upstream(t, id)))
   for (const u of ups) await register(agent, { name: 'users', id: u.id, port: u.port, address: '127.0.0.1' })
-  const discovery = new Discovery({ http: consulHttp(t, agent), log: recordingLogger().log })
+  const discovery = new DiscoveryRegistry({ http: consulHttp(t, agent), log: recordingLogger().log })
   t.teardown(() => discovery.close())
   const d = discovery.dispatcher('users', { wait: '2s', ejectionMs: 500 })
   await d.ready

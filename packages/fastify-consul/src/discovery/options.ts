@@ -1,7 +1,7 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { Pool } from 'undici'
-import { Duration, toMs } from '../consul/duration.js'
+import { BackoffDurations, Duration, msOr, toMs } from '../consul/duration.js'
 import { DiscoveryInvalidOptionError } from '../errors.js'
 import type { BackoffOptions } from '../util/backoff.js'
 import type { Unset } from '../util/unset.js'
@@ -142,10 +142,7 @@ const queryFields = {
   wait: Type.Optional(Duration(1000, MAX_WAIT)),
   staleTtl: Type.Optional(Duration(0)),
   readyTimeout: Type.Optional(Duration(1)),
-  backoff: Type.Optional(Type.Object({
-    base: Type.Optional(Duration(1)),
-    cap: Type.Optional(Duration(1))
-  }, { additionalProperties: false, description: 'an object { base?, cap? } of durations' })),
+  backoff: Type.Optional(BackoffDurations()),
   rateLimit: Type.Optional(Type.Object({
     perSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'a number > 0' })),
     burst: Type.Optional(Type.Number({ minimum: 1, description: 'a number >= 1' }))
@@ -211,8 +208,6 @@ export interface BalancerSettings {
 
 export interface DispatchSettings extends DispatcherTuning, BalancerSettings {}
 
-const ms = (value: number | string | undefined, fallback: number): number => value === undefined ? fallback : toMs(value)!
-
 /** The complete watch settings for `service`: the call's options over the plugin's, over the defaults. */
 export function watchSettings (service: string, o: DiscoverOptions): WatchSettings {
   const query: WatchQuery = {
@@ -226,17 +221,17 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
   }
   const panicThreshold = o.panicThreshold ?? DISCOVERY_DEFAULTS.panicThreshold
   const backoff: BackoffOptions = {
-    base: ms(o.backoff?.base, DISCOVERY_DEFAULTS.backoff.base),
-    cap: ms(o.backoff?.cap, DISCOVERY_DEFAULTS.backoff.cap)
+    base: msOr(o.backoff?.base, DISCOVERY_DEFAULTS.backoff.base),
+    cap: msOr(o.backoff?.cap, DISCOVERY_DEFAULTS.backoff.cap)
   }
   // A cap below the base only comes from mixing a call's base with the default cap, or the reverse.
   if (backoff.cap < backoff.base) throw new DiscoveryInvalidOptionError('backoff.cap', `a duration >= backoff.base (${backoff.base} ms)`)
   return {
     query,
     key: JSON.stringify([query.service, query.tag ?? null, query.dc ?? null, query.passingOnly, query.filter ?? null, query.stale, query.cached, panicThreshold]),
-    wait: ms(o.wait, DISCOVERY_DEFAULTS.wait),
+    wait: msOr(o.wait, DISCOVERY_DEFAULTS.wait),
     panicThreshold,
-    staleTtl: ms(o.staleTtl, DISCOVERY_DEFAULTS.staleTtl),
+    staleTtl: msOr(o.staleTtl, DISCOVERY_DEFAULTS.staleTtl),
     backoff,
     rateLimit: { ...DISCOVERY_DEFAULTS.rateLimit, ...o.rateLimit },
     random: o.random ?? Math.random
@@ -254,12 +249,12 @@ export function dispatchSettings (o: DispatchOptions): DispatchSettings {
     ...balancerSettings(o),
     retries: o.retries ?? DISCOVERY_DEFAULTS.retries,
     retryBudget: { ...DISCOVERY_DEFAULTS.retryBudget, ...o.retryBudget },
-    ejectionMs: ms(o.ejectionMs, DISCOVERY_DEFAULTS.ejectionMs),
-    maxEjectionMs: ms(o.maxEjectionMs, DISCOVERY_DEFAULTS.maxEjectionMs),
+    ejectionMs: msOr(o.ejectionMs, DISCOVERY_DEFAULTS.ejectionMs),
+    maxEjectionMs: msOr(o.maxEjectionMs, DISCOVERY_DEFAULTS.maxEjectionMs),
     consecutiveFailures: o.consecutiveFailures ?? DISCOVERY_DEFAULTS.consecutiveFailures,
     maxEjectionPercent: o.maxEjectionPercent ?? DISCOVERY_DEFAULTS.maxEjectionPercent,
     retryOn: o.retryOn ?? DISCOVERY_DEFAULTS.retryOn,
-    perTryTimeout: ms(o.perTryTimeout, DISCOVERY_DEFAULTS.perTryTimeout),
+    perTryTimeout: msOr(o.perTryTimeout, DISCOVERY_DEFAULTS.perTryTimeout),
     pool: o.pool ?? {}
   }
 }

@@ -26,7 +26,7 @@ interface SharedWatcher {
   refs: number
 }
 
-export class Discovery {
+export class DiscoveryRegistry {
   readonly #http: ConsulHttp
   readonly #log: Logger
   readonly #defaults: DispatcherOptions
@@ -54,10 +54,10 @@ export class Discovery {
 
   /**
    * A handle on the shared watch for this query, started on first use. Close it when done: the
-   * watcher stops with its last handle, or on Discovery.close().
+   * watcher stops with its last handle, or on DiscoveryRegistry.close().
    */
   discover (service: string, opts?: DiscoverOptions): ServiceWatch {
-    const o = over(this.#defaults, validateDiscoveryOptions<DiscoverOptions>(opts, 'discover'))
+    const o = mergeOver(this.#defaults, validateDiscoveryOptions<DiscoverOptions>(opts, 'discover'))
     return this.#open(this.#entry(serviceName(service), o), balancerSettings(o), readyTimeoutOf(o))
   }
 
@@ -70,10 +70,10 @@ export class Discovery {
     let shared: SharedWatcher
     let o: DispatcherOptions
     if (typeof target === 'string') {
-      o = over(this.#defaults, validateDiscoveryOptions<DispatcherOptions>(opts, 'dispatcher'))
+      o = mergeOver(this.#defaults, validateDiscoveryOptions<DispatcherOptions>(opts, 'dispatcher'))
       shared = this.#entry(serviceName(target), o)
     } else {
-      o = over(this.#defaults, validateDiscoveryOptions<DispatchOptions>(opts, 'dispatch'))
+      o = mergeOver(this.#defaults, validateDiscoveryOptions<DispatchOptions>(opts, 'dispatch'))
       const found = this.#handles.get(target)
       if (found === undefined) throw new DiscoveryInvalidOptionError('watch', 'a watch from this fastify.consul.discover() that is not closed')
       shared = found
@@ -137,8 +137,8 @@ export class Discovery {
   }
 }
 
-/** A call's options over the plugin's; a key the call left undefined keeps the plugin's value. */
-function over<T extends object> (defaults: DispatcherOptions, given: T): DispatcherOptions & T {
+/** Merges a call's options over the plugin's: a key the call left undefined keeps the plugin's value. */
+function mergeOver<T extends object> (defaults: DispatcherOptions, given: T): DispatcherOptions & T {
   const merged: Record<string, unknown> = { ...defaults }
   for (const [key, value] of Object.entries(given)) if (value !== undefined) merged[key] = value
   return merged as DispatcherOptions & T

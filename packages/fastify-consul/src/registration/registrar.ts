@@ -24,8 +24,8 @@ export interface RegistrarOptions {
   deregisterTimeout: number
   /** The TTL check's ttl in ms, when the check is a TTL check: the beat runs every ttl / 2. */
   ttl?: number | undefined
-  /** Longest blocking wait of the self-heal watch, in seconds. */
-  watchWait?: number
+  /** Longest blocking wait of the self-heal watch, in ms (as every duration here). Default 5 minutes, Consul's maximum. */
+  watchWaitMs?: number
   random?: () => number
 }
 
@@ -269,7 +269,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
    */
   async #watchSelf (life: AbortSignal): Promise<void> {
     const id = this.#registration!.id
-    const wait = this.#opts.watchWait ?? 300
+    const wait = (this.#opts.watchWaitMs ?? 300_000) / 1000
     let hash: string | undefined
     // The odd answer last logged: a revoked token answers 403 on every try, and once is enough.
     let problem: string | undefined

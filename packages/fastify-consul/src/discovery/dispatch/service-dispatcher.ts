@@ -36,7 +36,7 @@ export interface ServiceDispatcherOptions extends DispatcherTuning {
   random: () => number
   /** Milliseconds clock for the retry budget, the latency estimates and ejection lengths; `performance.now` by default. */
   now?: () => number
-  /** Called once when the dispatcher starts closing (Discovery stops tracking it). */
+  /** Called once when the dispatcher starts closing (the registry stops tracking it). */
   onClose?: () => void
   /** Origins that are this process itself (see selfMatcher): never routed to. Default: none. */
   isSelf?: (origin: string) => boolean

@@ -67,7 +67,7 @@ export interface WatchListener {
   panic? (panic: boolean): void
 }
 
-/** The read side of a watch that callers hold; see Discovery.discover(). */
+/** The read side of a watch that callers hold; see DiscoveryRegistry.discover(). */
 export interface ServiceWatch {
   readonly service: string
   /** What `pick()` chooses from: the routable instances, or every non-maintenance one in panic. */

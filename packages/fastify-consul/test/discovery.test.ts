@@ -4,7 +4,7 @@ import { startConsul, type ConsulAgent } from '@reg/testkit'
 import { DiscoveryRegistry } from '../src/discovery/registry.js'
 import { validateDiscoveryOptions, watchSettings, dispatchSettings, type DiscoverOptions, type DispatcherOptions } from '../src/discovery/options.js'
 import type { Instance } from '../src/discovery/watch/instance.js'
-import type { ServiceWatch, WatchState } from '../src/discovery/watch/watcher.js'
+import type { ServiceWatch, WatchState } from '../src/discovery/watch/service-watch.js'
 import { consulHttp, countingDispatcher, deregister, ids, register, setCheck, until, untilState } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
 

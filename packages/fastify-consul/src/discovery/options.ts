@@ -9,7 +9,7 @@ import { fieldOf, firstProblem } from '../util/validate.js'
 import { BALANCERS, type BalancerName } from './lb/balancer.js'
 import type { DispatcherTuning } from './dispatch/service-dispatcher.js'
 import type { RetryBudgetOptions } from './dispatch/retry-policy.js'
-import type { RateLimit, WatchQuery, WatchTuning } from './watch/watcher.js'
+import type { RateLimit, WatchQuery, WatchTuning } from './watch/service-watch.js'
 
 // Discovery's options: the schema, every default, and the one function that turns what a user wrote
 // into complete settings. The watcher, the balancers and the dispatcher take those settings as given.

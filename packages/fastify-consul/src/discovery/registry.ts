@@ -7,7 +7,8 @@ import type { ServiceDispatcher } from './dispatch/service-dispatcher.js'
 import { balancerSettings, dispatchSettings, validateDiscoveryOptions, watchSettings, type BalancerSettings, type DiscoverOptions, type DispatcherOptions, type DispatchOptions, type WatchSettings } from './options.js'
 import { WatchHandle } from './watch-handle.js'
 import { selfMatcher, type ListeningAddress } from './self-address.js'
-import { Watcher, type ServiceWatch } from './watch/watcher.js'
+import { Watcher } from './watch/watcher.js'
+import type { ServiceWatch } from './watch/service-watch.js'
 
 export interface DiscoveryOptions {
   http: ConsulHttp

@@ -3,7 +3,8 @@ import { createBalancer, type Balancer } from './lb/balancer.js'
 import type { BalancerSettings } from './options.js'
 import type { Instance } from './watch/instance.js'
 import type { InstanceSet } from './watch/instance-set.js'
-import type { ServiceWatch, Watcher, WatchState } from './watch/watcher.js'
+import type { Watcher } from './watch/watcher.js'
+import type { ServiceWatch, WatchState } from './watch/service-watch.js'
 
 interface Listeners {
   change: (instances: readonly Instance[]) => void

@@ -10,7 +10,7 @@ import { RetryBudget } from './retry-policy.js'
 import type { DispatcherEvents, DispatcherStats, DispatcherTuning, ServiceDispatcher, ServiceDispatcherOptions } from './service-dispatcher.js'
 import { legacyHandler } from './undici-handler.js'
 import { UpstreamPools } from './upstream-pools.js'
-import type { ServiceWatch } from '../watch/watcher.js'
+import type { ServiceWatch } from '../watch/service-watch.js'
 import { httpOrigin, urlHost } from '../../consul/address.js'
 
 /** The ServiceDispatcher; its RetryRoute half is a private object, so none of it shows on the public type. */

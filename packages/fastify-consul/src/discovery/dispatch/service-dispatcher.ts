@@ -3,7 +3,7 @@ import type { Dispatcher, Pool } from 'undici'
 import type { Logger } from '../../util/logger.js'
 import type { BalancerName } from '../lb/balancer.js'
 import type { Instance } from '../watch/instance.js'
-import type { ServiceWatch } from '../watch/watcher.js'
+import type { ServiceWatch } from '../watch/service-watch.js'
 import type { FailureKind } from './failure.js'
 import type { RequestOutcome, RetryBudgetOptions } from './retry-policy.js'
 

@@ -1,5 +1,6 @@
 import { NoInstanceError, NotReadyError, WatchClosedError } from '../errors.js'
-import { createBalancer, type Balancer } from './lb/balancer.js'
+import type { Balancer } from './lb/balancer.js'
+import { createBalancer } from './lb/create-balancer.js'
 import type { BalancerSettings } from './options.js'
 import type { Instance } from './watch/instance.js'
 import type { InstanceSet } from './watch/instance-set.js'

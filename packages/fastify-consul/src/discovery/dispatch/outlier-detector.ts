@@ -71,10 +71,6 @@ export class OutlierDetector {
     return [...this.#ejected.values()].map((e) => e.instance)
   }
 
-  get size (): number {
-    return this.#ejected.size
-  }
-
   #upstream (origin: string): Upstream {
     let upstream = this.#upstreams.get(origin)
     if (upstream === undefined) {

@@ -49,7 +49,7 @@ module.exports = {
     {
       name: 'layers-import-down',
       severity: 'error',
-      comment: 'Layers import downwards only: index → options → {registration, discovery} → consul → {util, errors}.',
+      comment: 'Layers import downwards only: index → options → {registration, discovery} → consul → {util, errors}; inside discovery/: {registry, options, watch-handle} → dispatch/ → lb/ → watch/.',
       from: { path: CORE },
       to: { path: `${CONSUL}(index|options)\\.ts$` }
     },
@@ -71,6 +71,27 @@ module.exports = {
       severity: 'error',
       from: { path: '^packages/[^/]+/src/errors\\.ts$' },
       to: { path: '^packages/[^/]+/src/' }
+    },
+    {
+      name: 'discovery-watch-is-the-bottom',
+      severity: 'error',
+      comment: 'discovery/ is split as go-kit splits sd and lb: watch/ (what Consul says is there) knows nothing of balancing or dispatching, and nothing of the discovery/ files above it.',
+      from: { path: `${CONSUL}discovery/watch/` },
+      to: { path: `${CONSUL}discovery/(?!watch/)` }
+    },
+    {
+      name: 'discovery-lb-below-dispatch',
+      severity: 'error',
+      comment: 'lb/ (the balancers and upstream load) reads watch/ only; it never reaches up into dispatch/ or the discovery/ files above it.',
+      from: { path: `${CONSUL}discovery/lb/` },
+      to: { path: `${CONSUL}discovery/(?!watch/|lb/)` }
+    },
+    {
+      name: 'discovery-dispatch-below-the-handles',
+      severity: 'error',
+      comment: 'dispatch/ (pools, outlier detection, retries) composes lb/ and watch/; the registry, options and watch handle above it are not its business.',
+      from: { path: `${CONSUL}discovery/dispatch/` },
+      to: { path: `${CONSUL}discovery/(?!watch/|lb/|dispatch/)` }
     },
     {
       name: 'options-not-adapter',

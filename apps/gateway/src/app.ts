@@ -140,15 +140,15 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
     meterProvider
   })
 
-  // Both start watching now, so the first Consul answer is usually in before the first request. The
-  // dispatcher is fed by the watch itself: one blocking query on Consul, one view of the instances. The
-  // gateway's one `discovery` option holds both halves; the query half goes to the watch.
-  const { tag, dc, passingOnly, panicThreshold, filter, stale, cached, wait, staleTtl, backoff, rateLimit, ...dispatch } = { ...DEFAULTS.discovery, ...discovery }
-  const watch = fastify.consul.discover(upstream, { tag, dc, passingOnly, panicThreshold, filter, stale, cached, wait, staleTtl, backoff, rateLimit, balancer: dispatch.balancer, random: dispatch.random })
-  const dispatcher = fastify.consul.dispatcher(watch, dispatch)
+  // It starts watching now, so the first Consul answer is usually in before the first request. The
+  // gateway's one `discovery` option goes to the dispatcher whole (@reg/fastify-consul splits the query
+  // from the dispatching); its watch is the one view of the instances that the health check and the
+  // live view read.
+  const dispatcher = fastify.consul.dispatcher(upstream, { ...DEFAULTS.discovery, ...discovery })
+  const watch = dispatcher.watch
   fastify.addHook('onClose', async () => {
-    // @reg/fastify-consul would close them too; closing what we opened keeps that an implementation detail.
-    await Promise.all([dispatcher.close(), watch.close()])
+    // @reg/fastify-consul would close it too; closing what we opened keeps that an implementation detail.
+    await dispatcher.close()
   })
 
   // Non-critical: with no upstream the gateway reports a warning (429), not critical (503): it is fine

@@ -1,5 +1,5 @@
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
-import type { ServiceDispatcher } from '@reg/fastify-consul'
+import { classifyFailure, type ServiceDispatcher } from '@reg/fastify-consul'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { BadGatewayError, UpstreamTimeoutError } from './errors.js'
 import { endToEndHeaders, upstreamRequestHeaders } from './headers.js'
@@ -26,9 +26,6 @@ export const PROXIED_METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'PO
 /** The paths proxied, as they are: the upstream sees `/users…` exactly as the client sent it, query included. */
 export const PROXIED_PATHS = ['/users', '/users/*'] as const
 
-/** Both mean the upstream never started an answer in time; anything else that fails is a bad gateway. */
-const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
-
 /**
  * What the client gets when the upstream could not answer. reply-from wraps the dispatcher's error (into
  * a 500 for most codes); the decision is made on the wrapped cause, which carries the real code.
@@ -37,7 +34,9 @@ export function upstreamError (upstream: string, error: Error): Error {
   const cause = (error.cause ?? error) as Error & { code?: string }
   // 503 with @reg/fastify-consul's own coded error: "No healthy instance of <upstream>".
   if (cause.code === 'FST_REG_DISCOVERY_NO_INSTANCE') return cause
-  if (TIMEOUT_CODES.has(cause.code as string)) return new UpstreamTimeoutError(upstream, { cause })
+  // The dispatcher's classifier says whether the upstream never started an answer in time (504); anything
+  // else that fails is a bad gateway.
+  if (classifyFailure(cause).late) return new UpstreamTimeoutError(upstream, { cause })
   return new BadGatewayError(upstream, { cause })
 }
 

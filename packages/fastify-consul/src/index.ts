@@ -1,28 +1,27 @@
 import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { metrics } from '@opentelemetry/api'
-import Consul from 'consul'
+import type Consul from 'consul'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { Agent as HttpsAgent } from 'node:https'
-import { urlHost } from './consul/address.js'
-import { basicAuthorization, resolveConnection, type ResolvedConnection } from './consul/connection.js'
+import { consulClient } from './consul/client.js'
+import { resolveConnection } from './consul/connection.js'
+import { preflight } from './consul/preflight.js'
 import { ConsulHttp } from './consul/http.js'
 import type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
-import type { ServiceDispatcher } from './discovery/dispatcher.js'
-import { Discovery } from './discovery/registry.js'
-import type { ServiceWatch } from './discovery/watcher.js'
+import type { ServiceDispatcher } from './discovery/dispatch/service-dispatcher.js'
+import { DiscoveryRegistry } from './discovery/registry.js'
+import type { ServiceWatch } from './discovery/watch/service-watch.js'
 import { LiveConfig, type ConfigHandle } from './config/live-config.js'
 import { LeaderElection, type LeaderHandle } from './leader/leader-election.js'
 import { normalizeLeaderOptions, type LeaderOptions } from './leader/options.js'
 import { configMetrics, consulMetrics, leaderMetrics } from './metrics.js'
-import { AlreadyRegisteredError, NotListeningError, UnreachableError } from './errors.js'
+import { AlreadyRegisteredError, NotListeningError } from './errors.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
 import { buildDefinition, resolveAddress, type ServiceRegistration } from './registration/definition.js'
-import { advertisedStatus, registrationCheck, REGISTRATION_CHECK, REGISTRATION_CHECK_INTERVAL } from './registration/health-contribution.js'
-import { leftHealthyView } from './registration/healthy-view.js'
-import { Registrar, type HealthSource, type RegistrationState } from './registration/registrar.js'
+import { advertisedStatus, registrationCheck, type HealthSource, REGISTRATION_CHECK, REGISTRATION_CHECK_INTERVAL } from './registration/health-contribution.js'
+import { shutdownSequence } from './registration/shutdown.js'
+import { Registrar, type RegistrationState } from './registration/registrar.js'
 
 export interface FastifyConsul {
   /** The `consul` npm client: yours if you passed `client`, else one built from the same connection settings. */
@@ -80,28 +79,6 @@ declare module 'fastify' {
   }
 }
 
-/**
- * The `consul` npm client on the same settings: address or unix socket, token, basic auth, partition,
- * CA, client certificate and server name. It cannot follow rotated files (its TLS agent and token are
- * fixed when it is built) and has no namespace option; fastify.consul's own requests do both.
- */
-function consulClient (conn: ResolvedConnection, http: ConsulHttp): Consul {
-  const creds = http.credentials
-  const defaults = { token: creds.token, partition: conn.partition }
-  return new Consul({
-    host: urlHost(conn.host),
-    port: conn.port,
-    secure: conn.secure,
-    defaults: creds.token === undefined && conn.partition === undefined ? undefined : defaults,
-    agent: conn.secure ? new HttpsAgent({ ...http.tlsOptions(creds), keepAlive: true }) : undefined,
-    // papi (under `consul`) takes these http.request options; the client's types do not list them.
-    ...{
-      socketPath: conn.socketPath,
-      headers: conn.auth === undefined ? undefined : { authorization: basicAuthorization(conn.auth) }
-    }
-  } as ConstructorParameters<typeof Consul>[0])
-}
-
 type HealthDecorator = HealthSource & { path: string, drain?: () => void, addCheck?: (name: string, fn: () => unknown, opts: { critical: boolean, interval: number }) => void }
 
 function healthOf (fastify: FastifyInstance): HealthDecorator | undefined {
@@ -135,7 +112,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   // ── end of configuration wiring ──
   const ownsClient = opts.client === undefined
   const client = opts.client ?? consulClient(connection, http)
-  const discovery = new Discovery({ http, log, defaults: opts.discovery })
+  const discovery = new DiscoveryRegistry({ http, log, defaults: opts.discovery })
   const registrar = new Registrar({
     http,
     log,
@@ -217,45 +194,21 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     return shuttingDown
   }
 
-  async function runShutdown (): Promise<void> {
-    const step = async (name: string, fn: () => Promise<unknown> | unknown): Promise<void> => {
-      const started = performance.now()
-      await fn()
-      log.info({ step: name, durationMs: Math.round(performance.now() - started) }, `shutdown: ${name}`)
-    }
-    const reg = registrar.registration
-    await step('stop advertising', async () => {
-      healthOf(fastify)?.drain?.()
-      await registrar.deregister()
+  function runShutdown (): Promise<void> {
+    return shutdownSequence({
+      http,
+      log,
+      registrar,
+      drainHealth: () => healthOf(fastify)?.drain?.(),
+      deregisterTimeout: opts.deregisterTimeout,
+      drainDelay: opts.drainDelay,
+      close: () => fastify.close()
     })
-    // Nobody can be routing to an instance that was never registered: skip the waits, and say so.
-    if (reg === undefined) {
-      log.info('shutdown: nothing was registered; no healthy view to leave')
-    } else if (registrar.state !== 'deregistered') {
-      log.warn({ state: registrar.state }, 'shutdown: not deregistered; callers drop us when Consul\'s check fails')
-    } else {
-      const started = performance.now()
-      const left = await leftHealthyView(http, reg.name, reg.id, opts.deregisterTimeout)
-      const durationMs = Math.round(performance.now() - started)
-      if (left) log.info({ step: 'left the healthy view', durationMs }, 'shutdown: left the healthy view')
-      else log.warn({ step: 'left the healthy view', durationMs }, 'shutdown: could not confirm we left the healthy view (agent unreachable or still listing us)')
-      if (opts.drainDelay > 0) await step('drain delay', () => sleep(opts.drainDelay))
-    }
-    await step('close', () => fastify.close())
   }
 
   fastify.addHook('onReady', async () => {
-    if (!opts.failFast) return
     // Fail before binding: an unreachable agent or an unknown token is a deploy error.
-    const res = await http.send({ path: '/v1/status/leader', timeout: 5000 })
-    // A leaderless cluster answers 200 with "": it cannot take a registration either.
-    if (res.status !== 200 || res.text.length <= 2) throw new UnreachableError(connection.address, res.status === 200 ? 'no cluster leader' : `status ${res.status}`)
-    if (http.hasToken) {
-      await http.ok({ path: '/v1/acl/token/self' }).catch((err: { code?: string }) => {
-        // 401/"ACL support disabled" means the token cannot be wrong; only a 403 is fatal.
-        if (err.code === 'FST_REG_CONSUL_ACL_DENIED') throw err
-      })
-    }
+    if (opts.failFast) await preflight(http, connection.address)
   })
 
   // Known only once bound; dispatchers then never route to our own address (a forwarding loop).
@@ -291,17 +244,19 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
 
 export const consulPlugin = fp(consul, { name: '@reg/fastify-consul', fastify: '5.x' })
 export default consulPlugin
-export { resolveConnection, type ConsulConnectionOptions, type ResolvedConnection } from './consul/connection.js'
+export type { ConsulConnectionOptions } from './consul/connection.js'
 export type { ConsulPluginOptions, GrpcCheckOptions, HttpCheckOptions, TcpCheckOptions, TtlCheckOptions, ServiceOptions } from './options.js'
-export type { RegistrationState, HealthSource } from './registration/registrar.js'
+export type { RegistrationState } from './registration/registrar.js'
+export type { HealthSource } from './registration/health-contribution.js'
 // DiscoveryOptions: the name people guess for discover()'s options, the same type.
 export type { DiscoverOptions, DiscoverOptions as DiscoveryOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
-export type { ServiceDispatcher, DispatcherStats, DispatcherEvents } from './discovery/dispatcher.js'
-export type { RequestOutcome } from './discovery/retry.js'
-export type { ServiceWatch, WatchState } from './discovery/watcher.js'
-export type { Instance, InstanceStatus } from './discovery/instance.js'
-export type { BalancerName } from './discovery/balancer.js'
-export type { FailureKind } from './discovery/outlier.js'
+export type { ServiceDispatcher, DispatcherStats, DispatcherEvents } from './discovery/dispatch/service-dispatcher.js'
+export type { RequestOutcome } from './discovery/dispatch/retry-policy.js'
+export type { ServiceWatch, WatchState } from './discovery/watch/service-watch.js'
+export type { Instance, InstanceStatus } from './discovery/watch/instance.js'
+export type { BalancerName } from './discovery/lb/balancer.js'
+export type { FailureKind, Failure } from './discovery/dispatch/failure.js'
+export { classifyFailure } from './discovery/dispatch/failure.js'
 export type { ServiceRegistration, RegisteredCheck } from './registration/definition.js'
 export type { ConfigHandle, ConfigRefusal, ConfigState } from './config/live-config.js'
 export type { ConfigOptions } from './config/options.js'

@@ -1,10 +1,10 @@
 import type { Attributes, BatchObservableCallback, MeterProvider, ObservableGauge } from '@opentelemetry/api'
 import type { ConfigHandle, ConfigRefusal } from './config/live-config.js'
-import type { ServiceDispatcher } from './discovery/dispatcher.js'
+import type { ServiceDispatcher } from './discovery/dispatch/service-dispatcher.js'
 import type { LeaderHandle } from './leader/leader-election.js'
-import type { InstanceStatus } from './discovery/instance.js'
-import type { Watcher } from './discovery/watcher.js'
-import type { RequestOutcome } from './discovery/retry.js'
+import type { InstanceStatus } from './discovery/watch/instance.js'
+import type { Watcher } from './discovery/watch/watcher.js'
+import type { RequestOutcome } from './discovery/dispatch/retry-policy.js'
 import type { RegistrationState } from './registration/registrar.js'
 
 // The plugin's metrics, through @opentelemetry/api only: without an SDK every instrument is a no-op.

@@ -3,11 +3,10 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { MeterProvider } from '@opentelemetry/api'
 import type Consul from 'consul'
 import { ConnectionSchema, type ConsulConnectionOptions } from './consul/connection.js'
-import { Duration, toMs } from './consul/duration.js'
+import { BackoffDurations, Duration, msOr } from './consul/duration.js'
 import { validateDiscoveryOptions, type DispatcherOptions } from './discovery/options.js'
-import { InvalidOptionError } from './errors.js'
 import { normalizeConfigOptions, type ConfigOptions, type ConfigSettings } from './config/options.js'
-import { normalizeCheck, normalizeService, type CheckConfig, type GrpcCheckOptions, type HttpCheckOptions, type ServiceOptions, type TcpCheckOptions, type TtlCheckOptions } from './registration/options.js'
+import { fail, normalizeCheck, normalizeService, type CheckConfig, type GrpcCheckOptions, type HttpCheckOptions, type ServiceOptions, type TcpCheckOptions, type TtlCheckOptions } from './registration/options.js'
 import type { Unset } from './util/unset.js'
 import { firstProblem } from './util/validate.js'
 
@@ -24,10 +23,7 @@ const Schema = Type.Object({
   selfHeal: Type.Optional(Type.Boolean({ description: 'a boolean' })),
   deregisterTimeout: Type.Optional(Duration(1)),
   drainDelay: Type.Optional(Duration(0)),
-  retry: Type.Optional(Type.Object({
-    base: Type.Optional(Duration(1)),
-    cap: Type.Optional(Duration(1))
-  }, { additionalProperties: false, description: 'an object { base?, cap? } of durations' })),
+  retry: Type.Optional(BackoffDurations()),
   consul: Type.Optional(ConnectionSchema),
   client: Type.Optional(Type.Unknown()),
   meterProvider: Type.Optional(Type.Unknown()),
@@ -100,10 +96,6 @@ export const PLUGIN_DEFAULTS = Object.freeze({
   retry: Object.freeze({ base: 200, cap: 30_000 })
 })
 
-function fail (field: string, expected: string): never {
-  throw new InvalidOptionError(field, expected)
-}
-
 export function normalizeOptions (input: unknown): NormalizedOptions {
   if (typeof input !== 'object' || input === null) fail('options', 'an options object with at least { service: { name } }')
   // `client` and `meterProvider` are object graphs TypeBox should not walk; they are checked by shape below.
@@ -120,8 +112,7 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
   if (meterProvider !== undefined && typeof (meterProvider as { getMeter?: unknown } | null)?.getMeter !== 'function') {
     fail('meterProvider', 'an OpenTelemetry MeterProvider (an object with getMeter())')
   }
-  const ms = (value: number | string | undefined, fallback: number): number => value === undefined ? fallback : toMs(value)!
-  const retry = { base: ms(opts.retry?.base, PLUGIN_DEFAULTS.retry.base), cap: ms(opts.retry?.cap, PLUGIN_DEFAULTS.retry.cap) }
+  const retry = { base: msOr(opts.retry?.base, PLUGIN_DEFAULTS.retry.base), cap: msOr(opts.retry?.cap, PLUGIN_DEFAULTS.retry.cap) }
   if (retry.cap < retry.base) fail('retry.cap', `at least retry.base (${retry.base} ms)`)
 
   return {
@@ -130,8 +121,8 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
     register: opts.register ?? PLUGIN_DEFAULTS.register,
     failFast: opts.failFast ?? PLUGIN_DEFAULTS.failFast,
     selfHeal: opts.selfHeal ?? PLUGIN_DEFAULTS.selfHeal,
-    deregisterTimeout: ms(opts.deregisterTimeout, PLUGIN_DEFAULTS.deregisterTimeout),
-    drainDelay: ms(opts.drainDelay, PLUGIN_DEFAULTS.drainDelay),
+    deregisterTimeout: msOr(opts.deregisterTimeout, PLUGIN_DEFAULTS.deregisterTimeout),
+    drainDelay: msOr(opts.drainDelay, PLUGIN_DEFAULTS.drainDelay),
     retry,
     consul: opts.consul ?? {},
     client: client as Consul | undefined,

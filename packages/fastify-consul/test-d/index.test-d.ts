@@ -10,7 +10,7 @@ import { request, type Dispatcher } from 'undici'
 import consulPlugin, {
   consulPlugin as namedPlugin,
   errors,
-  resolveConnection,
+  classifyFailure,
   type ConsulPluginOptions,
   type DiscoverOptions,
   type DispatcherOptions,
@@ -19,11 +19,13 @@ import consulPlugin, {
   type Instance,
   type InstanceStatus,
   type RegistrationState,
-  type ResolvedConnection,
+  type Failure,
+  type HealthSource,
   type ServiceRegistration,
   type ServiceWatch,
   type WatchState
 } from '@reg/fastify-consul'
+import type * as api from '@reg/fastify-consul'
 
 const app = fastify()
 
@@ -164,10 +166,19 @@ expectType<string>(shared.service)
 expectError(app.consul.dispatcher(watch, { tag: 'v1' }))
 shared.events.on('readmit', (instance, why) => { expectType<Instance>(instance); expectType<'time' | 'success'>(why) })
 
-// ── connection helper ────────────────────────────────────────────────────────────────────────────
-expectType<ResolvedConnection>(resolveConnection({ address: '127.0.0.1:8500' }))
-expectType<ResolvedConnection>(resolveConnection({}, { CONSUL_HTTP_ADDR: '127.0.0.1:8500' }))
-expectError(resolveConnection({ host: '127.0.0.1' }))
+// A dispatcher exposes the watch that feeds it, so a caller (the gateway) needs no query option names.
+expectType<ServiceWatch>(shared.watch)
+expectType<ServiceWatch>(users.watch)
+
+// ── the failure classifier the dispatcher uses, for a proxy's 502/504 ─────────────────────────────
+expectType<Failure>(classifyFailure(new Error('x')))
+expectType<boolean>(classifyFailure(new Error('x')).late)
+expectError(classifyFailure('ECONNREFUSED'))
+
+// ── the public API, pinned: these are the runtime exports, and only these ───────────────────────────
+expectType<'default' | 'consulPlugin' | 'errors' | 'classifyFailure'>(null as unknown as keyof typeof api)
+// The fastify.health that this plugin reads (structurally, @reg/fastify-health being optional) is the one fastify-health decorates.
+expectAssignable<HealthSource>(app.health)
 
 // ── errors: classes with literal codes and status codes ───────────────────────────────────────────
 expectType<'FST_REG_CONSUL_INVALID_OPTION'>(new errors.InvalidOptionError('service.name', 'a string').code)

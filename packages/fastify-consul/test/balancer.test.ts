@@ -1,7 +1,9 @@
 import t from 'tap'
-import { BALANCERS, createBalancer, smoothSchedule, type Balancer } from '../src/discovery/balancer.js'
-import type { Instance } from '../src/discovery/instance.js'
-import { DECAY_MS, UpstreamLoad } from '../src/discovery/upstream-load.js'
+import { BALANCERS, type Balancer } from '../src/discovery/lb/balancer.js'
+import { createBalancer } from '../src/discovery/lb/create-balancer.js'
+import { smoothSchedule } from '../src/discovery/lb/weighted.js'
+import type { Instance } from '../src/discovery/watch/instance.js'
+import { DECAY_MS, UpstreamLoad } from '../src/discovery/lb/upstream-load.js'
 
 function inst (id: string, weight = 1): Instance {
   return Object.freeze({

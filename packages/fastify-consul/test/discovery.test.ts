@@ -1,10 +1,10 @@
 import t from 'tap'
 import { request, type Dispatcher } from 'undici'
 import { startConsul, type ConsulAgent } from '@reg/testkit'
-import { Discovery } from '../src/discovery/registry.js'
+import { DiscoveryRegistry } from '../src/discovery/registry.js'
 import { validateDiscoveryOptions, watchSettings, dispatchSettings, type DiscoverOptions, type DispatcherOptions } from '../src/discovery/options.js'
-import type { Instance } from '../src/discovery/instance.js'
-import type { ServiceWatch, WatchState } from '../src/discovery/watcher.js'
+import type { Instance } from '../src/discovery/watch/instance.js'
+import type { ServiceWatch, WatchState } from '../src/discovery/watch/service-watch.js'
 import { consulHttp, countingDispatcher, deregister, ids, register, setCheck, until, untilState } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
 
@@ -13,9 +13,9 @@ interface Teardown { teardown (fn: () => unknown): void }
 // Short waits keep a test's worst case small; the index rules are what make changes arrive at once.
 const QUICK: DiscoverOptions = { wait: '2s', backoff: { base: 20, cap: 200 } }
 
-function discovery (t: Teardown, agent: Pick<ConsulAgent, 'address' | 'url'>, opts: { defaults?: DispatcherOptions, dispatcher?: Dispatcher } = {}): { d: Discovery, logger: ReturnType<typeof recordingLogger> } {
+function discovery (t: Teardown, agent: Pick<ConsulAgent, 'address' | 'url'>, opts: { defaults?: DispatcherOptions, dispatcher?: Dispatcher } = {}): { d: DiscoveryRegistry, logger: ReturnType<typeof recordingLogger> } {
   const logger = recordingLogger()
-  const d = new Discovery({ http: consulHttp(t, agent, { dispatcher: opts.dispatcher }), log: logger.log, defaults: { ...QUICK, ...opts.defaults } })
+  const d = new DiscoveryRegistry({ http: consulHttp(t, agent, { dispatcher: opts.dispatcher }), log: logger.log, defaults: { ...QUICK, ...opts.defaults } })
   t.teardown(() => d.close())
   return { d, logger }
 }

@@ -3,17 +3,15 @@ import { Readable, type Duplex } from 'node:stream'
 import t from 'tap'
 import { request, type Dispatcher } from 'undici'
 import { startConsul } from '@reg/testkit'
-import { Discovery } from '../src/discovery/registry.js'
-import { BalancedDispatcher, type ServiceDispatcherOptions } from '../src/discovery/dispatcher.js'
+import { DiscoveryRegistry } from '../src/discovery/registry.js'
+import { BalancedDispatcher } from '../src/discovery/dispatch/dispatcher.js'
+import type { ServiceDispatcherOptions } from '../src/discovery/dispatch/service-dispatcher.js'
 import { DISCOVERY_DEFAULTS, dispatchSettings } from '../src/discovery/options.js'
-import type { Instance } from '../src/discovery/instance.js'
-import {
-  RetryBudget, RetryingHandler,
-  wasNeverSent, isConnectionError, isIdempotent, isReplayableBody,
-  type LegacyHandler, type RetryRoute
-} from '../src/discovery/retry.js'
-import { failureKind } from '../src/discovery/outlier.js'
-import { UpstreamLoad } from '../src/discovery/upstream-load.js'
+import type { Instance } from '../src/discovery/watch/instance.js'
+import { RetryingHandler, type RetryRoute, type Target } from '../src/discovery/dispatch/retry.js'
+import { RetryBudget, isIdempotent, isReplayableBody } from '../src/discovery/dispatch/retry-policy.js'
+import type { LegacyHandler } from '../src/discovery/dispatch/undici-handler.js'
+import { UpstreamLoad } from '../src/discovery/lb/upstream-load.js'
 import { consulHttp, ids, register, until, upstream, within, type Upstream } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
 import { StaticWatch, instanceAt } from './fixtures/discovery-static-watch.js'
@@ -43,25 +41,11 @@ async function dead (t: Teardown, id = 'dead'): Promise<Upstream> {
   return u
 }
 
-t.test('retry policy: methods, errors, bodies', async (t) => {
+t.test('retry policy: methods and bodies (errors: failure.test.ts)', async (t) => {
   for (const method of ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']) t.ok(isIdempotent({ method }), method)
   for (const method of ['POST', 'PATCH', 'TRACE', 'CONNECT']) t.notOk(isIdempotent({ method }), method)
   t.ok(isIdempotent({ method: 'POST', idempotent: true }), 'an explicit flag wins')
   t.notOk(isIdempotent({ method: 'GET', idempotent: false }))
-
-  const coded = (code: string): Error => Object.assign(new Error(code), { code })
-  for (const code of ['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED']) t.ok(isConnectionError(coded(code)), code)
-  for (const code of ['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_ABORTED', 'FST_REG_DISCOVERY_NO_INSTANCE']) t.notOk(isConnectionError(coded(code)), code)
-  t.notOk(isConnectionError(new Error('no code')))
-  t.equal(failureKind(coded('ECONNREFUSED')), 'connect')
-  t.equal(failureKind(coded('UND_ERR_CONNECT_TIMEOUT')), 'connect')
-  t.equal(failureKind(coded('ECONNRESET')), 'reset', 'a reset may be a keep-alive race: it counts, but does not eject at once')
-  t.equal(failureKind(coded('UND_ERR_HEADERS_TIMEOUT')), 'timeout')
-  t.equal(failureKind(coded('UND_ERR_CLOSED')), undefined, 'our own pool closing says nothing about the instance')
-  t.equal(failureKind(new Error('no code')), undefined)
-  t.ok(wasNeverSent(coded('ECONNREFUSED')))
-  t.notOk(wasNeverSent(coded('ECONNRESET')), 'a reset may come after the request was sent')
-  t.notOk(wasNeverSent(new Error('no code')))
 
   for (const body of [null, undefined, 'text', Buffer.from('x'), new Uint8Array(2), new ArrayBuffer(2), new Blob(['x'])]) t.ok(isReplayableBody(body))
   t.ok(isReplayableBody(Readable.from(['a'])), 'a stream nobody read yet')
@@ -89,30 +73,27 @@ t.test('RetryBudget: ratio per request, a floor per second, capped', async (t) =
   t.same(DISCOVERY_DEFAULTS.retryBudget, { ratio: 0.2, minPerSecond: 10, burst: 100 })
 })
 
+t.test('exposes the watch that feeds it, so a caller needs no second handle', async (t) => {
+  const { d, watch } = dispatcherFor(t, [])
+  t.equal(d.watch, watch)
+  await d.close()
+  t.equal(watch.closed, 1, 'and closes it with itself')
+})
+
 t.test('RetryingHandler against a scripted route: one onConnect, abort at any point', async (t) => {
   const refused = (): Error => Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })
   const a = instanceAt('a', 1)
   const b = instanceAt('b', 2)
-  function route (send: RetryRoute['send']): RetryRoute & { sent: string[] } {
+  type Send = (origin: string, opts: Dispatcher.DispatchOptions, handler: LegacyHandler) => void
+  function route (send: Send, loadOf: (i: Instance) => UpstreamLoad = () => new UpstreamLoad()): RetryRoute & { sent: string[] } {
     const sent: string[] = []
+    const target = (i: Instance | undefined): Target | undefined => i === undefined ? undefined : { instance: i, origin: i.id, load: loadOf(i) }
     return {
       sent,
-      maxRetries: 2,
-      budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget),
-      retryOn: new Set(),
-      perTryTimeout: 0,
-      now: () => 0,
-      choose: (tried) => [a, b].find((i) => !tried.has(i.id)),
-      originOf: (i) => i.id,
-      loadOf: () => new UpstreamLoad(),
-      send (origin, opts, handler) { sent.push(origin); send(origin, opts, handler) },
-      succeeded () {},
-      failed () {},
-      timedOut () {},
-      retrying () {},
-      ended () {},
-      denied () {},
-      noInstance: () => new Error('none')
+      policy: { maxRetries: 2, budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget), retryOn: new Set(), perTryTimeout: 0, now: () => 0, noInstance: () => new Error('none') },
+      choose: (tried) => target([a, b].find((i) => !tried.has(i.id))),
+      send ({ origin }, opts, handler) { sent.push(origin); send(origin, opts, handler) },
+      report: { succeeded () {}, failed () {}, timedOut () {}, retrying () {}, ended () {}, denied () {} }
     }
   }
   function recorder (onConnect?: (abort: (err?: Error) => void) => void): LegacyHandler & { calls: string[], error?: Error } {
@@ -144,12 +125,11 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
       handler.onConnect(() => {})
       handler.onHeaders!(200, [], () => {}, 'OK')
       handler.onComplete!([])
-    })
-    r.loadOf = (i) => {
+    }, (i) => {
       const load = loads.get(i.id) ?? new UpstreamLoad()
       loads.set(i.id, load)
       return load
-    }
+    })
     new RetryingHandler(r, opts, h).start()
     await tick()
     await tick()
@@ -814,7 +794,7 @@ t.test('real Consul: a stopped instance is retried around, ejected and re-admitt
   const agent = await startConsul({ t })
   const ups = await Promise.all(['u1', 'u2', 'u3'].map((id) => upstream(t, id)))
   for (const u of ups) await register(agent, { name: 'users', id: u.id, port: u.port, address: '127.0.0.1' })
-  const discovery = new Discovery({ http: consulHttp(t, agent), log: recordingLogger().log })
+  const discovery = new DiscoveryRegistry({ http: consulHttp(t, agent), log: recordingLogger().log })
   t.teardown(() => discovery.close())
   const d = discovery.dispatcher('users', { wait: '2s', ejectionMs: 500 })
   await d.ready

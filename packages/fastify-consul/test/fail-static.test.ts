@@ -1,8 +1,8 @@
 import t from 'tap'
 import { startConsul } from '@reg/testkit'
-import { Discovery } from '../src/discovery/registry.js'
-import { route } from '../src/discovery/routing.js'
-import type { Instance } from '../src/discovery/instance.js'
+import { DiscoveryRegistry } from '../src/discovery/registry.js'
+import { route } from '../src/discovery/watch/routing.js'
+import type { Instance } from '../src/discovery/watch/instance.js'
 import { buildApp, stateBecomes } from './fixtures/app.js'
 import { consulHttp, ids, register, setCheck, until, untilState } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
@@ -35,7 +35,7 @@ t.test('real Consul: every replica critical → panic routes to all; maintenance
   const agent = await startConsul({ t })
   for (const n of [1, 2, 3]) await register(agent, { name: 'web', id: `web-${n}`, port: 8000 + n })
   const logger = recordingLogger()
-  const d = new Discovery({ http: consulHttp(t, agent), log: logger.log, defaults: { wait: '2s' } })
+  const d = new DiscoveryRegistry({ http: consulHttp(t, agent), log: logger.log, defaults: { wait: '2s' } })
   t.teardown(() => d.close())
   const watch = d.discover('web')
   await until(watch, (i) => i.length === 3, 'three instances')
@@ -78,7 +78,7 @@ for (const [name, staleTtl, expect] of [
     mock.timers.enable({ apis: ['setTimeout'] })
     t.teardown(() => mock.timers.reset())
     const logger = recordingLogger()
-    const d = new Discovery({ http: consulHttp(t, { address: server.address, url: server.url }), log: logger.log, defaults: { wait: '2s', ...(staleTtl !== undefined && { staleTtl }) } })
+    const d = new DiscoveryRegistry({ http: consulHttp(t, { address: server.address, url: server.url }), log: logger.log, defaults: { wait: '2s', ...(staleTtl !== undefined && { staleTtl }) } })
     t.teardown(() => d.close())
     const watch = d.discover('web')
     await until(watch, (i) => i.length === 1, 'web-1')
@@ -96,7 +96,7 @@ t.test('real Consul down, then back: the last known set is served meanwhile, and
   await register(agent, { name: 'web', id: 'web-1', port: 8001 })
   const logger = recordingLogger()
   // Every option at its default except the wait, so the query does not block for five minutes.
-  const d = new Discovery({ http: consulHttp(t, agent), log: logger.log, defaults: { wait: '2s' } })
+  const d = new DiscoveryRegistry({ http: consulHttp(t, agent), log: logger.log, defaults: { wait: '2s' } })
   t.teardown(() => d.close())
   const watch = d.discover('web')
   await until(watch, (i) => i.length === 1, 'web-1')

@@ -6,13 +6,13 @@ import fc from 'fast-check'
 import { request } from 'undici'
 import { startConsul } from '@reg/testkit'
 import { httpOrigin } from '../src/consul/address.js'
-import { parseHealth, type Instance } from '../src/discovery/instance.js'
-import { Discovery } from '../src/discovery/registry.js'
+import { parseHealth, type Instance } from '../src/discovery/watch/instance.js'
+import { DiscoveryRegistry } from '../src/discovery/registry.js'
 import { selfMatcher } from '../src/discovery/self-address.js'
 import { consulHttp, deadPort, ids, register, until, upstream, within } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
 import { StaticWatch, instanceAt } from './fixtures/discovery-static-watch.js'
-import { BalancedDispatcher } from '../src/discovery/dispatcher.js'
+import { BalancedDispatcher } from '../src/discovery/dispatch/dispatcher.js'
 import { dispatchSettings } from '../src/discovery/options.js'
 import { faultServer } from './fixtures/discovery-fault-server.js'
 
@@ -135,7 +135,7 @@ t.test('a real agent: hostile registrations are left out, reported once each, an
     accepted.push(`bad-${i}`)
   }
   const log = recordingLogger()
-  const discovery = new Discovery({ http: consulHttp(t, agent), log: log.log })
+  const discovery = new DiscoveryRegistry({ http: consulHttp(t, agent), log: log.log })
   t.teardown(() => discovery.close())
   const d = discovery.dispatcher('svc', { balancer: 'round-robin' })
   await within('the first answer', d.ready)
@@ -198,12 +198,12 @@ t.test('self: a dispatcher never routes to the address its own process listens o
   t.equal(me.received.length, 0, 'still never routed to')
 })
 
-t.test('self: Discovery tells dispatchers made before listen, and gives it to those made after', async (t) => {
+t.test('self: the registry tells dispatchers made before listen, and gives it to those made after', async (t) => {
   const good = await upstream(t, 'good')
   const me = await upstream(t, 'me')
   const body = JSON.stringify([me, good].map((u) => ({ Node: { Node: 'n', Address: '127.0.0.1' }, Service: { ID: u.id, Service: 'svc', Address: '127.0.0.1', Port: u.port }, Checks: [] })))
   const server = await faultServer(t, (_n, url) => Number(url.searchParams.get('index') ?? 0) > 0 ? { hold: true } : { index: 3, body })
-  const discovery = new Discovery({ http: consulHttp(t, { address: server.address, url: server.url }), log: recordingLogger().log })
+  const discovery = new DiscoveryRegistry({ http: consulHttp(t, { address: server.address, url: server.url }), log: recordingLogger().log })
   t.teardown(() => discovery.close())
   const before = discovery.dispatcher('svc', { balancer: 'round-robin' })
   discovery.listening([{ address: '127.0.0.1', port: me.port }])
@@ -248,7 +248,7 @@ t.test('property: no Consul health entry crashes a caller, and a valid instance 
   const goodEntry = { Node: { Node: 'n', Address: '127.0.0.1' }, Service: { ID: 'the-good-one', Service: 'svc', Address: '127.0.0.1', Port: good.port }, Checks: [{ Status: 'passing' }] }
   const property = fc.asyncProperty(fc.array(entry, { maxLength: 6 }), async (entries) => {
     body = JSON.stringify([...entries, goodEntry])
-    const discovery = new Discovery({ http: consulHttp(t, { address: server.address, url: server.url }), log: recordingLogger().log })
+    const discovery = new DiscoveryRegistry({ http: consulHttp(t, { address: server.address, url: server.url }), log: recordingLogger().log })
     try {
       // Enough retries to get past every generated instance that is valid but dead: those are outliers,
       // a different matter, and the property is about entries that are not even valid.

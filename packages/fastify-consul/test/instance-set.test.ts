@@ -1,7 +1,7 @@
 import t from 'tap'
-import { aggregateStatus, parseHealth, type Instance } from '../src/discovery/instance.js'
+import { aggregateStatus, parseHealth, type Instance } from '../src/discovery/watch/instance.js'
 import { urlHost } from '../src/consul/address.js'
-import { InstanceSet } from '../src/discovery/instance-set.js'
+import { InstanceSet } from '../src/discovery/watch/instance-set.js'
 
 // Trimmed from a real Consul 1.8.7 answer; the extra fields stay to show they are ignored.
 function entry (over: { id?: string, node?: string, address?: string, nodeAddress?: string, port?: number, tags?: string[] | null, meta?: Record<string, string> | null, weights?: { Passing: number, Warning: number } | null, checks?: string[] | null } = {}): object {

@@ -1,16 +1,6 @@
 import t from 'tap'
-import { OutlierState, failureKind, mayEject } from '../src/discovery/outlier.js'
+import { OutlierState, mayEject } from '../src/discovery/dispatch/outlier.js'
 import { DISCOVERY_DEFAULTS, dispatchSettings, validateDiscoveryOptions } from '../src/discovery/options.js'
-
-const coded = (code: string): Error => Object.assign(new Error(code), { code })
-
-t.test('failureKind: what counts against an instance', async (t) => {
-  for (const code of ['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT']) t.equal(failureKind(coded(code)), 'connect', code)
-  for (const code of ['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']) t.equal(failureKind(coded(code)), 'timeout', code)
-  for (const code of ['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']) t.equal(failureKind(coded(code)), 'reset', code)
-  for (const code of ['UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'UND_ERR_ABORTED', 'FST_REG_DISCOVERY_NO_INSTANCE']) t.equal(failureKind(coded(code)), undefined, code)
-  t.equal(failureKind(new Error('no code')), undefined)
-})
 
 t.test('mayEject: at least one, then never past maxEjectionPercent', async (t) => {
   const cases: Array<[ejected: number, pool: number, percent: number, expected: boolean]> = [

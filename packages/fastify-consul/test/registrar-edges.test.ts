@@ -50,7 +50,7 @@ t.test('self-heal watch: an odd answer is logged once, and its end is logged onc
     return { hold: true }
   })
   const log = recordingLogger()
-  const registrar = new Registrar({ http: consulHttp(t, { address: server.address, url: server.url }), log: log.log, retry: { base: 50, cap: 100 }, selfHeal: true, deregisterTimeout: 500, watchWait: 1, random: () => 0.5 })
+  const registrar = new Registrar({ http: consulHttp(t, { address: server.address, url: server.url }), log: log.log, retry: { base: 50, cap: 100 }, selfHeal: true, deregisterTimeout: 500, watchWaitMs: 1000, random: () => 0.5 })
   t.teardown(() => registrar.close())
   await registrar.register(body, registration, undefined, false)
   await within('the watch to answer normally again', (async () => {

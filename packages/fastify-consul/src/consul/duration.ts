@@ -1,4 +1,4 @@
-import { Kind, TypeRegistry, type TSchema } from '@sinclair/typebox'
+import { Kind, Type, TypeRegistry, type TSchema } from '@sinclair/typebox'
 
 // The one duration grammar of this package. A duration is milliseconds as a number, or a Go-style
 // string (what Consul itself parses with time.ParseDuration): "500ms", "1.5s", "10s", "2m", "1h",
@@ -54,4 +54,17 @@ export function Duration (minimum: number, maximum = 2_147_483_647): TDuration {
     maximum,
     description: `a duration ${range}: milliseconds as a number, or a string like "500ms", "1.5s", "10s", "2m"`
   } as unknown as TDuration
+}
+
+/** A backoff option `{ base?, cap? }` of durations (the plugin's `retry`, discovery's `backoff`): one schema. */
+export function BackoffDurations (): TSchema {
+  return Type.Object({
+    base: Type.Optional(Duration(1)),
+    cap: Type.Optional(Duration(1))
+  }, { additionalProperties: false, description: 'an object { base?, cap? } of durations' })
+}
+
+/** A duration option in ms: the value as given (a number or a duration string), or the default when unset. */
+export function msOr (value: number | string | undefined, fallback: number): number {
+  return value === undefined ? fallback : toMs(value)!
 }

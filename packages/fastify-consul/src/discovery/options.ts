@@ -1,15 +1,15 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { Pool } from 'undici'
-import { Duration, toMs } from '../consul/duration.js'
+import { BackoffDurations, Duration, msOr, toMs } from '../consul/duration.js'
 import { DiscoveryInvalidOptionError } from '../errors.js'
 import type { BackoffOptions } from '../util/backoff.js'
 import type { Unset } from '../util/unset.js'
 import { fieldOf, firstProblem } from '../util/validate.js'
-import { BALANCERS, type BalancerName } from './balancer.js'
-import type { DispatcherTuning } from './dispatcher.js'
-import type { RetryBudgetOptions } from './retry.js'
-import type { RateLimit, WatchQuery, WatchTuning } from './watcher.js'
+import { BALANCERS, type BalancerName } from './lb/balancer.js'
+import type { DispatcherTuning } from './dispatch/service-dispatcher.js'
+import type { RetryBudgetOptions } from './dispatch/retry-policy.js'
+import type { RateLimit, WatchQuery, WatchTuning } from './watch/service-watch.js'
 
 // Discovery's options: the schema, every default, and the one function that turns what a user wrote
 // into complete settings. The watcher, the balancers and the dispatcher take those settings as given.
@@ -142,10 +142,7 @@ const queryFields = {
   wait: Type.Optional(Duration(1000, MAX_WAIT)),
   staleTtl: Type.Optional(Duration(0)),
   readyTimeout: Type.Optional(Duration(1)),
-  backoff: Type.Optional(Type.Object({
-    base: Type.Optional(Duration(1)),
-    cap: Type.Optional(Duration(1))
-  }, { additionalProperties: false, description: 'an object { base?, cap? } of durations' })),
+  backoff: Type.Optional(BackoffDurations()),
   rateLimit: Type.Optional(Type.Object({
     perSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'a number > 0' })),
     burst: Type.Optional(Type.Number({ minimum: 1, description: 'a number >= 1' }))
@@ -203,12 +200,13 @@ export interface WatchSettings extends WatchTuning {
   key: string
 }
 
-export interface DispatchSettings extends DispatcherTuning {
+/** How a handle or a dispatcher picks: the one place the `balancer` and `random` options are read. */
+export interface BalancerSettings {
   balancer: BalancerName
   random: () => number
 }
 
-const ms = (value: number | string | undefined, fallback: number): number => value === undefined ? fallback : toMs(value)!
+export interface DispatchSettings extends DispatcherTuning, BalancerSettings {}
 
 /** The complete watch settings for `service`: the call's options over the plugin's, over the defaults. */
 export function watchSettings (service: string, o: DiscoverOptions): WatchSettings {
@@ -223,36 +221,40 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
   }
   const panicThreshold = o.panicThreshold ?? DISCOVERY_DEFAULTS.panicThreshold
   const backoff: BackoffOptions = {
-    base: ms(o.backoff?.base, DISCOVERY_DEFAULTS.backoff.base),
-    cap: ms(o.backoff?.cap, DISCOVERY_DEFAULTS.backoff.cap)
+    base: msOr(o.backoff?.base, DISCOVERY_DEFAULTS.backoff.base),
+    cap: msOr(o.backoff?.cap, DISCOVERY_DEFAULTS.backoff.cap)
   }
   // A cap below the base only comes from mixing a call's base with the default cap, or the reverse.
   if (backoff.cap < backoff.base) throw new DiscoveryInvalidOptionError('backoff.cap', `a duration >= backoff.base (${backoff.base} ms)`)
   return {
     query,
     key: JSON.stringify([query.service, query.tag ?? null, query.dc ?? null, query.passingOnly, query.filter ?? null, query.stale, query.cached, panicThreshold]),
-    wait: ms(o.wait, DISCOVERY_DEFAULTS.wait),
+    wait: msOr(o.wait, DISCOVERY_DEFAULTS.wait),
     panicThreshold,
-    staleTtl: ms(o.staleTtl, DISCOVERY_DEFAULTS.staleTtl),
+    staleTtl: msOr(o.staleTtl, DISCOVERY_DEFAULTS.staleTtl),
     backoff,
     rateLimit: { ...DISCOVERY_DEFAULTS.rateLimit, ...o.rateLimit },
     random: o.random ?? Math.random
   }
 }
 
+/** The balancer a handle or dispatcher picks with: the call's options over the plugin's, over the default. */
+export function balancerSettings (o: Pick<DispatchOptions, 'balancer' | 'random'>): BalancerSettings {
+  return { balancer: o.balancer ?? DISCOVERY_DEFAULTS.balancer, random: o.random ?? Math.random }
+}
+
 /** The complete dispatcher settings: the call's options over the plugin's, over the defaults. */
 export function dispatchSettings (o: DispatchOptions): DispatchSettings {
   return {
-    balancer: o.balancer ?? DISCOVERY_DEFAULTS.balancer,
-    random: o.random ?? Math.random,
+    ...balancerSettings(o),
     retries: o.retries ?? DISCOVERY_DEFAULTS.retries,
     retryBudget: { ...DISCOVERY_DEFAULTS.retryBudget, ...o.retryBudget },
-    ejectionMs: ms(o.ejectionMs, DISCOVERY_DEFAULTS.ejectionMs),
-    maxEjectionMs: ms(o.maxEjectionMs, DISCOVERY_DEFAULTS.maxEjectionMs),
+    ejectionMs: msOr(o.ejectionMs, DISCOVERY_DEFAULTS.ejectionMs),
+    maxEjectionMs: msOr(o.maxEjectionMs, DISCOVERY_DEFAULTS.maxEjectionMs),
     consecutiveFailures: o.consecutiveFailures ?? DISCOVERY_DEFAULTS.consecutiveFailures,
     maxEjectionPercent: o.maxEjectionPercent ?? DISCOVERY_DEFAULTS.maxEjectionPercent,
     retryOn: o.retryOn ?? DISCOVERY_DEFAULTS.retryOn,
-    perTryTimeout: ms(o.perTryTimeout, DISCOVERY_DEFAULTS.perTryTimeout),
+    perTryTimeout: msOr(o.perTryTimeout, DISCOVERY_DEFAULTS.perTryTimeout),
     pool: o.pool ?? {}
   }
 }

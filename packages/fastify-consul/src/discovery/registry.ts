@@ -2,11 +2,13 @@ import { toMs } from '../consul/duration.js'
 import type { ConsulHttp } from '../consul/http.js'
 import { DiscoveryInvalidOptionError, WatchClosedError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
-import { BalancedDispatcher, type ServiceDispatcher } from './dispatcher.js'
-import { dispatchSettings, validateDiscoveryOptions, watchSettings, type DiscoverOptions, type DispatcherOptions, type DispatchOptions, type WatchSettings } from './options.js'
+import { BalancedDispatcher } from './dispatch/dispatcher.js'
+import type { ServiceDispatcher } from './dispatch/service-dispatcher.js'
+import { balancerSettings, dispatchSettings, validateDiscoveryOptions, watchSettings, type BalancerSettings, type DiscoverOptions, type DispatcherOptions, type DispatchOptions, type WatchSettings } from './options.js'
 import { WatchHandle } from './watch-handle.js'
 import { selfMatcher, type ListeningAddress } from './self-address.js'
-import { Watcher, type ServiceWatch } from './watcher.js'
+import { Watcher } from './watch/watcher.js'
+import type { ServiceWatch } from './watch/service-watch.js'
 
 export interface DiscoveryOptions {
   http: ConsulHttp
@@ -25,7 +27,7 @@ interface SharedWatcher {
   refs: number
 }
 
-export class Discovery {
+export class DiscoveryRegistry {
   readonly #http: ConsulHttp
   readonly #log: Logger
   readonly #defaults: DispatcherOptions
@@ -53,11 +55,11 @@ export class Discovery {
 
   /**
    * A handle on the shared watch for this query, started on first use. Close it when done: the
-   * watcher stops with its last handle, or on Discovery.close().
+   * watcher stops with its last handle, or on DiscoveryRegistry.close().
    */
   discover (service: string, opts?: DiscoverOptions): ServiceWatch {
-    const o = over(this.#defaults, validateDiscoveryOptions<DiscoverOptions>(opts, 'discover'))
-    return this.#open(this.#entry(serviceName(service), o), o)
+    const o = mergeOver(this.#defaults, validateDiscoveryOptions<DiscoverOptions>(opts, 'discover'))
+    return this.#open(this.#entry(serviceName(service), o), balancerSettings(o), readyTimeoutOf(o))
   }
 
   /**
@@ -69,18 +71,19 @@ export class Discovery {
     let shared: SharedWatcher
     let o: DispatcherOptions
     if (typeof target === 'string') {
-      o = over(this.#defaults, validateDiscoveryOptions<DispatcherOptions>(opts, 'dispatcher'))
+      o = mergeOver(this.#defaults, validateDiscoveryOptions<DispatcherOptions>(opts, 'dispatcher'))
       shared = this.#entry(serviceName(target), o)
     } else {
-      o = over(this.#defaults, validateDiscoveryOptions<DispatchOptions>(opts, 'dispatch'))
+      o = mergeOver(this.#defaults, validateDiscoveryOptions<DispatchOptions>(opts, 'dispatch'))
       const found = this.#handles.get(target)
       if (found === undefined) throw new DiscoveryInvalidOptionError('watch', 'a watch from this fastify.consul.discover() that is not closed')
       shared = found
     }
+    // Read once: the dispatcher's balancer settings are also its watch handle's.
     const settings = dispatchSettings(o)
     const dispatcher = new BalancedDispatcher({
       ...settings,
-      watch: this.#open(shared, o),
+      watch: this.#open(shared, settings, readyTimeoutOf(o)),
       log: this.#log,
       isSelf: this.#isSelf,
       onClose: () => this.#dispatchers.delete(dispatcher)
@@ -122,11 +125,9 @@ export class Discovery {
   }
 
   // Callers checked `closed`: #entry for a new query, the handle lookup for a given watch (close() closes them all).
-  #open (shared: SharedWatcher, o: DispatchOptions & Pick<DiscoverOptions, 'readyTimeout'>): WatchHandle {
+  #open (shared: SharedWatcher, picking: BalancerSettings, readyTimeout: number | undefined): WatchHandle {
     shared.refs++
-    const { balancer, random } = dispatchSettings(o)
-    const readyTimeout = o.readyTimeout === undefined ? undefined : toMs(o.readyTimeout)
-    const handle: WatchHandle = new WatchHandle(shared.watcher, balancer, random, readyTimeout, async () => {
+    const handle: WatchHandle = new WatchHandle(shared.watcher, picking, readyTimeout, async () => {
       this.#handles.delete(handle)
       if (--shared.refs > 0) return
       this.#watchers.delete(shared.key)
@@ -137,11 +138,15 @@ export class Discovery {
   }
 }
 
-/** A call's options over the plugin's; a key the call left undefined keeps the plugin's value. */
-function over<T extends object> (defaults: DispatcherOptions, given: T): DispatcherOptions & T {
+/** Merges a call's options over the plugin's: a key the call left undefined keeps the plugin's value. */
+function mergeOver<T extends object> (defaults: DispatcherOptions, given: T): DispatcherOptions & T {
   const merged: Record<string, unknown> = { ...defaults }
   for (const [key, value] of Object.entries(given)) if (value !== undefined) merged[key] = value
   return merged as DispatcherOptions & T
+}
+
+function readyTimeoutOf (o: Pick<DiscoverOptions, 'readyTimeout'>): number | undefined {
+  return o.readyTimeout === undefined ? undefined : toMs(o.readyTimeout)
 }
 
 function serviceName (service: unknown): string {

@@ -1,8 +1,11 @@
 import { NoInstanceError, NotReadyError, WatchClosedError } from '../errors.js'
-import { createBalancer, type Balancer, type BalancerName } from './balancer.js'
-import type { Instance } from './instance.js'
-import type { InstanceSet } from './instance-set.js'
-import type { ServiceWatch, Watcher, WatchState } from './watcher.js'
+import type { Balancer } from './lb/balancer.js'
+import { createBalancer } from './lb/create-balancer.js'
+import type { BalancerSettings } from './options.js'
+import type { Instance } from './watch/instance.js'
+import type { InstanceSet } from './watch/instance-set.js'
+import type { Watcher } from './watch/watcher.js'
+import type { ServiceWatch, WatchState } from './watch/service-watch.js'
 
 interface Listeners {
   change: (instances: readonly Instance[]) => void
@@ -16,8 +19,7 @@ export class WatchHandle implements ServiceWatch {
   readonly service: string
   readonly ready: Promise<void>
   readonly #watcher: Watcher
-  readonly #balancerName: BalancerName
-  readonly #random: () => number
+  readonly #picking: BalancerSettings
   readonly #release: () => Promise<void>
   readonly #unsubscribe: () => void
   readonly #listeners: { [E in WatchEvent]: Set<Listeners[E]> } = { change: new Set(), state: new Set(), panic: new Set() }
@@ -27,11 +29,10 @@ export class WatchHandle implements ServiceWatch {
   #readyTimer: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
 
-  constructor (watcher: Watcher, balancer: BalancerName, random: () => number, readyTimeout: number | undefined, release: () => Promise<void>) {
+  constructor (watcher: Watcher, picking: BalancerSettings, readyTimeout: number | undefined, release: () => Promise<void>) {
     this.service = watcher.query.service
     this.#watcher = watcher
-    this.#balancerName = balancer
-    this.#random = random
+    this.#picking = picking
     this.#release = release
     this.ready = new Promise<void>((resolve, reject) => {
       this.#rejectReady = reject
@@ -72,9 +73,10 @@ export class WatchHandle implements ServiceWatch {
   pick (): Instance {
     if (this.#closing !== undefined) throw new WatchClosedError(this.service)
     const set = this.#watcher.current
-    // One identity check per pick; the balancer is rebuilt only when the snapshot changed.
+    // One identity check per pick; the balancer is built on the first pick (a dispatcher's own handle
+    // never picks) and rebuilt only when the snapshot changed.
     if (set !== this.#balanced) {
-      this.#balancer = createBalancer(this.#balancerName, set.instances, { random: this.#random })
+      this.#balancer = createBalancer(this.#picking.balancer, set.instances, { random: this.#picking.random })
       this.#balanced = set
     }
     const instance = this.#balancer!.pick()

@@ -1,5 +1,11 @@
 import type { CheckStatus } from './definition.js'
 
+/** What the registrar needs of @reg/fastify-health; structural, so neither package imports the other. */
+export interface HealthSource {
+  status (): { status: CheckStatus, checks: Record<string, { status: CheckStatus, output?: string }>, pressure?: readonly unknown[] }
+  onChange (listener: (status: { status: CheckStatus }) => void): () => void
+}
+
 // What this plugin adds to @reg/fastify-health's readiness: a non-critical check that warns while the
 // instance is not registered after a failed try. An operator reading /health (or the logs, where the
 // health plugin says it once per change) learns why callers cannot find this replica.

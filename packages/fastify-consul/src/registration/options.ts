@@ -126,7 +126,8 @@ export const REGISTRATION_DEFAULTS = Object.freeze({
   weights: Object.freeze({ passing: 10, warning: 1 })
 })
 
-function fail (field: string, expected: string): never {
+/** Throws FST_REG_CONSUL_INVALID_OPTION naming `field` as the user wrote it (the plugin's options use it too). */
+export function fail (field: string, expected: string): never {
   throw new InvalidOptionError(field, expected)
 }
 

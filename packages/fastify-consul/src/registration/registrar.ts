@@ -1,19 +1,16 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../util/logger.js'
-import { fullJitter } from '../util/backoff.js'
+import { fullJitter, slowJitter } from '../util/backoff.js'
 import { httpError, type ConsulHttp, type ConsulResponse } from '../consul/http.js'
 import { AclDeniedError, RegistrationRejectedError } from '../errors.js'
-import type { AgentServiceRegister, CheckStatus, RegisteredCheck, ServiceRegistration } from './definition.js'
-import { advertisedStatus } from './health-contribution.js'
+import type { AgentServiceRegister, RegisteredCheck, ServiceRegistration } from './definition.js'
+import { deregisterService } from './deregistration.js'
+import { advertisedStatus, type HealthSource } from './health-contribution.js'
+import { watchSelf } from './self-heal-watch.js'
+import { updateTtl } from './ttl-update.js'
 
 export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'deregistering' | 'deregistered' | 'failed'
-
-/** What the registrar needs of @reg/fastify-health; structural, so neither package imports the other. */
-export interface HealthSource {
-  status (): { status: CheckStatus, checks: Record<string, { status: CheckStatus, output?: string }>, pressure?: readonly unknown[] }
-  onChange (listener: (status: { status: CheckStatus }) => void): () => void
-}
 
 export interface RegistrarOptions {
   http: ConsulHttp
@@ -24,17 +21,10 @@ export interface RegistrarOptions {
   deregisterTimeout: number
   /** The TTL check's ttl in ms, when the check is a TTL check: the beat runs every ttl / 2. */
   ttl?: number | undefined
-  /** Longest blocking wait of the self-heal watch, in seconds. */
-  watchWait?: number
+  /** Longest blocking wait of the self-heal watch, in ms (as every duration here). Default 5 minutes, Consul's maximum. */
+  watchWaitMs?: number
   random?: () => number
 }
-
-// While the agent is away we poll fast: the promise is "re-registered within 1 s of the agent answering".
-const HEAL_BACKOFF = { base: 100, cap: 1000 }
-
-const TTL_GONE = /does not have associated TTL|Unknown check/i
-
-const REAPED = 'Consul will reap the instance after DeregisterCriticalServiceAfter'
 
 /**
  * One service registration's life: register (with retries), keep it (self-heal watch, TTL updates),
@@ -224,7 +214,12 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
       this.#ttlTimer.unref()
       if (this.#health) this.#unsubscribe = this.#health.onChange(beat)
     }
-    if (this.#opts.selfHeal) this.#watchSelf(keepers).catch(/* c8 ignore next -- #watchSelf handles its own errors */ () => {})
+    if (this.#opts.selfHeal) {
+      const o = this.#opts
+      // Success restarts the keepers, including a fresh watch, and aborts this one.
+      watchSelf({ http: o.http, log: o.log, id: this.#registration!.id, waitMs: o.watchWaitMs, random: o.random, life: keepers, lost: () => this.#registerLoop(false) })
+        .catch(/* c8 ignore next -- watchSelf handles its own errors */ () => {})
+    }
   }
 
   #stopKeepers (): void {
@@ -243,75 +238,9 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     // the current Status itself: a beat now would only earn a "check gone" answer and a second loop.
     if (this.#state !== 'registered') return
     const current = this.#health?.status() ?? { status: 'passing' as const, checks: {} }
-    let res: ConsulResponse
-    try {
-      res = await this.#opts.http.send({
-        method: 'PUT',
-        path: `/v1/agent/check/update/${encodeURIComponent(check.id)}`,
-        body: { Status: advertisedStatus(current), Output: summarize(current) },
-        signal: this.#life.signal
-      })
-    } catch (err) {
-      this.#opts.log.debug({ code: (err as { code?: string }).code }, 'consul TTL update failed; the next beat retries')
-      return
-    }
-    // 1.8 answers 500 "does not have associated TTL" (or "Unknown check" with ACLs); current versions 404.
-    if (res.status === 404 || (res.status === 500 && TTL_GONE.test(res.text))) {
+    if (await updateTtl(this.#opts.http, this.#opts.log, check.id, current, this.#life.signal) === 'gone') {
       this.#opts.log.warn({ serviceId: reg.id }, 'consul agent lost our TTL check; registering again')
       await this.#registerLoop(false)
-    }
-  }
-
-  /**
-   * A blocking query on our own agent entry: it returns at once when the entry changes or disappears.
-   * 404 means the agent lost us (restart, wiped data) → register again. Errors mean the agent is away →
-   * poll fast with a short cap, so we are back within ~1 s of it answering.
-   */
-  async #watchSelf (life: AbortSignal): Promise<void> {
-    const id = this.#registration!.id
-    const wait = this.#opts.watchWait ?? 300
-    let hash: string | undefined
-    // The odd answer last logged: a revoked token answers 403 on every try, and once is enough.
-    let problem: string | undefined
-    for (let failures = 0; !life.aborted;) {
-      let res: ConsulResponse
-      try {
-        res = await this.#opts.http.send({
-          path: `/v1/agent/service/${encodeURIComponent(id)}`,
-          query: { hash, wait: hash ? `${wait}s` : undefined },
-          // Consul adds up to wait/16 of jitter; the margin covers the round trip.
-          timeout: (wait + wait / 16) * 1000 + 5000,
-          signal: life
-        })
-      } catch {
-        if (life.aborted) return
-        hash = undefined
-        await sleep(fullJitter(failures++, HEAL_BACKOFF, this.#opts.random) + 50, undefined, { signal: life }).catch(() => {})
-        continue
-      }
-      failures = 0
-      if (res.status === 404) {
-        this.#opts.log.warn({ serviceId: id }, 'consul agent no longer has this service; registering again')
-        // Success restarts the keepers, including a fresh watch, and aborts this one.
-        await this.#registerLoop(false)
-        return
-      }
-      if (res.status !== 200) {
-        // e.g. 403 after a token was revoked: keep watching, slowly, and say so once per change.
-        const reason = res.text.trim().slice(0, 512)
-        if (problem !== `${res.status} ${reason}`) {
-          problem = `${res.status} ${reason}`
-          this.#opts.log.warn({ serviceId: id, status: res.status, reason }, 'consul self-heal watch got an unexpected answer')
-        }
-        hash = undefined
-        await sleep(HEAL_BACKOFF.cap, undefined, { signal: life }).catch(() => {})
-        continue
-      }
-      if (problem !== undefined) {
-        problem = undefined
-        this.#opts.log.info({ serviceId: id }, 'consul self-heal watch answers normally again')
-      }
-      hash = res.contentHash
     }
   }
 
@@ -331,31 +260,8 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     this.#stopKeepers()
     if (!body || this.#state === 'deregistered' || this.#state === 'unregistered') return
     this.#setState('deregistering')
-    try {
-      const res = await this.#opts.http.send({
-        method: 'PUT',
-        path: `/v1/agent/service/deregister/${encodeURIComponent(body.ID)}`,
-        // The signal is the deadline; undici's own timeout stays out of its way, so a timeout reads as one.
-        timeout: this.#opts.deregisterTimeout + 1000,
-        signal: AbortSignal.timeout(this.#opts.deregisterTimeout)
-      })
-      if (res.status < 300 || res.status === 404 || (res.status === 500 && /Unknown service/i.test(res.text))) {
-        this.#setState('deregistered')
-        this.#opts.log.info({ serviceId: body.ID }, 'deregistered from consul')
-        return
-      }
-      this.#setState('failed')
-      const denied = res.status === 403
-      this.#opts.log.error({ err: httpError(`deregister ${body.ID}`, res), serviceId: body.ID },
-        `consul deregistration failed: ${denied ? 'denied by ACL (the token needs service:write)' : `rejected with ${res.status}`}; ${REAPED}`)
-    } catch (err) {
-      this.#setState('failed')
-      const e = err as Error & { code?: string }
-      // Our deadline fires as the AbortSignal's TimeoutError; anything else from send() is FST_REG_CONSUL_UNREACHABLE.
-      const timedOut = e.name === 'TimeoutError'
-      this.#opts.log.error({ code: e.code, name: e.name, reason: e.message, serviceId: body.ID },
-        `consul deregistration failed: the agent ${timedOut ? `did not answer within deregisterTimeout (${this.#opts.deregisterTimeout} ms)` : 'is unreachable'}; ${REAPED}`)
-    }
+    const { http, log, deregisterTimeout } = this.#opts
+    this.#setState(await deregisterService(http, log, body.ID, deregisterTimeout) ? 'deregistered' : 'failed')
   }
 
   /** Stops every loop and timer without telling Consul anything. */
@@ -368,17 +274,4 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
 /** A 4xx: Consul understood and refused. Retried too, but slowly: a token or policy fix takes minutes. */
 function isRejection (err: Error): boolean {
   return err instanceof AclDeniedError || err instanceof RegistrationRejectedError
-}
-
-/** "Equal jitter" at the cap: uniform in [cap/2, cap), the slow pace for refusals. */
-function slowJitter (retry: { cap: number }, random: () => number = Math.random): number {
-  return Math.floor(retry.cap / 2 + random() * retry.cap / 2)
-}
-
-function summarize (status: ReturnType<HealthSource['status']>): string {
-  // "warning: cache warning (miss storm); db critical": what an operator reads in the Consul UI.
-  const failing = Object.entries(status.checks)
-    .filter(([, c]) => c.status !== 'passing')
-    .map(([name, c]) => [`${name} ${c.status}`, c.output && `(${c.output})`].filter(Boolean).join(' '))
-  return [status.status, failing.join('; ')].filter(Boolean).join(': ')
 }

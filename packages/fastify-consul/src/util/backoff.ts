@@ -14,3 +14,8 @@ export function fullJitter (attempt: number, opts: BackoffOptions, random: () =>
   const ceiling = Math.min(opts.cap, opts.base * 2 ** Math.min(attempt, 30))
   return Math.floor(random() * ceiling)
 }
+
+/** "Equal jitter" at the cap: uniform in [cap/2, cap), the slow pace for refusals. */
+export function slowJitter (retry: { cap: number }, random: () => number = Math.random): number {
+  return Math.floor(retry.cap / 2 + random() * retry.cap / 2)
+}

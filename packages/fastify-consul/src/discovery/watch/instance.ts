@@ -1,7 +1,7 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { BadResponseError } from '../errors.js'
-import { httpOrigin, urlHost } from '../consul/address.js'
+import { BadResponseError } from '../../errors.js'
+import { httpOrigin, urlHost } from '../../consul/address.js'
 
 export type InstanceStatus = 'passing' | 'warning' | 'critical'
 

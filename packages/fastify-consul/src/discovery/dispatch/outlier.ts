@@ -1,29 +1,4 @@
-/**
- * What went wrong with one attempt, as outlier detection counts it:
- * - `connect`: the connection could not be opened (refused, unreachable, name not found, connect timeout,
- *   or the attempt threw before a pool had it). The instance is down, so it is ejected at once.
- * - `timeout`: no response in time (our per-try timeout, undici's headers or body timeout).
- * - `reset`: the connection died during the exchange.
- * - `status`: a 5xx answer to an idempotent request (only the caller knows the method, so it says so).
- * The last three are ejected after `consecutiveFailures` in a row.
- */
-export type FailureKind = 'connect' | 'timeout' | 'reset' | 'status'
-
-const KINDS: ReadonlyMap<string, FailureKind> = new Map([
-  ['ECONNREFUSED', 'connect'], ['ETIMEDOUT', 'connect'], ['EHOSTUNREACH', 'connect'], ['ENETUNREACH', 'connect'],
-  ['EHOSTDOWN', 'connect'], ['ENOTFOUND', 'connect'], ['EAI_AGAIN', 'connect'], ['UND_ERR_CONNECT_TIMEOUT', 'connect'],
-  ['FST_REG_DISCOVERY_UPSTREAM_UNUSABLE', 'connect'],
-  ['UND_ERR_HEADERS_TIMEOUT', 'timeout'], ['UND_ERR_BODY_TIMEOUT', 'timeout'],
-  ['ECONNRESET', 'reset'], ['EPIPE', 'reset'], ['UND_ERR_SOCKET', 'reset']
-])
-
-/**
- * How an error counts against the instance, or undefined when it says nothing about it: our own pool
- * closing (UND_ERR_CLOSED), an abort, a bad request body.
- */
-export function failureKind (err: Error): FailureKind | undefined {
-  return KINDS.get((err as Error & { code?: string }).code ?? '')
-}
+import type { FailureKind } from './failure.js'
 
 /**
  * Whether one more instance may be ejected from a pool of `pool` routable instances while `ejected`

@@ -1,141 +1,25 @@
-import { Readable, type Duplex } from 'node:stream'
+import type { Duplex } from 'node:stream'
 import { errors, type Dispatcher } from 'undici'
-import type { Instance } from './instance.js'
-import { failureKind, type FailureKind } from './outlier.js'
-import type { UpstreamLoad } from './upstream-load.js'
-import { TokenBucket } from '../util/token-bucket.js'
-import { UpstreamUnusableError } from '../errors.js'
-
-/** Methods that RFC 9110 defines as idempotent, minus TRACE (never worth a second attempt). */
-export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
-
-/** Failures that happen before the upstream could have answered: safe to try elsewhere. */
-const CONNECTION_ERRORS: ReadonlySet<string> = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN',
-  'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE',
-  // The upstream's pool was closed under us because the instance left the set.
-  'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'
-])
-
-function codeOf (err: Error): string | undefined {
-  return (err as Error & { code?: string }).code
-}
-
-/**
- * The connection was never established, so not a byte of the request left: safe to send any method
- * elsewhere (Envoy's `connect-failure`). ETIMEDOUT is left out: Node also uses it for sockets that died
- * mid-request.
- */
-const NEVER_SENT: ReadonlySet<string> = new Set([
-  'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT',
-  // The attempt threw before a pool had it.
-  'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE'
-])
-
-export function wasNeverSent (err: Error): boolean {
-  return NEVER_SENT.has(codeOf(err) ?? '')
-}
-
-export function isConnectionError (err: Error): boolean {
-  return CONNECTION_ERRORS.has(codeOf(err) ?? '')
-}
-
-/** An explicit `idempotent` wins (say, a POST carrying an idempotency key); otherwise the method decides. */
-export function isIdempotent (opts: Pick<Dispatcher.DispatchOptions, 'method' | 'idempotent'>): boolean {
-  return opts.idempotent ?? IDEMPOTENT_METHODS.has(opts.method)
-}
-
-/**
- * Whether the body can be sent a second time. Strings and bytes always can; a stream only if nothing
- * read it yet (a connection refused before the first byte). Iterables and FormData could have been
- * partly consumed without a way to tell, so they are never replayed.
- */
-export function isReplayableBody (body: unknown): boolean {
-  if (body === null || body === undefined || typeof body === 'string') return true
-  if (body instanceof Uint8Array || body instanceof ArrayBuffer || body instanceof Blob) return true
-  const stream = body as { pipe?: unknown, destroyed?: boolean }
-  if (typeof stream.pipe === 'function') return stream.destroyed !== true && !Readable.isDisturbed(body as Readable)
-  return false
-}
-
-export interface RetryBudgetOptions {
-  /** Retries allowed per request sent, as a fraction: 0.2 means retries add at most 20 % load. */
-  ratio: number
-  /** Retries allowed per second regardless of traffic, so a quiet caller can still retry. */
-  minPerSecond: number
-  /** The most retries that can be saved up. */
-  burst: number
-}
-
-export const RETRY_BUDGET_DEFAULTS: Readonly<RetryBudgetOptions> = Object.freeze({ ratio: 0.2, minPerSecond: 10, burst: 100 })
-
-/**
- * Finagle's retry budget as a token bucket: every request deposits `ratio` tokens, time deposits
- * `minPerSecond`, a retry spends one. When an outage makes every request fail, retries stop
- * multiplying the load once the bucket is empty.
- */
-export class RetryBudget {
-  readonly #ratio: number
-  readonly #bucket: TokenBucket
-
-  constructor (opts: RetryBudgetOptions, now?: () => number) {
-    this.#ratio = opts.ratio
-    this.#bucket = new TokenBucket({ perSecond: opts.minPerSecond, burst: opts.burst, now })
-  }
-
-  get available (): number {
-    return this.#bucket.tokens
-  }
-
-  onRequest (): void {
-    this.#bucket.deposit(this.#ratio)
-  }
-
-  tryRetry (): boolean {
-    return this.#bucket.tryTake()
-  }
-}
-
-/** The undici handler protocol that Client and Pool speak natively (and that request() and fetch() use). */
-export interface LegacyHandler {
-  onConnect (abort: (err?: Error) => void, context?: unknown): void
-  onError (err: Error): void
-  onHeaders? (statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean
-  onData? (chunk: Buffer): boolean
-  onComplete? (trailers: string[] | Buffer[] | null): void
-  onUpgrade? (statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void
-  onResponseStarted? (): void
-  onBodySent? (chunk: unknown, total?: number): void
-  onRequestSent? (): void
-}
+import type { Instance } from '../watch/instance.js'
+import { classifyFailure, type FailureKind } from './failure.js'
+import type { UpstreamLoad } from '../lb/upstream-load.js'
+import type { LegacyHandler } from './undici-handler.js'
+import { isIdempotent, isReplayableBody, type RequestOutcome, type RetryPolicy } from './retry-policy.js'
+import { UpstreamUnusableError } from '../../errors.js'
 
 /** Why a request goes to another instance. */
 export type RetryCause = 'error' | 'timeout' | 'status'
 
-/**
- * How a request ended, as the caller saw it: an answer below 500 (`success`, upgrades included) or from
- * 500 up (`server_error`), no answer at all (`failed`: every attempt failed, or the retries ran out),
- * no instance to send it to (`no_instance`), or the caller gave up (`aborted`). A fixed set, so it can be
- * a metric label.
- */
-export type RequestOutcome = 'success' | 'server_error' | 'failed' | 'no_instance' | 'aborted'
+/** Where one attempt goes: the instance, its origin (what `tried` holds) and its live load. */
+export interface Target {
+  readonly instance: Instance
+  readonly origin: string
+  /** Each attempt updates it as it starts, answers and ends (least-request reads it). */
+  readonly load: UpstreamLoad
+}
 
-/** What a RetryingHandler needs from the dispatcher that owns the instances. */
-export interface RetryRoute {
-  readonly maxRetries: number
-  readonly budget: RetryBudget
-  /** Answers that send an idempotent request to another instance instead of to the caller. */
-  readonly retryOn: ReadonlySet<number>
-  /** Per-try timeout of idempotent requests, in ms; 0 for none. */
-  readonly perTryTimeout: number
-  /** Milliseconds clock the loads are stamped with. */
-  now (): number
-  /** An instance whose origin is not in `tried`, by the balancer; undefined when none is left. */
-  choose (tried: ReadonlySet<string>): Instance | undefined
-  originOf (instance: Instance): string
-  /** The instance's live load, which each attempt updates as it starts, answers and ends. */
-  loadOf (instance: Instance): UpstreamLoad
-  send (origin: string, opts: Dispatcher.DispatchOptions, handler: LegacyHandler): void
+/** What a RetryingHandler tells the dispatcher about its attempts: outlier detection, counters, events. */
+export interface RetryReport {
   /** The instance answered below 500. */
   succeeded (instance: Instance): void
   /** An attempt failed in a way that counts against the instance (outlier detection decides on it). */
@@ -143,28 +27,37 @@ export interface RetryRoute {
   /** An attempt got no response headers within the per-try timeout (`failed` follows). */
   timedOut (instance: Instance): void
   retrying (next: Instance, cause: RetryCause): void
+  /** A retry that method, error and instances allowed, refused by the budget (the error's code, or the status). */
+  denied (reason: string | undefined): void
   /**
    * The request is over for the caller: once per request, with the instance of its last attempt
    * (undefined when there was none), how long it took since dispatch (ms) and how many retries it used.
    */
   ended (instance: Instance | undefined, outcome: RequestOutcome, durationMs: number, retries: number): void
-  /** A retry that method, error and instances allowed, refused by the budget (the error's code, or the status). */
-  denied (reason: string | undefined): void
-  noInstance (): Error
+}
+
+/**
+ * All a RetryingHandler needs from the dispatcher that owns the instances (go-kit's `Retry(max, timeout,
+ * balancer)`): pick a target it has not tried, send an attempt there, report what happened.
+ */
+export interface RetryRoute {
+  readonly policy: RetryPolicy
+  /** A target whose origin is not in `tried`, by the balancer; undefined when none is left. */
+  choose (tried: ReadonlySet<string>): Target | undefined
+  send (target: Target, opts: Dispatcher.DispatchOptions, handler: LegacyHandler): void
+  readonly report: RetryReport
 }
 
 /** One attempt of a request on one instance. */
-interface Attempt {
-  readonly instance: Instance
-  readonly load: UpstreamLoad
+interface Attempt extends Target {
   readonly startedAt: number
   /** undici's abort for this attempt, once it is on a connection. */
   abort: ((err?: Error) => void) | undefined
   timer: NodeJS.Timeout | undefined
   /** Why its outcome stopped mattering (its per-try timeout); it is aborted as soon as it can be. */
   detached: Error | undefined
-  /** Set while a `retryOn` answer is drained: the instance the request goes to next. */
-  next: Instance | undefined
+  /** Set while a `retryOn` answer is drained: where the request goes next. */
+  next: Target | undefined
   /** Its timer is cleared and its load ended: see RetryingHandler.#settle. */
   settled: boolean
 }
@@ -178,6 +71,8 @@ interface Attempt {
  */
 export class RetryingHandler {
   readonly #route: RetryRoute
+  readonly #policy: RetryPolicy
+  readonly #report: RetryReport
   readonly #opts: Dispatcher.DispatchOptions
   readonly #handler: LegacyHandler
   readonly #tried = new Set<string>()
@@ -194,23 +89,25 @@ export class RetryingHandler {
 
   constructor (route: RetryRoute, opts: Dispatcher.DispatchOptions, handler: LegacyHandler) {
     this.#route = route
+    this.#policy = route.policy
+    this.#report = route.report
     this.#opts = opts
     this.#handler = handler
     this.#idempotent = isIdempotent(opts)
   }
 
   start (): void {
-    this.#startedAt = this.#route.now()
-    this.#route.budget.onRequest()
+    this.#startedAt = this.#policy.now()
+    this.#policy.budget.onRequest()
     const first = this.#route.choose(this.#tried)
-    if (first === undefined) this.#fail(this.#route.noInstance(), 'no_instance')
+    if (first === undefined) this.#fail(this.#policy.noInstance(), 'no_instance')
     else this.#send(first)
   }
 
   /** Tells the route once how the request ended; the caller's own callback follows. */
   #end (outcome: RequestOutcome): void {
     const attempts = this.#attempts
-    this.#route.ended(this.#last, outcome, this.#route.now() - this.#startedAt, attempts > 0 ? attempts - 1 : 0)
+    this.#report.ended(this.#last, outcome, this.#policy.now() - this.#startedAt, attempts > 0 ? attempts - 1 : 0)
   }
 
   #fail (err: Error, outcome: RequestOutcome): void {
@@ -218,25 +115,25 @@ export class RetryingHandler {
     this.#handler.onError(err)
   }
 
-  #send (instance: Instance): void {
+  #send (target: Target): void {
     if (this.#aborted !== undefined) {
       this.#fail(this.#aborted, 'aborted')
       return
     }
-    const route = this.#route
-    const origin = route.originOf(instance)
+    const policy = this.#policy
+    const { instance, origin, load } = target
     this.#tried.add(origin)
     this.#attempts++
     this.#last = instance
-    const a: Attempt = { instance, load: route.loadOf(instance), startedAt: route.now(), abort: undefined, timer: undefined, detached: undefined, next: undefined, settled: false }
+    const a: Attempt = { instance, origin, load, startedAt: policy.now(), abort: undefined, timer: undefined, detached: undefined, next: undefined, settled: false }
     a.load.begin(a.startedAt)
     this.#current = a
-    if (route.perTryTimeout > 0 && this.#idempotent) {
-      a.timer = setTimeout(() => this.#timeout(a), route.perTryTimeout)
+    if (policy.perTryTimeout > 0 && this.#idempotent) {
+      a.timer = setTimeout(() => this.#timeout(a), policy.perTryTimeout)
       a.timer.unref()
     }
     try {
-      route.send(origin, this.#opts, this.#handlerFor(a))
+      this.#route.send(a, this.#opts, this.#handlerFor(a))
     } catch (err) {
       // Building the instance's pool or handing it the request threw. This runs inside dispatch(), a
       // microtask or a timer: a throw escaping from the last two kills the process. It is this
@@ -296,16 +193,16 @@ export class RetryingHandler {
 
   #onHeaders (a: Attempt, status: number, headers: Buffer[], resume: () => void, text: string): boolean {
     clearTimeout(a.timer)
-    const route = this.#route
-    const now = route.now()
+    const report = this.#report
+    const now = this.#policy.now()
     a.load.observe(now - a.startedAt, now)
     // A 5xx to a request that is not idempotent says nothing either way: it may be the request's fault.
-    if (status < 500) route.succeeded(a.instance)
-    else if (this.#idempotent) route.failed(a.instance, 'status')
-    if (this.#idempotent && route.retryOn.has(status) && this.#mayRetry()) {
-      const next = route.choose(this.#tried)
+    if (status < 500) report.succeeded(a.instance)
+    else if (this.#idempotent) report.failed(a.instance, 'status')
+    if (this.#idempotent && this.#policy.retryOn.has(status) && this.#mayRetry()) {
+      const next = this.#route.choose(this.#tried)
       if (next !== undefined && this.#spend(`status ${status}`)) {
-        route.retrying(next, 'status')
+        report.retrying(next.instance, 'status')
         a.next = next
         return true
       }
@@ -330,7 +227,7 @@ export class RetryingHandler {
 
   #onUpgrade (a: Attempt, status: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
     this.#settle(a)
-    this.#route.succeeded(a.instance)
+    this.#report.succeeded(a.instance)
     this.#responded = true
     this.#end('success')
     this.#handler.onResponseStarted?.()
@@ -349,20 +246,20 @@ export class RetryingHandler {
       queueMicrotask(() => this.#send(next))
       return
     }
-    const kind = failureKind(err)
-    if (this.#aborted === undefined && kind !== undefined) this.#route.failed(a.instance, kind, err)
+    const failure = classifyFailure(err)
+    if (this.#aborted === undefined && failure.kind !== undefined) this.#report.failed(a.instance, failure.kind, err)
     // Idempotent requests may be retried after any connection failure; others only when nothing was sent.
-    this.#retryOrFail(err, this.#idempotent ? isConnectionError(err) : wasNeverSent(err), 'error')
+    this.#retryOrFail(err, this.#idempotent ? failure.connection : failure.neverSent, 'error')
   }
 
   #timeout (a: Attempt): void {
-    const route = this.#route
-    const now = route.now()
+    const policy = this.#policy
+    const now = policy.now()
     // The time it waited is a latency sample: a frozen replica's estimate jumps to the timeout at once.
     a.load.observe(now - a.startedAt, now)
-    route.timedOut(a.instance)
-    route.failed(a.instance, 'timeout')
-    const err = new errors.HeadersTimeoutError(`no response headers within the per-try timeout (${route.perTryTimeout} ms)`)
+    this.#report.timedOut(a.instance)
+    this.#report.failed(a.instance, 'timeout')
+    const err = new errors.HeadersTimeoutError(`no response headers within the per-try timeout (${policy.perTryTimeout} ms)`)
     this.#current = undefined
     a.detached = err
     // Not on a connection yet (queued in the pool): onConnect aborts it when it gets one.
@@ -371,12 +268,12 @@ export class RetryingHandler {
   }
 
   #mayRetry (): boolean {
-    return !this.#responded && this.#attempts <= this.#route.maxRetries && isReplayableBody(this.#opts.body)
+    return !this.#responded && this.#attempts <= this.#policy.maxRetries && isReplayableBody(this.#opts.body)
   }
 
   #spend (reason: string | undefined): boolean {
-    if (this.#route.budget.tryRetry()) return true
-    this.#route.denied(reason)
+    if (this.#policy.budget.tryRetry()) return true
+    this.#report.denied(reason)
     return false
   }
 
@@ -386,11 +283,11 @@ export class RetryingHandler {
       return
     }
     const next = retryable && this.#mayRetry() ? this.#route.choose(this.#tried) : undefined
-    if (next === undefined || !this.#spend(codeOf(err))) {
+    if (next === undefined || !this.#spend((err as Error & { code?: string }).code)) {
       this.#fail(err, 'failed')
       return
     }
-    this.#route.retrying(next, cause)
+    this.#report.retrying(next.instance, cause)
     // Out of undici's error path before dispatching again.
     queueMicrotask(() => this.#send(next))
   }

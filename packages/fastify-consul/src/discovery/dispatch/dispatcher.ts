@@ -1,0 +1,275 @@
+import { EventEmitter } from 'node:events'
+import type { Logger } from '../../util/logger.js'
+import { Dispatcher, errors, type Pool } from 'undici'
+import type { Balancer, BalancerName } from '../lb/balancer.js'
+import { createBalancer } from '../lb/create-balancer.js'
+import { NoInstanceError, WatchClosedError } from '../../errors.js'
+import type { Instance } from '../watch/instance.js'
+import { OutlierDetector } from './outlier-detector.js'
+import { RetryingHandler, type RetryRoute, type Target } from './retry.js'
+import { RetryBudget } from './retry-policy.js'
+import type { DispatcherEvents, DispatcherStats, DispatcherTuning, ServiceDispatcher, ServiceDispatcherOptions } from './service-dispatcher.js'
+import { legacyHandler } from './undici-handler.js'
+import { UpstreamPools } from './upstream-pools.js'
+import type { ServiceWatch } from '../watch/service-watch.js'
+import { httpOrigin, urlHost } from '../../consul/address.js'
+
+/** The ServiceDispatcher; its RetryRoute half is a private object, so none of it shows on the public type. */
+export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher {
+  readonly service: string
+  readonly ready: Promise<void>
+  readonly events = new EventEmitter<DispatcherEvents>()
+
+  readonly #watch: ServiceWatch
+  readonly #log: Logger
+  readonly #balancerName: BalancerName
+  readonly #random: () => number
+  readonly #now: () => number
+  readonly #onClose: (() => void) | undefined
+  #isSelf: (origin: string) => boolean
+  /** Origins of instances left out as our own address, so each is logged once while it stays. */
+  #selfSeen = new Set<string>()
+  readonly #pools: UpstreamPools
+  readonly #outliers: OutlierDetector
+  readonly #origins = new WeakMap<Instance, string>()
+  readonly #stats: DispatcherStats = {
+    requests: 0,
+    retries: 0,
+    statusRetries: 0,
+    retriesDenied: 0,
+    perTryTimeouts: 0,
+    ejections: 0,
+    outlierEjections: 0,
+    ejectionsCapped: 0,
+    readmissions: 0
+  }
+
+  #instances: readonly Instance[] = []
+  /** What may be routed to: the watch's instances less our own address. */
+  #routed: readonly Instance[] = []
+  /** The current instances by origin, and how many of them can be picked at all (weight > 0). */
+  #live = new Map<string, Instance>()
+  #routable = 0
+  #admitted: readonly Instance[] = []
+  #balancer: Balancer
+  #closed = false
+  #closing: Promise<void> | undefined
+  readonly #onChange = (instances: readonly Instance[]): void => this.#update(instances)
+  readonly #route: RetryRoute
+
+  constructor (opts: ServiceDispatcherOptions) {
+    super()
+    this.#watch = opts.watch
+    this.service = opts.watch.service
+    this.ready = opts.watch.ready
+    this.#log = opts.log.child({ dispatcher: this.service })
+    this.#balancerName = opts.balancer
+    this.#random = opts.random
+    this.#now = opts.now ?? (() => performance.now())
+    this.#onClose = opts.onClose
+    this.#isSelf = opts.isSelf ?? (() => false)
+    this.#pools = new UpstreamPools(opts.pool)
+    this.#outliers = new OutlierDetector({
+      ejection: { baseMs: opts.ejectionMs, maxMs: opts.maxEjectionMs },
+      consecutiveFailures: opts.consecutiveFailures,
+      maxEjectionPercent: opts.maxEjectionPercent,
+      now: this.#now,
+      log: this.#log,
+      stats: this.#stats,
+      ejected: (instance, ejection) => this.events.emit('eject', instance, ejection),
+      readmitted: (instance, reason) => this.events.emit('readmit', instance, reason),
+      onChange: () => this.#rebalance()
+    })
+    this.#route = this.#makeRoute(opts, new RetryBudget(opts.retryBudget, this.#now))
+    this.#balancer = this.#balance([])
+    this.#watch.on('change', this.#onChange)
+    this.#update(this.#watch.instances)
+  }
+
+  get watch (): ServiceWatch {
+    return this.#watch
+  }
+
+  /** The instances the watch currently serves, ejected ones included. */
+  get instances (): readonly Instance[] {
+    return this.#instances
+  }
+
+  /** Instances currently ejected by outlier detection. */
+  get ejected (): readonly Instance[] {
+    return this.#outliers.ejected
+  }
+
+  get stats (): Readonly<DispatcherStats> {
+    return { ...this.#stats }
+  }
+
+  outstanding (instance: Instance): number {
+    return this.#outliers.outstanding(this.#originOf(instance))
+  }
+
+  get closed (): boolean {
+    return this.#closed
+  }
+
+  /** Our own listening origins became known (after listen): instances at them are dropped from routing. */
+  setSelf (isSelf: (origin: string) => boolean): void {
+    this.#isSelf = isSelf
+    if (!this.#closed) this.#update(this.#instances)
+  }
+
+  override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (handler === null || typeof handler !== 'object') throw new errors.InvalidArgumentError('handler must be an object')
+    const caller = legacyHandler(handler)
+    if (this.#closed) {
+      caller.onError(new WatchClosedError(this.service))
+      return false
+    }
+    this.#stats.requests++
+    new RetryingHandler(this.#route, opts, caller).start()
+    // Each upstream Pool queues on its own; there is no shared backlog to signal 'drain' for.
+    return true
+  }
+
+  // The retrying handler's narrow view of us: choose a target, send to it, report what happened.
+  #makeRoute (opts: DispatcherTuning, budget: RetryBudget): RetryRoute {
+    return {
+      policy: {
+        maxRetries: opts.retries,
+        budget,
+        retryOn: new Set(opts.retryOn),
+        perTryTimeout: opts.perTryTimeout,
+        now: this.#now,
+        noInstance: () => new NoInstanceError(this.service)
+      },
+      choose: (tried) => this.#target(this.#choose(tried)),
+      send: (target, opts, handler) => this.#pools.send(target.origin, opts, handler),
+      report: {
+        succeeded: (instance) => this.#outliers.succeeded(this.#originOf(instance)),
+        failed: (instance, kind, err) => {
+          const origin = this.#originOf(instance)
+          this.#log.debug({ instance: instance.id, origin, kind, code: (err as Error & { code?: string } | undefined)?.code }, 'upstream attempt failed')
+          if (!this.#closed) this.#outliers.failed(origin, this.#live.get(origin), kind, this.#routable)
+        },
+        timedOut: (instance) => {
+          this.#stats.perTryTimeouts++
+          this.#log.debug({ instance: instance.id, perTryTimeout: opts.perTryTimeout }, 'per-try timeout')
+        },
+        retrying: (next, cause) => {
+          this.#stats.retries++
+          if (cause === 'status') this.#stats.statusRetries++
+          this.#log.debug({ instance: next.id, cause }, 'retrying on another instance')
+        },
+        ended: (instance, outcome, durationMs, retries) => {
+          // One lookup per request when nobody listens: no arguments array, no event object.
+          if (this.events.listenerCount('request') > 0) this.events.emit('request', instance, outcome, durationMs, retries)
+        },
+        denied: (reason) => {
+          this.#stats.retriesDenied++
+          this.#log.debug({ reason }, 'retry budget exhausted')
+        }
+      }
+    }
+  }
+
+  #target (instance: Instance | undefined): Target | undefined {
+    if (instance === undefined) return undefined
+    const origin = this.#originOf(instance)
+    return { instance, origin, load: this.#outliers.loadOf(origin) }
+  }
+
+  #choose (tried: ReadonlySet<string>): Instance | undefined {
+    const balancer = this.#balancer
+    if (tried.size === 0) return balancer.pick()
+    // A retry whose first attempt failed because we were closing: no new pools after close().
+    if (this.#closed) return undefined
+    // The balancer's order first, so retries spread like first attempts do…
+    for (let i = 0; i < balancer.size; i++) {
+      const candidate = balancer.pick()!
+      if (!tried.has(this.#originOf(candidate))) return candidate
+    }
+    // …then a scan, for a random balancer that kept landing on instances already tried; ejected
+    // instances last, because trying one beats failing the request (a success re-admits it).
+    const untried = (i: Instance): boolean => i.weight > 0 && !tried.has(this.#originOf(i))
+    return this.#admitted.find(untried) ?? this.#routed.find(untried)
+  }
+
+  #originOf (instance: Instance): string {
+    let origin = this.#origins.get(instance)
+    if (origin === undefined) {
+      // Parsing left out instances without an origin; one built by hand that has none still gets a
+      // string, and its pool fails to build: a failed attempt, not a crash (RetryingHandler#send).
+      const dialable = httpOrigin(instance.address, instance.port)
+      origin = 'origin' in dialable ? dialable.origin : `http://${urlHost(instance.address)}:${instance.port}`
+      this.#origins.set(instance, origin)
+    }
+    return origin
+  }
+
+  #update (instances: readonly Instance[]): void {
+    this.#instances = instances
+    this.#routed = this.#withoutSelf(instances)
+    this.#live = new Map(this.#routed.map((i) => [this.#originOf(i), i]))
+    this.#routable = this.#routed.filter((i) => i.weight > 0).length
+    this.#pools.retain(this.#live)
+    this.#outliers.retain(this.#live)
+    this.#rebalance()
+  }
+
+  #withoutSelf (instances: readonly Instance[]): readonly Instance[] {
+    const self = instances.filter((i) => this.#isSelf(this.#originOf(i)))
+    if (self.length === 0 && this.#selfSeen.size === 0) return instances
+    const seen = new Set<string>()
+    for (const i of self) {
+      const origin = this.#originOf(i)
+      seen.add(origin)
+      if (!this.#selfSeen.has(origin)) this.#log.warn({ instance: i.id, origin }, 'instance is registered at this process\'s own address; never routed to (it would be a forwarding loop)')
+    }
+    this.#selfSeen = seen
+    return self.length === 0 ? instances : instances.filter((i) => !seen.has(this.#originOf(i)))
+  }
+
+  #balance (instances: readonly Instance[]): Balancer {
+    return createBalancer(this.#balancerName, instances, { random: this.#random, load: (i) => this.#outliers.loadOf(this.#originOf(i)), now: this.#now })
+  }
+
+  #rebalance (): void {
+    const admitted = this.#routed.filter((i) => !this.#outliers.isEjected(this.#originOf(i)))
+    // Envoy's panic mode: with every instance ejected (a pool of one, or maxEjectionPercent 100),
+    // trying them beats refusing every request.
+    this.#admitted = admitted.some((i) => i.weight > 0) ? admitted : this.#routed
+    this.#balancer = this.#balance(this.#admitted)
+  }
+
+  #shutdown (end: (pool: Pool) => Promise<void>): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closed = true
+      this.#watch.off('change', this.#onChange)
+      this.#outliers.close()
+      this.#closing = Promise.all([this.#watch.close(), ...this.#pools.end(end)]).then(() => {})
+      this.#onClose?.()
+    }
+    return this.#closing
+  }
+
+  /** Lets in-flight requests finish, then closes every upstream pool and releases the watch. */
+  override close (): Promise<void>
+  override close (callback: () => void): void
+  override close (callback?: () => void): Promise<void> | void {
+    const done = this.#shutdown((pool) => pool.close())
+    if (callback === undefined) return done
+    done.then(callback, callback)
+  }
+
+  /** Aborts in-flight requests, closes every upstream pool and releases the watch. */
+  override destroy (err: Error | null, callback: () => void): void
+  override destroy (callback: () => void): void
+  override destroy (err?: Error | null): Promise<void>
+  override destroy (errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback
+    const err = typeof errOrCallback === 'function' ? null : errOrCallback ?? null
+    const done = this.#shutdown((pool) => pool.destroy(err))
+    if (cb === undefined) return done
+    done.then(cb, cb)
+  }
+}

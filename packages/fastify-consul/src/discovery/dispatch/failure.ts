@@ -1,0 +1,57 @@
+/**
+ * What went wrong with one attempt, as outlier detection counts it:
+ * - `connect`: the upstream host cannot be reached (refused, unreachable, name not found, connect timeout,
+ *   the kernel giving up on it, or the attempt threw before a pool had it). It is ejected at once.
+ * - `timeout`: no response in time (our per-try timeout, undici's headers or body timeout).
+ * - `reset`: the connection died during the exchange.
+ * - `status`: a 5xx answer to an idempotent request (only the caller knows the method, so it says so).
+ * The last three are ejected after `consecutiveFailures` in a row.
+ */
+export type FailureKind = 'connect' | 'timeout' | 'reset' | 'status'
+
+/** One failed attempt, classified once for everyone who decides on it: outlier detection, retries, a gateway. */
+export interface Failure {
+  /** How it counts against the instance; undefined when it says nothing about it (our own pool closing, an abort). */
+  readonly kind: FailureKind | undefined
+  /** The connection was never established, so not a byte of the request left: any method may go elsewhere (Envoy's `connect-failure`). */
+  readonly neverSent: boolean
+  /** The connection failed, before or during the exchange: an idempotent request may go elsewhere. */
+  readonly connection: boolean
+  /** The upstream did not start answering in time: a gateway answers 504 rather than 502. */
+  readonly late: boolean
+}
+
+const row = (kind: FailureKind | undefined, neverSent: boolean, connection: boolean, late = false): Failure =>
+  Object.freeze({ kind, neverSent, connection, late })
+
+const UNREACHABLE = row('connect', true, true)
+const BROKEN = row('reset', false, true)
+const CLOSED = row(undefined, false, true)
+const NOTHING = row(undefined, false, false)
+
+/**
+ * The one table. ETIMEDOUT is the deliberate case: Node reports it both when the kernel gives up opening a
+ * connection and when it gives up on an established one (retransmissions or keep-alive probes unanswered
+ * for minutes). Either way the host stopped answering TCP, so outlier detection ejects it at once, as for
+ * a refused connection; but the request may already have left, so only an idempotent request is sent
+ * elsewhere. undici's own connect timeout (UND_ERR_CONNECT_TIMEOUT) is unambiguous and never sent.
+ */
+const FAILURES: ReadonlyMap<string, Failure> = new Map([
+  ['ECONNREFUSED', UNREACHABLE], ['EHOSTUNREACH', UNREACHABLE], ['ENETUNREACH', UNREACHABLE], ['EHOSTDOWN', UNREACHABLE],
+  ['ENOTFOUND', UNREACHABLE], ['EAI_AGAIN', UNREACHABLE],
+  // The attempt threw before a pool had it.
+  ['FST_REG_DISCOVERY_UPSTREAM_UNUSABLE', UNREACHABLE],
+  ['UND_ERR_CONNECT_TIMEOUT', row('connect', true, true, true)],
+  ['ETIMEDOUT', row('connect', false, true)],
+  ['ECONNRESET', BROKEN], ['EPIPE', BROKEN], ['UND_ERR_SOCKET', BROKEN],
+  // The upstream's pool was closed under us because the instance left the set: not the instance's fault.
+  ['UND_ERR_CLOSED', CLOSED], ['UND_ERR_DESTROYED', CLOSED],
+  ['UND_ERR_HEADERS_TIMEOUT', row('timeout', false, false, true)],
+  // The answer had started: too late for a 504, and the body timeout says the instance is slow.
+  ['UND_ERR_BODY_TIMEOUT', row('timeout', false, false)]
+])
+
+/** Classifies an error by its `code`; an error without a known code says nothing and may not be retried. */
+export function classifyFailure (err: Error): Failure {
+  return FAILURES.get((err as Error & { code?: string }).code ?? '') ?? NOTHING
+}

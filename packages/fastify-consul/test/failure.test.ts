@@ -1,0 +1,43 @@
+import t from 'tap'
+import { classifyFailure, type Failure } from '../src/discovery/dispatch/failure.js'
+
+const coded = (code: string): Error => Object.assign(new Error(code), { code })
+const of = (code: string): Failure => classifyFailure(coded(code))
+
+t.test('kind: what counts against an instance (outlier detection)', async (t) => {
+  for (const code of ['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE']) t.equal(of(code).kind, 'connect', code)
+  for (const code of ['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']) t.equal(of(code).kind, 'timeout', code)
+  for (const code of ['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']) t.equal(of(code).kind, 'reset', `${code}: a reset may be a keep-alive race, it counts but does not eject at once`)
+  for (const code of ['UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'UND_ERR_ABORTED', 'FST_REG_DISCOVERY_NO_INSTANCE']) t.equal(of(code).kind, undefined, code)
+  t.equal(classifyFailure(new Error('no code')).kind, undefined)
+})
+
+t.test('connection: an idempotent request may go elsewhere', async (t) => {
+  for (const code of ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE']) t.ok(of(code).connection, code)
+  for (const code of ['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'FST_REG_DISCOVERY_NO_INSTANCE']) t.notOk(of(code).connection, code)
+  t.notOk(classifyFailure(new Error('no code')).connection)
+})
+
+t.test('neverSent: any method may go elsewhere', async (t) => {
+  for (const code of ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE']) t.ok(of(code).neverSent, code)
+  for (const code of ['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']) t.notOk(of(code).neverSent, `${code}: a reset may come after the request was sent`)
+  t.notOk(of('UND_ERR_CLOSED').neverSent)
+  t.notOk(classifyFailure(new Error('no code')).neverSent)
+})
+
+t.test('ETIMEDOUT: the host is gone (eject at once), but the request may have left (no retry unless idempotent)', async (t) => {
+  t.match(of('ETIMEDOUT'), { kind: 'connect', connection: true, neverSent: false, late: false })
+  // Negative control: undici's own connect timeout is the unambiguous case.
+  t.match(of('UND_ERR_CONNECT_TIMEOUT'), { kind: 'connect', connection: true, neverSent: true, late: true })
+})
+
+t.test('late: the upstream did not start answering in time (a gateway 504)', async (t) => {
+  for (const code of ['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']) t.ok(of(code).late, code)
+  for (const code of ['UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET']) t.notOk(of(code).late, code)
+  t.notOk(classifyFailure(new Error('no code')).late)
+})
+
+t.test('one frozen answer per class', async (t) => {
+  t.ok(Object.isFrozen(of('ECONNREFUSED')))
+  t.equal(of('ECONNREFUSED'), of('EHOSTUNREACH'), 'shared rows, no allocation per failure')
+})

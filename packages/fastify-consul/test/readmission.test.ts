@@ -143,3 +143,20 @@ t.test('a probe that ends without a verdict (the caller aborted) hands the probe
   t.equal((await readmitted)[1], 'probe')
   t.match(d.stats, { probes: 2, probeFailures: 0 })
 })
+
+t.test('panic: with its only instance ejected, requests still go to it, and the first answer re-admits it', async (t) => {
+  const only = await stallable(t, 'only')
+  only.frozen = false
+  const { d } = dispatcherFor(t, [at(only)], { ejectionMs: 300 })
+  await only.stop()
+  const ejected = once(d.events, 'eject')
+  await t.rejects(get(d), { code: 'ECONNREFUSED' }, 'refused, and nowhere else to go')
+  await ejected
+  await t.rejects(get(d), { code: 'ECONNREFUSED' }, 'still routed to while ejected: refusing every request would be worse')
+  await only.start()
+  await new Promise((resolve) => setTimeout(resolve, 400))
+  const readmitted = once(d.events, 'readmit')
+  t.equal(await get(d), 'only')
+  t.equal((await readmitted)[0].id, 'only')
+  t.same(d.ejected, [])
+})

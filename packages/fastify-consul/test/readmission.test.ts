@@ -160,3 +160,27 @@ t.test('panic: with its only instance ejected, requests still go to it, and the 
   t.equal((await readmitted)[0].id, 'only')
   t.same(d.ejected, [])
 })
+
+t.test('an instance that leaves the set and comes back starts afresh: no ejection, no memory of past ones (#29)', async (t) => {
+  const gone = await stallable(t, 'gone')
+  gone.frozen = false
+  const good = await upstream(t, 'good')
+  const { d, watch } = dispatcherFor(t, [at(gone), at(good)], { ejectionMs: 60_000 })
+  await gone.stop()
+  t.equal(await within('ejection', untilEjected(d)), 'gone')
+  watch.set([at(good)]) // deregistered (a restart, a deploy)
+  t.same(d.ejected, [], 'leaving ends the ejection')
+  await gone.start()
+  watch.set([at(gone), at(good)]) // registered again
+  t.same(d.ejected, [], 'and it comes back admitted')
+  const seen = new Set<string>()
+  for (let i = 0; i < 6; i++) seen.add(await get(d))
+  t.ok(seen.has('gone'), 'serving at once, not after the 60 s back-off')
+  await gone.stop()
+  const [, ejection] = await within('a new ejection', (async () => {
+    const next = once(d.events, 'eject')
+    while (d.ejected.length === 0) await get(d)
+    return await next
+  })()) as [Instance, { ms: number }]
+  t.equal(ejection.ms, 60_000, 'its next ejection starts from the base: the old one was forgotten with it')
+})

@@ -59,6 +59,7 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardOptions> = async funct
   const changes = ['change', 'state', 'panic'] as const
   for (const event of changes) watch.on(event as 'change', broadcast)
   dispatcher.events.on('eject', broadcast)
+  dispatcher.events.on('probe', broadcast)
   dispatcher.events.on('readmit', broadcast)
   const timer = setTimeout(() => {
     broadcast()
@@ -69,6 +70,7 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardOptions> = async funct
     clearTimeout(timer)
     for (const event of changes) watch.off(event as 'change', broadcast)
     dispatcher.events.off('eject', broadcast)
+    dispatcher.events.off('probe', broadcast)
     dispatcher.events.off('readmit', broadcast)
     dispatcher.events.off('request', onRequest)
     streams.endAll()

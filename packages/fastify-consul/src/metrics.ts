@@ -21,6 +21,8 @@ const OUTCOMES: readonly RequestOutcome[] = ['success', 'server_error', 'failed'
 
 /** Seconds: Prometheus' default buckets, which suit request latencies from 5 ms to 10 s. */
 export const LATENCY_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+/** Time out of rotation, in seconds: from a one-probe blip (1 s back-off) to the 5 min cap. */
+export const EJECTED_BUCKETS: readonly number[] = Object.freeze([1, 2, 5, 10, 30, 60, 120, 300])
 
 /** What the metrics read; the adapter passes its registrar and discovery, tests whatever has the shape. */
 export interface ConsulMetricsSources {
@@ -74,6 +76,14 @@ export function consulMetrics (provider: MeterProvider, sources: ConsulMetricsSo
   const ejections = meter.createCounter('reg_dispatcher_ejections', {
     description: 'Instances ejected by a dispatcher\'s outlier detection'
   })
+  const probes = meter.createCounter('reg_dispatcher_probes', {
+    description: 'Requests sent as the probe of an ejected instance, by outcome (passed: re-admitted; failed: backs off again)'
+  })
+  const ejectedTime = meter.createHistogram('reg_dispatcher_ejected_seconds', {
+    description: 'How long each ejected instance stayed out of rotation, recorded when it is re-admitted',
+    unit: 's',
+    advice: { explicitBucketBoundaries: [...EJECTED_BUCKETS] }
+  })
   const duration = meter.createHistogram('reg_dispatcher_request_duration_seconds', {
     description: 'Time from dispatch to the end of the answer (or the final failure), retries included',
     unit: 's',
@@ -123,6 +133,13 @@ export function consulMetrics (provider: MeterProvider, sources: ConsulMetricsSo
         if (retried > 0) retries.add(retried, attrs)
       })
       dispatcher.events.on('eject', () => ejections.add(1, attrs))
+      const passed = { service, outcome: 'passed' }
+      const failed = { service, outcome: 'failed' }
+      dispatcher.events.on('probe', () => probes.add(1, failed))
+      dispatcher.events.on('readmit', (_instance, reason, ejectedMs) => {
+        if (reason === 'probe') probes.add(1, passed)
+        ejectedTime.record(ejectedMs / 1000, attrs)
+      })
     },
     close () {
       unsubscribeHealed()

@@ -85,7 +85,7 @@ t.test('option normalisation: defaults, durations, one key per distinct query', 
     backoff: { base: 200, cap: 30_000 },
     rateLimit: { perSecond: 10, burst: 10 }
   })
-  t.match(dispatchSettings({}), { balancer: 'weighted', retries: 2, retryBudget: { ratio: 0.2, minPerSecond: 10, burst: 100 }, ejectionMs: 30_000, pool: {} })
+  t.match(dispatchSettings({}), { balancer: 'weighted', retries: 2, retryBudget: { ratio: 0.2, minPerSecond: 10, burst: 100 }, ejectionMs: 1000, pool: {} })
   t.throws(() => watchSettings('web', { backoff: { base: 60_000 } }), { code: 'FST_REG_DISCOVERY_INVALID_OPTION' }, 'a base above the default cap')
   const key = (o: DiscoverOptions): string => watchSettings('web', o).key
   t.equal(key({ balancer: 'random', wait: '1s', staleTtl: 1 }), key({}), 'balancer and tuning do not split a watcher')

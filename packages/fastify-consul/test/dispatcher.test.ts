@@ -93,7 +93,7 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
       policy: { maxRetries: 2, budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget), retryOn: new Set(), perTryTimeout: 0, now: () => 0, noInstance: () => new Error('none') },
       choose: (tried) => target([a, b].find((i) => !tried.has(i.id))),
       send ({ origin }, opts, handler) { sent.push(origin); send(origin, opts, handler) },
-      report: { succeeded () {}, failed () {}, timedOut () {}, retrying () {}, ended () {}, denied () {} }
+      report: { succeeded () {}, settled () {}, failed () {}, timedOut () {}, retrying () {}, ended () {}, denied () {} }
     }
   }
   function recorder (onConnect?: (abort: (err?: Error) => void) => void): LegacyHandler & { calls: string[], error?: Error } {
@@ -234,14 +234,14 @@ t.test('rewrites the placeholder origin and rotates over the instances', async (
   const direct = await d.request({ origin: 'http://svc', path: '/x', method: 'GET' })
   t.equal((await direct.body.json() as { id: string }).id, 'a')
   t.same(d.instances.map((i) => i.id), ['a', 'b', 'c'])
-  t.same(d.stats, { requests: 7, retries: 0, statusRetries: 0, retriesDenied: 0, perTryTimeouts: 0, ejections: 0, outlierEjections: 0, ejectionsCapped: 0, readmissions: 0 })
+  t.same(d.stats, { requests: 7, retries: 0, statusRetries: 0, retriesDenied: 0, perTryTimeouts: 0, ejections: 0, outlierEjections: 0, ejectionsCapped: 0, readmissions: 0, probes: 0, probeFailures: 0 })
   t.equal(d.service, 'svc')
 })
 
-t.test('a refused connection is retried elsewhere; the instance is ejected, then re-admitted', async (t) => {
+t.test('a refused connection is retried elsewhere; the instance is ejected, probed after its back-off, and re-admitted by a probe that passes', async (t) => {
   const gone = await dead(t)
   const [a, b] = await Promise.all([upstream(t, 'a'), upstream(t, 'b')])
-  // Long enough that a loaded CI box cannot re-admit it during the six requests, short enough to wait for.
+  // Long enough that a loaded CI box cannot probe it during the six requests, short enough to wait for.
   const { d } = dispatcherFor(t, [at(gone), at(a), at(b)], { ejectionMs: 3000 })
   const ejected = once(d.events, 'eject')
   const seen: string[] = []
@@ -252,15 +252,41 @@ t.test('a refused connection is retried elsewhere; the instance is ejected, then
   t.same(d.ejected.map((i) => i.id), ['dead'])
   t.match(d.stats, { retries: 1, ejections: 1 })
 
-  const [back] = await within('re-admission', once(d.events, 'readmit')) as [Instance]
-  t.equal(back.id, 'dead')
-  t.same(d.ejected, [])
-  t.equal(d.stats.readmissions, 1)
+  // Still dead when its back-off ends: the first request after it is the probe, refused, and retried.
+  const probe = once(d.events, 'probe')
+  const [failed, probed] = await within('a failed probe', untilEvent(d, probe)) as [Instance, { passed: boolean, ms: number }]
+  t.equal(failed.id, 'dead')
+  t.same(probed, { passed: false, ms: 6000 }, 'a failed probe doubles the back-off')
+  t.match(d.stats, { probes: 1, probeFailures: 1, readmissions: 0 })
+  t.same(d.ejected.map((i) => i.id), ['dead'], 'and the instance stays out')
+
   await gone.start()
+  const readmitted = once(d.events, 'readmit')
+  const [back, reason, ejectedMs] = await within('re-admission', untilEvent(d, readmitted)) as [Instance, string, number]
+  t.equal(back.id, 'dead')
+  t.equal(reason, 'probe', 're-admitted by its probe')
+  t.ok(ejectedMs >= 3000 + 6000 - 20, `out for both back-offs (${Math.round(ejectedMs)} ms)`)
+  t.same(d.ejected, [])
+  t.match(d.stats, { probes: 2, probeFailures: 1, readmissions: 1 })
   const after: string[] = []
   for (let i = 0; i < 3; i++) after.push((await get(d)).id)
   t.ok(after.includes('dead'), 're-admitted and serving again')
 })
+
+/**
+ * Sends one GET every 50 ms until `event` settles: a probe needs traffic. Each GET must succeed (get()
+ * throws otherwise), whatever the probes do: a failed probe is retried elsewhere.
+ */
+async function untilEvent<T> (d: Dispatcher, event: Promise<T>, url = 'http://svc/', bound = 20_000): Promise<T> {
+  const state = { done: false }
+  const result = event.finally(() => { state.done = true })
+  const started = Date.now()
+  while (!state.done && Date.now() - started < bound) {
+    await get(d, { url })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return await result
+}
 
 t.test('idempotent requests are retried after any connection failure, others only when nothing was sent', async (t) => {
   const gone = await dead(t)
@@ -594,14 +620,15 @@ t.test('consecutive failures eject: timeouts, resets and 5xx to idempotent reque
   const good = await upstream(t, 'good')
 
   await t.test('three 500s to GET in a row eject; the caller still sees each 500 (no retryOn)', async (t) => {
-    const { d } = dispatcherFor(t, [at(flaky), at(good)], { consecutiveFailures: 3 })
+    // No probe during the test: a probe of flaky would answer 500 to the caller.
+    const { d } = dispatcherFor(t, [at(flaky), at(good)], { consecutiveFailures: 3, ejectionMs: 60_000 })
     const ejected = once(d.events, 'eject')
     const codes: number[] = []
     for (let i = 0; i < 6; i++) codes.push((await status(d, { url: 'http://svc/fail' })).statusCode)
     t.same(codes, [500, 200, 500, 200, 500, 200], 'round-robin: flaky, good, flaky, …')
     const [instance, ejection] = await ejected as [Instance, { reason: string, ms: number }]
     t.equal(instance.id, 'flaky')
-    t.same(ejection, { reason: 'status', ms: DISCOVERY_DEFAULTS.ejectionMs })
+    t.same(ejection, { reason: 'status', ms: 60_000 })
     t.match(d.stats, { ejections: 1, outlierEjections: 1 })
     for (let i = 0; i < 3; i++) t.equal((await status(d, { url: 'http://svc/fail' })).statusCode, 200, 'only good is picked now')
   })
@@ -639,16 +666,17 @@ t.test('consecutive failures eject: timeouts, resets and 5xx to idempotent reque
     t.equal(d.stats.readmissions, 1)
   })
 
-  await t.test('ejection time grows with each ejection, capped by maxEjectionMs', async (t) => {
+  await t.test('the back-off doubles with each failed probe, capped by maxEjectionMs; one ejection however many probes', async (t) => {
     const gone = await dead(t)
     const { d } = dispatcherFor(t, [at(gone), at(good)], { ejectionMs: 50, maxEjectionMs: 120 })
     const lengths: number[] = []
     d.events.on('eject', (_i, e) => lengths.push(e.ms))
-    for (let round = 0; round < 3; round++) {
-      await get(d)
-      await within('re-admission', once(d.events, 'readmit'))
-    }
-    t.same(lengths, [50, 100, 120], 'base × ejections, capped')
+    d.events.on('probe', (_i, p) => lengths.push(p.ms))
+    let probes = 0
+    const third = new Promise<void>((resolve) => d.events.on('probe', () => { if (++probes === 3) resolve() }))
+    await within('three failed probes', untilEvent(d, third))
+    t.same(lengths, [50, 100, 120, 120], 'base, then doubled per failed probe, capped')
+    t.match(d.stats, { ejections: 1, probes: 3, probeFailures: 3, readmissions: 0 })
   })
 })
 
@@ -817,8 +845,9 @@ t.test('real Consul: a stopped instance is retried around, ejected and re-admitt
   t.same(ids(d.instances), ['u1', 'u2', 'u3'], 'Consul still lists it')
   t.ok(d.stats.retries >= 1)
 
-  await within('re-admission', once(d.events, 'readmit'))
   await ups[1]!.start()
+  const [, reason] = await within('re-admission', untilEvent(d, once(d.events, 'readmit'), 'http://users/users')) as [Instance, string]
+  t.equal(reason, 'probe', 'its first probe after the back-off passed')
   const after = new Set<string>()
   for (let i = 0; i < 3; i++) after.add((await get(d, { url: 'http://users/users' })).id)
   t.ok(after.has('u2'), 'back in rotation after the cool-down')

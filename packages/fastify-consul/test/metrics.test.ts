@@ -95,6 +95,16 @@ t.test('dispatcher events become request, retry, ejection and latency metrics', 
   t.equal(histogram?.count, 3)
   t.equal(Math.round((histogram?.value ?? 0) * 1000), 60, 'recorded in seconds')
   t.same(histogram?.attributes, { service: 'users' }, 'no instance address or outcome in the latency labels')
+
+  // #30: probe outcomes, and how long each instance stayed out.
+  events.emit('probe', a, { passed: false, ms: 2000 })
+  events.emit('readmit', a, 'probe', 3000)
+  events.emit('readmit', a, 'success', 1500)
+  t.equal(await m.value('reg_dispatcher_probes', { service: 'users', outcome: 'failed' }), 1)
+  t.equal(await m.value('reg_dispatcher_probes', { service: 'users', outcome: 'passed' }), 1, 'a readmission by another request is not a probe')
+  const out = (await m.collect()).find((p) => p.name === 'reg_dispatcher_ejected_seconds')
+  t.equal(out?.count, 2)
+  t.equal(out?.value, 4.5, 'seconds out, every readmission')
 })
 
 t.test('the plugin reports through `meterProvider`: registration, discovery and a real dispatcher', async (t) => {

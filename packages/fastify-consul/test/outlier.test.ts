@@ -1,5 +1,5 @@
 import t from 'tap'
-import { OutlierState, mayEject } from '../src/discovery/dispatch/outlier.js'
+import { EJECTION_MEMORY_MS, OutlierState, mayEject } from '../src/discovery/dispatch/outlier.js'
 import { DISCOVERY_DEFAULTS, dispatchSettings, validateDiscoveryOptions } from '../src/discovery/options.js'
 
 t.test('mayEject: at least one, then never past maxEjectionPercent', async (t) => {
@@ -20,7 +20,7 @@ t.test('mayEject: at least one, then never past maxEjectionPercent', async (t) =
   for (const [ejected, pool, percent, expected] of cases) t.equal(mayEject(ejected, pool, percent), expected, `${ejected} of ${pool} out at ${percent} %`)
 })
 
-t.test('OutlierState: failures in a row, growing ejections that wear off', async (t) => {
+t.test('OutlierState: failures in a row, back-offs that double with failed probes, ejections that wear off', async (t) => {
   const times = { baseMs: 1000, maxMs: 3500 }
   await t.test('a refused connection makes an outlier at once; other failures at the threshold', async (t) => {
     const s = new OutlierState()
@@ -33,38 +33,51 @@ t.test('OutlierState: failures in a row, growing ejections that wear off', async
     t.notOk(u.fail('reset', 3))
     t.ok(u.fail('status', 3), 'three in a row, whatever their kinds')
   })
-  await t.test('each ejection lasts base × recent ejections, capped', async (t) => {
+  await t.test('the back-off doubles with each failed probe of one ejection, capped', async (t) => {
     const s = new OutlierState()
     s.fail('timeout', 1)
+    const lengths = [s.eject(0, times)]
+    for (let i = 0; i < 4; i++) lengths.push(s.probeFailed(times))
+    t.same(lengths, [1000, 2000, 3500, 3500, 3500])
+    t.equal(s.failures, 0, 'ejection starts a fresh streak')
+    t.equal(s.ejections, 1, 'failed probes are one ejection, not several')
+    s.readmit(20_000)
+    t.equal(s.failedProbes, 0, 'a re-admission ends the probe streak')
+    t.equal(s.eject(20_500, times), 2000, 'so the next ejection starts from base × recent ejections, not from the last back-off')
+  })
+  await t.test('a flapping instance starts each ejection further out', async (t) => {
+    const s = new OutlierState()
     const lengths: number[] = []
     let now = 0
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 4; i++) {
       lengths.push(s.eject(now, times))
       now += lengths.at(-1)!
       s.readmit(now)
+      now += 3000 // admitted 3 s, then stalls again: shorter than the memory of an ejection
     }
-    t.same(lengths, [1000, 2000, 3000, 3500, 3500])
-    t.equal(s.failures, 0, 'ejection starts a fresh streak')
+    t.same(lengths, [1000, 2000, 3000, 3500])
   })
-  await t.test('each base period spent admitted forgets one ejection', async (t) => {
+  await t.test(`each ${EJECTION_MEMORY_MS / 1000} s spent admitted forgets one ejection`, async (t) => {
     const s = new OutlierState()
     t.equal(s.eject(0, times), 1000)
     s.readmit(1000)
-    t.equal(s.eject(1500, times), 2000, 'half a period later: remembered')
-    s.readmit(3500)
-    t.equal(s.eject(5600, times), 1000, 'two periods later: both forgotten, back to base')
+    t.equal(s.eject(1000 + EJECTION_MEMORY_MS - 1, times), 2000, 'just under the memory later: remembered')
+    s.readmit(40_000)
+    t.equal(s.eject(40_000 + 2 * EJECTION_MEMORY_MS, times), 1000, 'two memories later: both forgotten, back to base')
     t.equal(s.ejections, 1)
   })
-  await t.test('a maximum below the base is the base, as in Envoy', async (t) => {
+  await t.test('a maximum below the base is the base, as in Envoy; a huge probe streak stays capped', async (t) => {
     const s = new OutlierState()
     t.equal(s.eject(0, { baseMs: 1000, maxMs: 10 }), 1000)
     t.equal(s.eject(0, { baseMs: 1000, maxMs: 10 }), 1000)
+    for (let i = 0; i < 2000; i++) s.probeFailed(times)
+    t.equal(s.probeFailed(times), 3500, '2 ** 2001 is Infinity, and the cap still holds')
   })
 })
 
 t.test('dispatcher options for outlier detection and latency', async (t) => {
   const defaults = dispatchSettings({})
-  t.match(defaults, { balancer: 'weighted', ejectionMs: 30_000, maxEjectionMs: 300_000, consecutiveFailures: 5, maxEjectionPercent: 50, retryOn: [], perTryTimeout: 0 })
+  t.match(defaults, { balancer: 'weighted', ejectionMs: 1000, maxEjectionMs: 300_000, consecutiveFailures: 5, maxEjectionPercent: 50, retryOn: [], perTryTimeout: 0 })
   t.equal(DISCOVERY_DEFAULTS.perTryTimeout, 0, 'off unless asked for')
   t.match(dispatchSettings({ balancer: 'least-request', maxEjectionMs: '2m', consecutiveFailures: 3, maxEjectionPercent: 34, retryOn: [502, 503], perTryTimeout: '1.5s' }),
     { balancer: 'least-request', maxEjectionMs: 120_000, consecutiveFailures: 3, maxEjectionPercent: 34, retryOn: [502, 503], perTryTimeout: 1500 })

@@ -72,9 +72,12 @@ interface DispatchFields {
   retries?: number
   /** Default { ratio: 0.2, minPerSecond: 10, burst: 100 }. */
   retryBudget?: Partial<RetryBudgetOptions>
-  /** How long an instance is ejected the first time (ms or a duration); 0 turns ejection off. Default 30s. */
+  /**
+   * How long an ejected instance backs off before the next request probes it (ms or a duration), times
+   * its recent ejections; 0 turns ejection off. Default 1s.
+   */
   ejectionMs?: number | string
-  /** The longest ejection: each lasts ejectionMs × the instance's recent ejections, up to this. Default 5m. */
+  /** The longest back-off: it doubles with each failed probe, up to this. Default 5m. */
   maxEjectionMs?: number | string
   /** Failures in a row (timeouts, resets, 5xx to idempotent requests) that eject an instance. Default 5. */
   consecutiveFailures?: number
@@ -111,7 +114,7 @@ export const DISCOVERY_DEFAULTS = Object.freeze({
   retries: 2,
   retryBudget: Object.freeze({ ratio: 0.2, minPerSecond: 10, burst: 100 }),
   // Envoy's outlier detection: base and maximum ejection time.
-  ejectionMs: 30_000,
+  ejectionMs: 1000,
   maxEjectionMs: 300_000,
   // Envoy's consecutive_5xx. A refused connection ejects at once; a 500 may be one request's own
   // fault, so five in a row (any success resets the streak) before an instance counts as failing.

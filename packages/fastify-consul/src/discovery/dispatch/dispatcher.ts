@@ -41,7 +41,9 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     ejections: 0,
     outlierEjections: 0,
     ejectionsCapped: 0,
-    readmissions: 0
+    readmissions: 0,
+    probes: 0,
+    probeFailures: 0
   }
 
   #instances: readonly Instance[] = []
@@ -77,7 +79,8 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
       log: this.#log,
       stats: this.#stats,
       ejected: (instance, ejection) => this.events.emit('eject', instance, ejection),
-      readmitted: (instance, reason) => this.events.emit('readmit', instance, reason),
+      readmitted: (instance, reason, ejectedMs) => this.events.emit('readmit', instance, reason, ejectedMs),
+      probeFailed: (instance, ms) => this.events.emit('probe', instance, { passed: false, ms }),
       onChange: () => this.#rebalance()
     })
     this.#route = this.#makeRoute(opts, new RetryBudget(opts.retryBudget, this.#now))
@@ -143,9 +146,13 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
         noInstance: () => new NoInstanceError(this.service)
       },
       choose: (tried) => this.#target(this.#choose(tried)),
-      send: (target, opts, handler) => this.#pools.send(target.origin, opts, handler),
+      send: (target, opts, handler) => {
+        this.#outliers.sending(target.origin, target)
+        this.#pools.send(target.origin, opts, handler)
+      },
       report: {
         succeeded: (instance) => this.#outliers.succeeded(this.#originOf(instance)),
+        settled: (target) => this.#outliers.settled(target.origin, target),
         failed: (instance, kind, err) => {
           const origin = this.#originOf(instance)
           this.#log.debug({ instance: instance.id, origin, kind, code: (err as Error & { code?: string } | undefined)?.code }, 'upstream attempt failed')
@@ -180,7 +187,8 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
 
   #choose (tried: ReadonlySet<string>): Instance | undefined {
     const balancer = this.#balancer
-    if (tried.size === 0) return balancer.pick()
+    // A first attempt probes an ejected instance whose back-off is over (one probe at a time).
+    if (tried.size === 0) return this.#probeTarget() ?? balancer.pick()
     // A retry whose first attempt failed because we were closing: no new pools after close().
     if (this.#closed) return undefined
     // The balancer's order first, so retries spread like first attempts do…
@@ -192,6 +200,12 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     // instances last, because trying one beats failing the request (a success re-admits it).
     const untried = (i: Instance): boolean => i.weight > 0 && !tried.has(this.#originOf(i))
     return this.#admitted.find(untried) ?? this.#routed.find(untried)
+  }
+
+  #probeTarget (): Instance | undefined {
+    const origin = this.#outliers.probeCandidate()
+    // In panic every instance is routed to already; a probe would only bias the pick.
+    return origin === undefined || this.#admitted === this.#routed ? undefined : this.#live.get(origin)
   }
 
   #originOf (instance: Instance): string {

@@ -1,6 +1,6 @@
 import type { Logger } from '../../util/logger.js'
 import { UpstreamLoad } from '../lb/upstream-load.js'
-import type { Instance } from '../watch/instance.js'
+import type { Instance, InstanceStatus } from '../watch/instance.js'
 import type { FailureKind } from './failure.js'
 import { OutlierState, mayEject, type EjectionTimes } from './outlier.js'
 
@@ -10,7 +10,12 @@ export interface EjectionStats {
   outlierEjections: number
   ejectionsCapped: number
   readmissions: number
+  probes: number
+  probeFailures: number
 }
+
+/** Why an ejected instance is back: its probe answered, or another request still in flight on it did. */
+export type ReadmitReason = 'probe' | 'success'
 
 export interface OutlierDetectorOptions {
   ejection: EjectionTimes
@@ -21,8 +26,10 @@ export interface OutlierDetectorOptions {
   stats: EjectionStats
   /** An instance was ejected for `ms` (the dispatcher's `eject` event). */
   ejected: (instance: Instance, ejection: { reason: FailureKind, ms: number }) => void
-  /** An ejected instance is back (the dispatcher's `readmit` event). */
-  readmitted: (instance: Instance, reason: 'time' | 'success') => void
+  /** An ejected instance is back after `ejectedMs` out (the dispatcher's `readmit` event). */
+  readmitted: (instance: Instance, reason: ReadmitReason, ejectedMs: number) => void
+  /** A probe failed: out again for `ms` (the dispatcher's `probe` event). */
+  probeFailed: (instance: Instance, ms: number) => void
   /** The admitted set changed: the dispatcher rebuilds its balancer. */
   onChange: () => void
 }
@@ -33,15 +40,35 @@ interface Upstream {
   readonly outlier: OutlierState
 }
 
+/**
+ * Where an ejected instance stands: backing off (`ejected`), waiting for the next request to probe it
+ * (`half-open`), or with that probe in flight (`probing`). Only one probe is in flight at a time.
+ */
+type Phase = 'ejected' | 'half-open' | 'probing'
+
 interface Ejection {
   instance: Instance
-  timer: NodeJS.Timeout
+  phase: Phase
+  /** When the back-off ends (phase `ejected`). */
+  timer: NodeJS.Timeout | undefined
+  /** When the ejection began (the first one, not the last failed probe), for the time spent out. */
+  since: number
+  /** Consul's status when last seen: critical → passing is a reason to probe at once. */
+  status: InstanceStatus
+  /** The attempt that is the probe (phase `probing`). */
+  probe: object | undefined
 }
 
 /**
- * Envoy's outlier detection over one dispatcher's upstreams, by origin: each upstream's live load and
- * failure record, the ejection timers, and the max-ejection cap. The dispatcher tells it which
- * origins are live and routable; it says which are ejected.
+ * Outlier detection over one dispatcher's upstreams, by origin: each upstream's live load and failure
+ * record, the ejections with their back-off timers and probes, and the max-ejection cap. The dispatcher
+ * tells it which origins are live and routable, which attempts go where and how they end; it says which
+ * origins are out of rotation and which one the next request should probe.
+ *
+ * Envoy ejects for base × ejections and re-admits on a timer, untested: a replica that stalled 8 s
+ * stays out 30 s or more, and one still broken comes back to fail real requests. Here an ejection is
+ * a back-off after which the next request is a probe (Finagle, Linkerd): a good answer re-admits the
+ * instance at once, a failure ejects it again for twice as long.
  */
 export class OutlierDetector {
   readonly #opts: OutlierDetectorOptions
@@ -63,12 +90,19 @@ export class OutlierDetector {
     return this.#upstreams.get(origin)?.load.outstanding ?? 0
   }
 
+  /** Out of rotation: ejected, awaiting its probe, or probed right now (the balancer leaves it out). */
   isEjected (origin: string): boolean {
     return this.#ejected.has(origin)
   }
 
   get ejected (): readonly Instance[] {
     return [...this.#ejected.values()].map((e) => e.instance)
+  }
+
+  /** The origin the next request should probe: the longest-waiting half-open one, if any. */
+  probeCandidate (): string | undefined {
+    for (const [origin, e] of this.#ejected) if (e.phase === 'half-open') return origin
+    return undefined
   }
 
   #upstream (origin: string): Upstream {
@@ -80,14 +114,50 @@ export class OutlierDetector {
     return upstream
   }
 
-  /** Forgets origins that left: their ejections end, their records go (attempts in flight keep their load). */
+  /**
+   * Forgets origins that left: their ejections end, their records go (attempts in flight keep their
+   * load). An ejected instance whose Consul checks went from critical back to passing is probed at once:
+   * Consul saw it recover, so waiting out the back-off only wastes capacity. The caller rebalances after.
+   */
   retain (live: ReadonlyMap<string, Instance>): void {
     for (const [origin, ejection] of this.#ejected) {
-      if (live.has(origin)) continue
-      clearTimeout(ejection.timer)
-      this.#ejected.delete(origin)
+      const now = live.get(origin)
+      if (now === undefined) {
+        clearTimeout(ejection.timer)
+        this.#ejected.delete(origin)
+        continue
+      }
+      const recovered = ejection.status === 'critical' && now.status === 'passing'
+      ejection.status = now.status
+      ejection.instance = now
+      if (recovered && ejection.phase === 'ejected') this.#halfOpen(origin, 'consul', false)
     }
     for (const origin of this.#upstreams.keys()) if (!live.has(origin)) this.#upstreams.delete(origin)
+  }
+
+  /** An attempt goes to `origin`: when that origin awaits its probe, this attempt is the probe. */
+  sending (origin: string, attempt: object): void {
+    const ejection = this.#ejected.get(origin)
+    if (ejection?.phase !== 'half-open') return
+    ejection.phase = 'probing'
+    ejection.probe = attempt
+    this.#opts.stats.probes++
+    this.#opts.log.debug({ instance: ejection.instance.id, origin }, 'probing an ejected upstream')
+  }
+
+  /**
+   * An attempt to `origin` ended. When it was the probe and neither succeeded nor failed (the caller
+   * aborted; a 5xx to a request that is not idempotent says nothing), the next request probes again.
+   * Deferred a microtask: the verdict of an attempt that errored is reported just after it ends.
+   */
+  settled (origin: string, attempt: object): void {
+    const ejection = this.#ejected.get(origin)
+    if (ejection?.probe !== attempt) return
+    queueMicrotask(() => {
+      if (ejection.probe !== attempt || this.#ejected.get(origin) !== ejection) return
+      ejection.phase = 'half-open'
+      ejection.probe = undefined
+    })
   }
 
   succeeded (origin: string): void {
@@ -95,15 +165,21 @@ export class OutlierDetector {
     const upstream = this.#upstreams.get(origin)
     if (upstream === undefined) return
     upstream.outlier.succeed()
-    if (this.#ejected.has(origin)) this.#readmit(origin, 'success')
+    const ejection = this.#ejected.get(origin)
+    if (ejection !== undefined) this.#readmit(origin, ejection.phase === 'probing' ? 'probe' : 'success')
   }
 
   /** A failure at `origin`, whose current instance is `current` (undefined: no longer in the set), of `routable` instances. */
   failed (origin: string, current: Instance | undefined, kind: FailureKind, routable: number): void {
     const { ejection, consecutiveFailures, maxEjectionPercent, stats, log } = this.#opts
-    // Ejection off, closing, already out, or no longer in the set: nothing to decide.
-    if (ejection.baseMs === 0 || this.#closed || this.#ejected.has(origin)) return
-    if (current === undefined) return
+    // Ejection off, closing, or no longer in the set: nothing to decide.
+    if (ejection.baseMs === 0 || this.#closed || current === undefined) return
+    const out = this.#ejected.get(origin)
+    if (out !== undefined) {
+      // While ejected, only the probe's failure counts (anything else was in flight before the ejection).
+      if (out.phase === 'probing') this.#probeFailed(origin, out)
+      return
+    }
     const upstream = this.#upstream(origin)
     if (!upstream.outlier.fail(kind, consecutiveFailures)) return
     if (!mayEject(this.#ejected.size, routable, maxEjectionPercent)) {
@@ -112,29 +188,60 @@ export class OutlierDetector {
       return
     }
     const ms = upstream.outlier.eject(this.#opts.now(), ejection)
-    const timer = setTimeout(() => this.#readmit(origin, 'time'), ms)
-    timer.unref()
-    this.#ejected.set(origin, { instance: current, timer })
+    this.#ejected.set(origin, { instance: current, phase: 'ejected', timer: this.#backOff(origin, ms), since: this.#opts.now(), status: current.status, probe: undefined })
     stats.ejections++
     if (kind !== 'connect') stats.outlierEjections++
     this.#opts.onChange()
-    if (kind === 'connect') log.warn({ instance: current.id, origin, ejectionMs: ms }, 'upstream refused a connection; ejected')
-    else log.warn({ instance: current.id, origin, ejectionMs: ms, kind, failures: consecutiveFailures }, 'upstream failed repeatedly; ejected')
+    if (kind === 'connect') log.warn({ instance: current.id, origin, backoffMs: ms }, 'upstream refused a connection; ejected')
+    else log.warn({ instance: current.id, origin, backoffMs: ms, kind, failures: consecutiveFailures }, 'upstream failed repeatedly; ejected')
     this.#opts.ejected(current, { reason: kind, ms })
   }
 
-  #readmit (origin: string, reason: 'time' | 'success'): void {
+  #backOff (origin: string, ms: number): NodeJS.Timeout {
+    const timer = setTimeout(() => this.#halfOpen(origin, 'time', true), ms)
+    timer.unref()
+    return timer
+  }
+
+  #halfOpen (origin: string, reason: 'time' | 'consul', rebalance: boolean): void {
+    const ejection = this.#ejected.get(origin)!
+    clearTimeout(ejection.timer)
+    ejection.timer = undefined
+    ejection.phase = 'half-open'
+    this.#opts.log.debug({ instance: ejection.instance.id, origin, reason }, 'ejected upstream awaits its probe')
+    // It stays out of the balancer: the dispatcher hands the next request to it as the probe.
+    if (rebalance) this.#opts.onChange()
+  }
+
+  #probeFailed (origin: string, ejection: Ejection): void {
+    const { stats, log } = this.#opts
+    const ms = this.#upstreams.get(origin)!.outlier.probeFailed(this.#opts.ejection)
+    ejection.phase = 'ejected'
+    ejection.probe = undefined
+    ejection.timer = this.#backOff(origin, ms)
+    stats.probeFailures++
+    log.warn({ instance: ejection.instance.id, origin, backoffMs: ms }, 'probe failed; upstream stays ejected')
+    this.#opts.probeFailed(ejection.instance, ms)
+  }
+
+  #readmit (origin: string, reason: ReadmitReason): void {
     const ejection = this.#ejected.get(origin)!
     clearTimeout(ejection.timer)
     this.#ejected.delete(origin)
-    this.#upstreams.get(origin)!.outlier.readmit(this.#opts.now())
+    const now = this.#opts.now()
+    const upstream = this.#upstreams.get(origin)!
+    upstream.outlier.readmit(now)
+    // The latency estimate describes the stall the instance just proved over; kept, least-request
+    // would starve the instance for tens of seconds while it decays. It starts afresh, as a new one.
+    upstream.load.forget()
     this.#opts.stats.readmissions++
     this.#opts.onChange()
-    this.#opts.log.info({ instance: ejection.instance.id, origin, reason }, 'upstream re-admitted')
-    this.#opts.readmitted(ejection.instance, reason)
+    const ejectedMs = now - ejection.since
+    this.#opts.log.info({ instance: ejection.instance.id, origin, reason, ejectedMs: Math.round(ejectedMs) }, 'upstream re-admitted')
+    this.#opts.readmitted(ejection.instance, reason, ejectedMs)
   }
 
-  /** No more ejections; pending re-admission timers are cleared. */
+  /** No more ejections; pending back-off timers are cleared. */
   close (): void {
     this.#closed = true
     for (const { timer } of this.#ejected.values()) clearTimeout(timer)

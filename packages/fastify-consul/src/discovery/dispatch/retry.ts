@@ -22,6 +22,8 @@ export interface Target {
 export interface RetryReport {
   /** The instance answered below 500. */
   succeeded (instance: Instance): void
+  /** An attempt ended, whatever its outcome (after `succeeded`, before or after `failed`). */
+  settled (target: Target): void
   /** An attempt failed in a way that counts against the instance (outlier detection decides on it). */
   failed (instance: Instance, kind: FailureKind, err?: Error): void
   /** An attempt got no response headers within the per-try timeout (`failed` follows). */
@@ -152,6 +154,7 @@ export class RetryingHandler {
     a.settled = true
     clearTimeout(a.timer)
     a.load.end(a.startedAt)
+    this.#report.settled(a)
     return true
   }
 

@@ -5,6 +5,7 @@ import type { BalancerName } from '../lb/balancer.js'
 import type { Instance } from '../watch/instance.js'
 import type { ServiceWatch } from '../watch/service-watch.js'
 import type { FailureKind } from './failure.js'
+import type { ReadmitReason } from './outlier-detector.js'
 import type { RequestOutcome, RetryBudgetOptions } from './retry-policy.js'
 
 export interface DispatcherTuning {
@@ -12,9 +13,9 @@ export interface DispatcherTuning {
   retries: number
   /** Load that retries may add; see RetryBudget. */
   retryBudget: RetryBudgetOptions
-  /** How long an instance is skipped the first time it is ejected, in ms. 0 turns ejection off. Default 30 s. */
+  /** How long an ejected instance backs off before one request probes it, in ms (× its recent ejections). 0 turns ejection off. Default 1 s. */
   ejectionMs: number
-  /** The longest ejection (each one lasts ejectionMs × the instance's recent ejections, up to this), in ms. */
+  /** The longest back-off (it doubles with each failed probe), in ms. */
   maxEjectionMs: number
   /** Failures in a row (timeouts, resets, 5xx to idempotent requests) that eject an instance. */
   consecutiveFailures: number
@@ -59,15 +60,21 @@ export interface DispatcherStats {
   outlierEjections: number
   /** Ejections not made because `maxEjectionPercent` of the instances were out already. */
   ejectionsCapped: number
-  /** Ejected instances back in rotation, after their ejection time or after a success. */
+  /** Ejected instances back in rotation, after a successful probe or another request's success. */
   readmissions: number
+  /** Requests sent as the probe of an ejected instance whose back-off was over. */
+  probes: number
+  /** Of those, probes that failed (the instance backed off again, twice as long). */
+  probeFailures: number
 }
 
 export interface DispatcherEvents {
-  /** An instance is skipped for `ms`: it refused a connection (`connect`), or failed `consecutiveFailures` times in a row (the last failure's kind). */
+  /** An instance is skipped for `ms`, then probed: it refused a connection (`connect`), or failed `consecutiveFailures` times in a row (the last failure's kind). */
   eject: [instance: Instance, ejection: { reason: FailureKind, ms: number }]
-  /** It is picked again: its ejection time ended, or a request still in flight on it succeeded. */
-  readmit: [instance: Instance, reason: 'time' | 'success']
+  /** A probe failed: the instance backs off again for `ms` (a probe that passes emits `readmit`). */
+  probe: [instance: Instance, probe: { passed: false, ms: number }]
+  /** It is back in rotation after `ejectedMs` out: its probe answered (`probe`), or a request still in flight on it did (`success`). */
+  readmit: [instance: Instance, reason: ReadmitReason, ejectedMs: number]
   /**
    * A request is over for the caller (for metrics and live views): the instance of its last attempt
    * (undefined when none could be picked), how it ended, how long it took in ms, and its retries.
@@ -81,9 +88,10 @@ export interface DispatcherEvents {
  * goes to an instance picked from the live watch, through one keep-alive Pool per instance, and is
  * sent again to a different instance when the connection fails before any response (and, for
  * idempotent requests, after `perTryTimeout` or on a `retryOn` status). Outlier detection: an instance
- * that refuses a connection, or fails `consecutiveFailures` times in a row, is ejected (skipped) for a
- * time that grows with each ejection, never more than `maxEjectionPercent` of the instances at once,
- * and re-admitted when the time is up or when a request still in flight on it succeeds.
+ * that refuses a connection, or fails `consecutiveFailures` times in a row, is ejected (skipped), never
+ * more than `maxEjectionPercent` of the instances at once. After a back-off the next request probes it:
+ * a good answer re-admits it, a failure doubles the back-off. A request still in flight on an ejected
+ * instance that succeeds re-admits it too.
  */
 export interface ServiceDispatcher extends Dispatcher {
   /** The Consul service name. */

@@ -46,6 +46,12 @@ export class UpstreamLoad {
     this.#measured = true
   }
 
+  /** Drops the latency estimate: the instance is priced as a new one until its next answer. */
+  forget (): void {
+    this.#ewma = 0
+    this.#measured = false
+  }
+
   /** The estimated latency (ms) at `now`: the decayed peak EWMA, or the age of what is in flight if larger. */
   latency (now: number): number {
     const age = this.outstanding === 0 ? 0 : now - this.#startSum / this.outstanding

@@ -3,19 +3,10 @@ import { UpstreamLoad } from '../lb/upstream-load.js'
 import type { Instance, InstanceStatus } from '../watch/instance.js'
 import type { FailureKind } from './failure.js'
 import { OutlierState, mayEject, type EjectionTimes } from './outlier.js'
+import type { DispatcherStats, ReadmitReason } from './service-dispatcher.js'
 
 /** What the detector counts, a slice of the dispatcher's stats (it writes into the dispatcher's object). */
-export interface EjectionStats {
-  ejections: number
-  outlierEjections: number
-  ejectionsCapped: number
-  readmissions: number
-  probes: number
-  probeFailures: number
-}
-
-/** Why an ejected instance is back: its probe answered, or another request still in flight on it did. */
-export type ReadmitReason = 'probe' | 'success'
+export type EjectionStats = Pick<DispatcherStats, 'ejections' | 'outlierEjections' | 'ejectionsCapped' | 'readmissions' | 'probes' | 'probeFailures'>
 
 export interface OutlierDetectorOptions {
   ejection: EjectionTimes

@@ -5,7 +5,6 @@ import type { BalancerName } from '../lb/balancer.js'
 import type { Instance } from '../watch/instance.js'
 import type { ServiceWatch } from '../watch/service-watch.js'
 import type { FailureKind } from './failure.js'
-import type { ReadmitReason } from './outlier-detector.js'
 import type { RequestOutcome, RetryBudgetOptions } from './retry-policy.js'
 
 export interface DispatcherTuning {
@@ -67,6 +66,9 @@ export interface DispatcherStats {
   /** Of those, probes that failed (the instance backed off again, twice as long). */
   probeFailures: number
 }
+
+/** Why an ejected instance is back: its probe answered, or another request still in flight on it did. */
+export type ReadmitReason = 'probe' | 'success'
 
 export interface DispatcherEvents {
   /** An instance is skipped for `ms`, then probed: it refused a connection (`connect`), or failed `consecutiveFailures` times in a row (the last failure's kind). */

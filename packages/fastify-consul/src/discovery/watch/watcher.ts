@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises'
+import { pause } from '../../util/pause.js'
 import type { Logger } from '../../util/logger.js'
 import { fullJitter } from '../../util/backoff.js'
 import { blockingParams, nextIndex, requestTimeout } from '../../consul/blocking-query.js'
@@ -276,11 +276,4 @@ export class Watcher {
       }
     }
   }
-}
-
-/** Resolves after `ms`, or early when the signal aborts; never rejects, never holds the process open. */
-async function pause (ms: number, signal: AbortSignal): Promise<void> {
-  try {
-    await sleep(ms, undefined, { signal, ref: false })
-  } catch {}
 }

@@ -164,7 +164,10 @@ const shared = app.consul.dispatcher(watch, { retries: 1, balancer: 'least-reque
 expectAssignable<Dispatcher>(shared)
 expectType<string>(shared.service)
 expectError(app.consul.dispatcher(watch, { tag: 'v1' }))
-shared.events.on('readmit', (instance, why) => { expectType<Instance>(instance); expectType<'time' | 'success'>(why) })
+shared.events.on('readmit', (instance, why, ejectedMs) => { expectType<Instance>(instance); expectType<'probe' | 'success'>(why); expectType<number>(ejectedMs) })
+shared.events.on('probe', (instance, probe) => { expectType<Instance>(instance); expectType<{ passed: false, ms: number }>(probe) })
+expectType<number>(shared.stats.probes)
+expectType<number>(shared.stats.probeFailures)
 
 // A dispatcher exposes the watch that feeds it, so a caller (the gateway) needs no query option names.
 expectType<ServiceWatch>(shared.watch)

@@ -30,3 +30,11 @@ t.test('anything else: 502, the cause kept for the log', async (t) => {
   const bare = new Error('bad status code')
   t.match(upstreamError('users', bare), { code: 'FST_REG_GATEWAY_BAD_GATEWAY', cause: bare }, 'an error without a cause is its own cause')
 })
+
+t.test('the dispatcher gave up (#29): its coded error is looked through to the last try’s code', async (t) => {
+  const gaveUp = (code: string): Error => new errors.DispatchFailedError('users', 3, code, { cause: Object.assign(new Error(code), { code }) })
+  // What reply-from hands onError for a code it does not know: an InternalServerError around ours.
+  const viaReplyFrom = (code: string): Error => new Error('reply-from', { cause: gaveUp(code) })
+  t.match(upstreamError('users', viaReplyFrom('UND_ERR_HEADERS_TIMEOUT')), { code: 'FST_REG_GATEWAY_TIMEOUT', statusCode: 504, cause: { code: 'FST_REG_DISCOVERY_DISPATCH_FAILED' } })
+  t.match(upstreamError('users', viaReplyFrom('ECONNREFUSED')), { code: 'FST_REG_GATEWAY_BAD_GATEWAY', statusCode: 502 })
+})

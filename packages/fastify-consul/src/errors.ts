@@ -44,6 +44,24 @@ export const BadResponseError = createError<'FST_REG_DISCOVERY_BAD_RESPONSE', 50
 export const UpstreamUnusableError = createError<'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE', 502, [string, string]>(
   'FST_REG_DISCOVERY_UPSTREAM_UNUSABLE', 'Instance %s cannot take a request: %s', 502)
 
+/**
+ * A dispatcher gave up on a request before any answer reached the caller: every try failed, or the
+ * failure could not be retried (method, body, budget, no instance left untried). The message names the
+ * service, the tries and the last try's code, never an address, so a route that rethrows it shows the
+ * client nothing internal. `cause` is the last try's own error (undici's, or ours); `tries` and
+ * `instances` (the instance IDs in the order tried) are for the log. `classifyFailure` looks through it.
+ */
+export const DispatchFailedError = createError<'FST_REG_DISCOVERY_DISPATCH_FAILED', 502, [string, number, string, { cause: unknown }]>(
+  'FST_REG_DISCOVERY_DISPATCH_FAILED', 'Gave up on %s after %d tries; the last failed with %s (see cause)', 502)
+
+/** What a `DispatchFailedError` carries besides its message and cause. */
+export interface DispatchFailure {
+  /** Attempts made, retries included. */
+  readonly tries: number
+  /** The Consul service IDs tried, in order. */
+  readonly instances: readonly string[]
+}
+
 export const NotReadyError = createError<'FST_REG_DISCOVERY_NOT_READY', 503, [string, number]>(
   'FST_REG_DISCOVERY_NOT_READY', 'Consul gave no answer about %s within readyTimeout (%d ms); the watch keeps trying, and its log at warn says why', 503)
 

@@ -20,6 +20,7 @@ import consulPlugin, {
   type InstanceStatus,
   type RegistrationState,
   type Failure,
+  type DispatchFailure,
   type HealthSource,
   type ServiceRegistration,
   type ServiceWatch,
@@ -208,4 +209,12 @@ expectError(new errors.ConsulHttpError('GET /x', '500', 'boom'))
 declare const caught: unknown
 if (caught instanceof errors.NoInstanceError) {
   expectType<'FST_REG_DISCOVERY_NO_INSTANCE'>(caught.code)
+}
+// A dispatcher's give-up (#29): coded, 502, its cause and tries described by DispatchFailure.
+expectType<'FST_REG_DISCOVERY_DISPATCH_FAILED'>(new errors.DispatchFailedError('users', 3, 'UND_ERR_HEADERS_TIMEOUT', { cause: new Error('x') }).code)
+expectType<502>(new errors.DispatchFailedError('users', 3, 'UND_ERR_HEADERS_TIMEOUT', { cause: new Error('x') }).statusCode)
+if (caught instanceof errors.DispatchFailedError) {
+  const failure = caught as typeof caught & DispatchFailure
+  expectType<number>(failure.tries)
+  expectType<readonly string[]>(failure.instances)
 }

@@ -16,6 +16,7 @@ import { consulHttp, ids, register, until, upstream, within, type Upstream } fro
 import { recordingLogger } from './fixtures/discovery-logger.js'
 import { StaticWatch, instanceAt } from './fixtures/discovery-static-watch.js'
 import { childUpstream } from './fixtures/child-upstream.js'
+import { gaveUp } from './fixtures/dispatch-failed.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -90,7 +91,7 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
     const target = (i: Instance | undefined): Target | undefined => i === undefined ? undefined : { instance: i, origin: i.id, load: loadOf(i) }
     return {
       sent,
-      policy: { maxRetries: 2, budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget), retryOn: new Set(), perTryTimeout: 0, now: () => 0, noInstance: () => new Error('none') },
+      policy: { maxRetries: 2, budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget), retryOn: new Set(), perTryTimeout: 0, now: () => 0, noInstance: () => new Error('none'), gaveUp: (cause, instances) => Object.assign(new Error('gave up'), { cause, instances }) },
       choose: (tried) => target([a, b].find((i) => !tried.has(i.id))),
       send ({ origin }, opts, handler) { sent.push(origin); send(origin, opts, handler) },
       report: { succeeded () {}, settled () {}, failed () {}, timedOut () {}, retrying () {}, ended () {}, denied () {} }
@@ -154,6 +155,37 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
     await tick()
     t.same(r.sent, ['a', 'b'])
     t.same(h.calls, ['connect', 'body-sent', 'sent', 'started', 'headers', 'complete'])
+  })
+
+  await t.test('given up: the caller gets the policy’s one error, the last try’s own as its cause, every instance tried (#29)', async (t) => {
+    const h = recorder()
+    const seen: Error[] = []
+    const r = route((_origin, _o, handler) => {
+      handler.onConnect(() => {})
+      const err = refused()
+      seen.push(err)
+      handler.onError(err)
+    })
+    new RetryingHandler(r, opts, h).start()
+    await tick()
+    t.same(r.sent, ['a', 'b'])
+    t.same(h.calls, ['connect', 'error'])
+    t.match(h.error, { message: 'gave up', instances: ['a', 'b'] })
+    t.equal(h.error!.cause, seen[1], 'the cause is the last try’s error, not the first')
+  })
+
+  await t.test('an error once the answer has started is the response’s own, not a give-up', async (t) => {
+    const h = recorder()
+    const cut = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })
+    const r = route((_origin, _o, handler) => {
+      handler.onConnect(() => {})
+      handler.onHeaders!(200, [], () => {}, 'OK')
+      handler.onError(cut)
+    })
+    new RetryingHandler(r, opts, h).start()
+    await tick()
+    t.same(r.sent, ['a'], 'not retried: the caller has the headers')
+    t.equal(h.error, cut)
   })
 
   await t.test('optional callbacks the caller lacks are skipped; upgrades pass through', async (t) => {
@@ -329,7 +361,7 @@ t.test('each retry goes to an instance not tried yet, up to `retries`', async (t
   t.equal((await get(three)).id, 'a')
   t.equal(three.stats.retries, 3)
   const two = dispatcherFor(t, list, { ...stuck, retries: 2 }).d
-  await t.rejects(get(two), { code: 'ECONNREFUSED' })
+  await t.rejects(get(two), gaveUp('ECONNREFUSED'))
   t.equal(two.stats.retries, 2)
 })
 
@@ -337,7 +369,7 @@ t.test('the retry budget caps retries across requests', async (t) => {
   const [d1, d2] = await Promise.all([dead(t, 'd1'), dead(t, 'd2')])
   const a = await upstream(t, 'a')
   const { d, watch } = dispatcherFor(t, [at(d1), at(d2), at(a)], { ejectionMs: 0, retryBudget: { ratio: 0, minPerSecond: 0, burst: 1 } })
-  await t.rejects(get(d), { code: 'ECONNREFUSED' }, 'd1 refused, retried on d2 (the one token), d2 refused: no token left')
+  await t.rejects(get(d), gaveUp('ECONNREFUSED'), 'd1 refused, retried on d2 (the one token), d2 refused: no token left')
   t.match(d.stats, { retries: 1, retriesDenied: 1 })
   t.equal(d.stats.retries, 1, 'no token left: nothing more was retried')
   watch.set([at(a)])
@@ -365,7 +397,7 @@ t.test('bodies: strings and untouched streams are sent again; a consumed stream 
   })
   await t.test('consumed stream', async (t) => {
     const { d } = dispatcherFor(t, [at(eater), at(a)])
-    await t.rejects(get(d, { method: 'PUT', body: Readable.from(['only', 'once']) }), { code: 'UND_ERR_SOCKET' })
+    await t.rejects(get(d, { method: 'PUT', body: Readable.from(['only', 'once']) }), gaveUp('UND_ERR_SOCKET'))
     t.equal(d.stats.retries, 0)
   })
 })
@@ -427,10 +459,10 @@ t.test('maxEjectionPercent: ejection alone never empties the pool; ejected insta
     const [d1, d2] = await Promise.all([dead(t, 'd1'), dead(t, 'd2')])
     const { d } = dispatcherFor(t, [at(d1), at(d2)], { ejectionMs: 60_000 })
     t.equal(d.stats.ejectionsCapped, 0)
-    await t.rejects(get(d), { code: 'ECONNREFUSED' })
+    await t.rejects(get(d), gaveUp('ECONNREFUSED'))
     t.same(ids(d.ejected), ['d1'], 'the first refusal ejects (Envoy: at least one, whatever the percentage)')
     t.match(d.stats, { ejections: 1, ejectionsCapped: 1 }, 'the second would have taken the pool past half')
-    await t.rejects(get(d), { code: 'ECONNREFUSED' }, 'still tried, never NO_INSTANCE')
+    await t.rejects(get(d), gaveUp('ECONNREFUSED'), 'still tried, never NO_INSTANCE')
     t.equal(d.stats.retries, 2, 'the retry went to the ejected instance when no admitted one was left')
     await d1.start()
     const readmitted = once(d.events, 'readmit')
@@ -449,7 +481,7 @@ t.test('maxEjectionPercent: ejection alone never empties the pool; ejected insta
   await t.test('a pool of one: ejected (Envoy’s floor of one), and still routed to', async (t) => {
     const gone = await dead(t)
     const { d } = dispatcherFor(t, [at(gone)], { ejectionMs: 60_000 })
-    await t.rejects(get(d), { code: 'ECONNREFUSED' })
+    await t.rejects(get(d), gaveUp('ECONNREFUSED'))
     t.same(ids(d.ejected), ['dead'])
     await gone.start()
     t.equal((await get(d)).id, 'dead', 'panic: with every instance ejected, all are tried')
@@ -457,7 +489,7 @@ t.test('maxEjectionPercent: ejection alone never empties the pool; ejected insta
   await t.test('maxEjectionPercent 100 can eject every instance; they are still tried', async (t) => {
     const [d1, d2] = await Promise.all([dead(t, 'd1'), dead(t, 'd2')])
     const { d } = dispatcherFor(t, [at(d1), at(d2)], { ejectionMs: 60_000, maxEjectionPercent: 100 })
-    await t.rejects(get(d), { code: 'ECONNREFUSED' })
+    await t.rejects(get(d), gaveUp('ECONNREFUSED'))
     t.same(ids(d.ejected), ['d1', 'd2'])
     await d2.start()
     t.equal((await get(d)).id, 'd2')
@@ -515,7 +547,7 @@ t.test('closing with a request in flight: it fails, it is not retried onto a new
   const { d } = dispatcherFor(t, [at(gone), at(a)])
   const pending = get(d)
   const closed = d.close()
-  await t.rejects(pending, { code: 'ECONNREFUSED' })
+  await t.rejects(pending, gaveUp('ECONNREFUSED'))
   await closed
   t.match(d.stats, { retries: 0, ejections: 0 })
 })
@@ -747,10 +779,14 @@ t.test('perTryTimeout: an idempotent attempt with no answer in time is retried e
     t.match(d.stats, { perTryTimeouts: 1, retries: 1 })
   })
 
-  await t.test('every instance silent: undici’s headers-timeout error, after each was tried', async (t) => {
+  await t.test('every instance silent: one coded error with undici’s headers-timeout as its cause, after each was tried', async (t) => {
     const other = await upstream(t, 'other', () => {})
     const { d } = dispatcherFor(t, [at(silent), at(other)], { perTryTimeout: 50, retries: 1 })
-    await t.rejects(get(d), { code: 'UND_ERR_HEADERS_TIMEOUT' })
+    const err = await get(d).then(() => undefined, (e: unknown) => e as Error & { tries?: number, instances?: string[] })
+    t.match(err, { ...gaveUp('UND_ERR_HEADERS_TIMEOUT'), tries: 2 })
+    t.same([...err?.instances ?? []].sort(), ['other', 'silent'], 'both instances, once each')
+    t.match(err?.message, /^Gave up on \S+ after 2 tries; the last failed with UND_ERR_HEADERS_TIMEOUT/)
+    t.notMatch(err?.message, /127\.0\.0\.1|:\d{2,5}\b/, 'no address: a route that rethrows it shows the client nothing internal')
     t.match(d.stats, { perTryTimeouts: 2, retries: 1 })
   })
 
@@ -883,7 +919,7 @@ t.test('the request event: once per request, with its outcome, last instance, du
   await t.rejects(get(none.d), { code: 'FST_REG_DISCOVERY_NO_INSTANCE' })
   const refusing = dispatcherFor(t, [at(gone)], { retries: 0 })
   refusing.d.events.on('request', record)
-  await t.rejects(get(refusing.d), { code: 'ECONNREFUSED' })
+  await t.rejects(get(refusing.d), gaveUp('ECONNREFUSED'))
   t.same(ended.splice(0), [['broken', 'server_error', 0], [undefined, 'no_instance', 0], ['dead', 'failed', 0]])
 
   const hanging = dispatcherFor(t, [at(slow)])

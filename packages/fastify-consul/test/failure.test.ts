@@ -41,3 +41,16 @@ t.test('one frozen answer per class', async (t) => {
   t.ok(Object.isFrozen(of('ECONNREFUSED')))
   t.equal(of('ECONNREFUSED'), of('EHOSTUNREACH'), 'shared rows, no allocation per failure')
 })
+
+t.test('looks through causes: a dispatcher’s give-up and a proxy’s wrapper around it (#29)', async (t) => {
+  const gaveUp = new Error('gave up', { cause: coded('UND_ERR_HEADERS_TIMEOUT') })
+  t.equal(classifyFailure(gaveUp), of('UND_ERR_HEADERS_TIMEOUT'), 'the last try’s row')
+  t.equal(classifyFailure(new Error('reply-from', { cause: gaveUp })), of('UND_ERR_HEADERS_TIMEOUT'), 'two links down')
+  t.equal(classifyFailure(coded('ECONNREFUSED')), of('ECONNREFUSED'), 'a known code wins over its cause')
+  const three = new Error('1', { cause: new Error('2', { cause: new Error('3', { cause: coded('ECONNREFUSED') }) }) })
+  t.equal(classifyFailure(three).kind, undefined, 'three links without a code: says nothing')
+  const loop = new Error('loop')
+  loop.cause = loop
+  t.equal(classifyFailure(loop).kind, undefined, 'a cycle of causes ends')
+  t.equal(classifyFailure(new Error('x', { cause: 'not an error' })).kind, undefined)
+})

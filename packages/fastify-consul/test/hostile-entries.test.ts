@@ -104,7 +104,9 @@ t.test('every try ends exactly once: good, unusable, refusing and frozen instanc
       await res.body.dump()
       return res.statusCode
     } catch (err) {
-      return (err as Error & { code?: string }).code
+      // Every failure is the dispatcher's one coded error; its cause says which kind it was.
+      const e = err as Error & { code?: string, cause?: { code?: string } }
+      return e.code === 'FST_REG_DISCOVERY_DISPATCH_FAILED' ? e.cause?.code : `unwrapped ${String(e.code)}`
     }
   }))
   t.equal(outcomes.length, N)

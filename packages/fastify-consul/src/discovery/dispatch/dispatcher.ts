@@ -3,7 +3,7 @@ import type { Logger } from '../../util/logger.js'
 import { Dispatcher, errors, type Pool } from 'undici'
 import type { Balancer, BalancerName } from '../lb/balancer.js'
 import { createBalancer } from '../lb/create-balancer.js'
-import { NoInstanceError, WatchClosedError } from '../../errors.js'
+import { DispatchFailedError, NoInstanceError, WatchClosedError, type DispatchFailure } from '../../errors.js'
 import type { Instance } from '../watch/instance.js'
 import { OutlierDetector } from './outlier-detector.js'
 import { RetryingHandler, type RetryRoute, type Target } from './retry.js'
@@ -143,7 +143,12 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
         retryOn: new Set(opts.retryOn),
         perTryTimeout: opts.perTryTimeout,
         now: this.#now,
-        noInstance: () => new NoInstanceError(this.service)
+        noInstance: () => new NoInstanceError(this.service),
+        gaveUp: (cause, instances) => {
+          const code = (cause as Error & { code?: string }).code ?? cause.name
+          const err = new DispatchFailedError(this.service, instances.length, code, { cause })
+          return Object.assign(err, { tries: instances.length, instances } satisfies DispatchFailure)
+        }
       },
       choose: (tried) => this.#target(this.#choose(tried)),
       send: (target, opts, handler) => {

@@ -51,7 +51,18 @@ const FAILURES: ReadonlyMap<string, Failure> = new Map([
   ['UND_ERR_BODY_TIMEOUT', row('timeout', false, false)]
 ])
 
-/** Classifies an error by its `code`; an error without a known code says nothing and may not be retried. */
+/**
+ * Classifies an error by its `code`, looking through `cause` when the code is not one of the table's:
+ * a dispatcher that gives up wraps its last try's error (FST_REG_DISCOVERY_DISPATCH_FAILED), and a
+ * proxy such as reply-from wraps that again. An error without a known code anywhere in its first
+ * three links says nothing and may not be retried (the bound also stops a cycle of causes).
+ */
 export function classifyFailure (err: Error): Failure {
-  return FAILURES.get((err as Error & { code?: string }).code ?? '') ?? NOTHING
+  let link: unknown = err
+  for (let depth = 0; depth < 3 && link instanceof Error; depth++) {
+    const known = FAILURES.get((link as Error & { code?: string }).code ?? '')
+    if (known !== undefined) return known
+    link = link.cause
+  }
+  return NOTHING
 }

@@ -71,6 +71,8 @@ export interface RetryPolicy {
   now (): number
   /** The error for a request that finds no instance at all. */
   noInstance (): Error
+  /** The error for a request given up before any answer: `cause` is its last try's, `instances` the IDs tried. */
+  gaveUp (cause: Error, instances: readonly string[]): Error
 }
 
 /**

@@ -78,11 +78,12 @@ export class RetryingHandler {
   readonly #opts: Dispatcher.DispatchOptions
   readonly #handler: LegacyHandler
   readonly #tried = new Set<string>()
+  /** The instance IDs of its attempts, in order: how many were made, and who, for the error when it gives up. */
+  readonly #path: string[] = []
   readonly #idempotent: boolean
   #current: Attempt | undefined
   /** The instance of the latest attempt, for `ended`. */
   #last: Instance | undefined
-  #attempts = 0
   #startedAt = 0
   #status = 0
   #aborted: Error | undefined
@@ -108,13 +109,15 @@ export class RetryingHandler {
 
   /** Tells the route once how the request ended; the caller's own callback follows. */
   #end (outcome: RequestOutcome): void {
-    const attempts = this.#attempts
+    const attempts = this.#path.length
     this.#report.ended(this.#last, outcome, this.#policy.now() - this.#startedAt, attempts > 0 ? attempts - 1 : 0)
   }
 
   #fail (err: Error, outcome: RequestOutcome): void {
     this.#end(outcome)
-    this.#handler.onError(err)
+    // Given up before any answer: one coded error whatever the tries were, the last one's as its cause.
+    // An error after the answer started (the body cut off) is the response stream's own, as undici's is.
+    this.#handler.onError(outcome === 'failed' && !this.#responded ? this.#policy.gaveUp(err, this.#path) : err)
   }
 
   #send (target: Target): void {
@@ -125,7 +128,7 @@ export class RetryingHandler {
     const policy = this.#policy
     const { instance, origin, load } = target
     this.#tried.add(origin)
-    this.#attempts++
+    this.#path.push(instance.id)
     this.#last = instance
     const a: Attempt = { instance, origin, load, startedAt: policy.now(), abort: undefined, timer: undefined, detached: undefined, next: undefined, settled: false }
     a.load.begin(a.startedAt)
@@ -271,7 +274,7 @@ export class RetryingHandler {
   }
 
   #mayRetry (): boolean {
-    return !this.#responded && this.#attempts <= this.#policy.maxRetries && isReplayableBody(this.#opts.body)
+    return !this.#responded && this.#path.length <= this.#policy.maxRetries && isReplayableBody(this.#opts.body)
   }
 
   #spend (reason: string | undefined): boolean {

@@ -52,7 +52,7 @@ export const UpstreamUnusableError = createError<'FST_REG_DISCOVERY_UPSTREAM_UNU
  * `instances` (the instance IDs in the order tried) are for the log. `classifyFailure` looks through it.
  */
 export const DispatchFailedError = createError<'FST_REG_DISCOVERY_DISPATCH_FAILED', 502, [string, number, string, { cause: unknown }]>(
-  'FST_REG_DISCOVERY_DISPATCH_FAILED', 'Gave up on %s after %d tries; the last failed with %s (see cause)', 502)
+  'FST_REG_DISCOVERY_DISPATCH_FAILED', 'Gave up on %s after %d attempt(s); the last failed with %s (see cause)', 502)
 
 /** What a `DispatchFailedError` carries besides its message and cause. */
 export interface DispatchFailure {

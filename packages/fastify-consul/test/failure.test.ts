@@ -1,5 +1,5 @@
 import t from 'tap'
-import { classifyFailure, type Failure } from '../src/discovery/dispatch/failure.js'
+import { classifyFailure, dispatchFailed, type Failure } from '../src/discovery/dispatch/failure.js'
 
 const coded = (code: string): Error => Object.assign(new Error(code), { code })
 const of = (code: string): Failure => classifyFailure(coded(code))
@@ -53,4 +53,14 @@ t.test('looks through causes: a dispatcher’s give-up and a proxy’s wrapper a
   loop.cause = loop
   t.equal(classifyFailure(loop).kind, undefined, 'a cycle of causes ends')
   t.equal(classifyFailure(new Error('x', { cause: 'not an error' })).kind, undefined)
+})
+
+t.test('dispatchFailed: the give-up error names the service, the tries and the last code, never a message', async (t) => {
+  const last = Object.assign(new Error('connect ECONNREFUSED 10.1.2.3:3001'), { code: 'ECONNREFUSED' })
+  const err = dispatchFailed('users', last, ['users-1', 'users-2'])
+  t.match(err, { code: 'FST_REG_DISCOVERY_DISPATCH_FAILED', statusCode: 502, tries: 2, instances: ['users-1', 'users-2'] })
+  t.equal(err.cause, last)
+  t.equal(err.message, 'Gave up on users after 2 attempt(s); the last failed with ECONNREFUSED (see cause)')
+  t.equal(dispatchFailed('users', new TypeError('at 10.1.2.3'), ['users-1']).message, 'Gave up on users after 1 attempt(s); the last failed with TypeError (see cause)', 'no code: its class, not its message')
+  t.equal(classifyFailure(err), classifyFailure(last), 'classified as its cause')
 })

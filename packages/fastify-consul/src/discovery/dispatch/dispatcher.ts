@@ -3,7 +3,8 @@ import type { Logger } from '../../util/logger.js'
 import { Dispatcher, errors, type Pool } from 'undici'
 import type { Balancer, BalancerName } from '../lb/balancer.js'
 import { createBalancer } from '../lb/create-balancer.js'
-import { DispatchFailedError, NoInstanceError, WatchClosedError, type DispatchFailure } from '../../errors.js'
+import { NoInstanceError, WatchClosedError } from '../../errors.js'
+import { dispatchFailed } from './failure.js'
 import type { Instance } from '../watch/instance.js'
 import { OutlierDetector } from './outlier-detector.js'
 import { RetryingHandler, type RetryRoute, type Target } from './retry.js'
@@ -75,6 +76,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
       ejection: { baseMs: opts.ejectionMs, maxMs: opts.maxEjectionMs },
       consecutiveFailures: opts.consecutiveFailures,
       maxEjectionPercent: opts.maxEjectionPercent,
+      slowStartMs: opts.slowStartMs,
       now: this.#now,
       log: this.#log,
       stats: this.#stats,
@@ -144,11 +146,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
         perTryTimeout: opts.perTryTimeout,
         now: this.#now,
         noInstance: () => new NoInstanceError(this.service),
-        gaveUp: (cause, instances) => {
-          const code = (cause as Error & { code?: string }).code ?? cause.name
-          const err = new DispatchFailedError(this.service, instances.length, code, { cause })
-          return Object.assign(err, { tries: instances.length, instances } satisfies DispatchFailure)
-        }
+        gaveUp: (cause, instances) => dispatchFailed(this.service, cause, instances)
       },
       choose: (tried) => this.#target(this.#choose(tried)),
       send: (target, opts, handler) => {

@@ -1,3 +1,5 @@
+import { DispatchFailedError, type DispatchFailure } from '../../errors.js'
+
 /**
  * What went wrong with one attempt, as outlier detection counts it:
  * - `connect`: the upstream host cannot be reached (refused, unreachable, name not found, connect timeout,
@@ -65,4 +67,15 @@ export function classifyFailure (err: Error): Failure {
     link = link.cause
   }
   return NOTHING
+}
+
+/**
+ * The one error a dispatcher rejects with when it gives up before any answer: coded, the last try's own
+ * error as its cause, the IDs tried. Its message names the last try's code (or, without one, its class),
+ * never its message, which may hold an address.
+ */
+export function dispatchFailed (service: string, cause: Error, instances: readonly string[]): InstanceType<typeof DispatchFailedError> & DispatchFailure {
+  const code = (cause as Error & { code?: string }).code ?? cause.name
+  const err = new DispatchFailedError(service, instances.length, code, { cause })
+  return Object.assign(err, { tries: instances.length, instances })
 }

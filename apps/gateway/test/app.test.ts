@@ -131,8 +131,8 @@ t.test('an instance that refuses connections: bodies are replayed on another ins
     req.setEncoding('utf8').on('data', (chunk: string) => { body += chunk }).on('end', () => res.end(`${req.method} ${body}`))
   })
   await registerInstance(agent.url, { name: 'half', id: 'half-dead', port: closedPort })
-  // Ejection off keeps the refusing instance in the rotation, so every other pick lands on it.
-  const app = await buildGateway(t, { upstream: 'half', consul, discovery: { ejectionMs: 0 } })
+  // Ejection off keeps the refusing instance in the rotation, and round-robin lands every other pick on it.
+  const app = await buildGateway(t, { upstream: 'half', consul, discovery: { ejectionMs: 0, balancer: 'round-robin' } })
   await instancesBecome(app, ['half-1', 'half-dead'])
   for (let i = 0; i < 4; i++) {
     const res = await app.inject({ method: 'PUT', url: '/users/1', headers: { 'content-type': 'text/plain' }, payload: `v${i}` })

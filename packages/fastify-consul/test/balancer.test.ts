@@ -33,6 +33,16 @@ function grid (n: number): () => number {
   return () => ((k++ % n) + 0.5) / n
 }
 
+/** A seeded uniform source (mulberry32): statistical shares without a grid's correlated draws. */
+function seeded (seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6D2B79F5) | 0
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
 function picks (b: Balancer, n: number): string[] {
   return Array.from({ length: n }, () => b.pick()!.id)
 }
@@ -173,6 +183,74 @@ t.test('least-request keeps a frozen instance out once its requests pile up', as
   }
   t.ok(toFrozen > 0 && toFrozen <= 5, `${toFrozen} of 1000 picks went to the frozen instance`)
   t.equal(frozen.outstanding, toFrozen)
+})
+
+t.test('slow start (#29 item 12): a warming instance’s share ramps up and its cold latency is not held against it', async (t) => {
+  await t.test('UpstreamLoad.warmth: Envoy’s factor, from at least 1 s, floor 10 %, linear; the window’s end drops the cold estimate', async (t) => {
+    const l = new UpstreamLoad()
+    t.equal(l.warmth(0), 1, 'never warming: warm')
+    t.equal(l.inFlightCost(0), 0, 'idle: nothing in flight')
+    l.begin(0)
+    l.begin(100)
+    t.equal(l.inFlightCost(100), (1 + 50) * 2, '(1 + mean age) × count')
+    l.end(0)
+    l.end(100)
+    l.warmUp(1000, 10_000)
+    t.equal(l.warmth(1000), 0.1, 'at once: max(1 s, 0) / 10 s')
+    t.equal(l.warmth(6000), 0.5)
+    l.observe(400, 6000)
+    t.equal(l.cost(6000), 400, 'measured while warming')
+    t.equal(l.warmth(11_000), 1, 'the window is over')
+    t.equal(l.cost(11_000), 0, 'and what it measured while cold is forgotten: priced as a new instance')
+    l.warmUp(0, 100_000)
+    t.equal(l.warmth(0), 0.1, 'the floor: 1 s of 100 s would be 1 %')
+    l.warmUp(0, 0)
+    t.equal(l.warmth(0), 1, 'a window of 0 is no slow start')
+  })
+
+  // c joined at 0 and gave one cold first answer (400 ms); a and b are established at 2 ms: the
+  // starvation the demo README saw.
+  function cold (warming: boolean): { load: (i: Instance) => UpstreamLoad, at: (ms: number) => void, now: () => number } {
+    let clock = 0
+    const loads = new Map(['a', 'b', 'c'].map((id) => [id, new UpstreamLoad()]))
+    if (warming) loads.get('c')!.warmUp(0, 30_000)
+    loads.get('a')!.observe(2, 0)
+    loads.get('b')!.observe(2, 0)
+    loads.get('c')!.observe(400, 0)
+    return { load: (i) => loads.get(i.id)!, at: (ms) => { clock = ms }, now: () => clock }
+  }
+
+  await t.test('negative control, without slow start: the cold instance is never picked for seconds', async (t) => {
+    const { load, at, now } = cold(false)
+    at(2000)
+    const b = createBalancer('least-request', abc, { load, now, random: grid(101) })
+    t.equal(shares(picks(b, 3000)).c, undefined, 'c loses every comparison on its one slow answer')
+  })
+
+  await t.test('with slow start: picked, at a share that ramps with the window', async (t) => {
+    const { load, at, now } = cold(true)
+    const b = createBalancer('least-request', abc, { load, now, random: seeded(7) })
+    at(3000)
+    const early = shares(picks(b, 3000)).c ?? 0
+    at(27_000)
+    const late = shares(picks(b, 3000)).c ?? 0
+    // Idle instances tie on what is in flight (nothing) and the first candidate wins, so c's share is its chance
+    // to be drawn first: about 5 % at 10 % warmth (a rejected draw is redrawn, the fourth stands) and
+    // about 32 % at 90 %, against 0 without slow start.
+    t.ok(early > 60 && early < 300, `c is picked while warming: ${early} of 3000 at 10 % warmth (about 165 expected)`)
+    t.ok(late > 800 && late < 1100, `and more as it warms: ${late} of 3000 at 90 % (about 960 expected; a fair third is 1000)`)
+    at(30_000)
+    picks(b, 50)
+    t.equal(load(abc[2]!).cost(now()), 0, 'once the window is over, the first comparison that reads c drops its 400 ms sample: priced as new')
+  })
+
+  await t.test('while warming, a frozen instance still loses on requests in flight', async (t) => {
+    const { load, at, now } = cold(true)
+    at(10_000)
+    for (let i = 0; i < 5; i++) load(abc[2]!).begin(10_000)
+    const b = createBalancer('least-request', abc, { load, now, random: grid(101) })
+    t.equal(shares(picks(b, 1000)).c, undefined, 'five stuck requests: never the lower cost')
+  })
 })
 
 t.test('least-request reads the clock once per pick and performance.now by default', async (t) => {

@@ -77,8 +77,10 @@ t.test('OutlierState: failures in a row, back-offs that double with failed probe
 
 t.test('dispatcher options for outlier detection and latency', async (t) => {
   const defaults = dispatchSettings({})
-  t.match(defaults, { balancer: 'weighted', ejectionMs: 1000, maxEjectionMs: 300_000, consecutiveFailures: 5, maxEjectionPercent: 50, retryOn: [], perTryTimeout: 0 })
+  t.match(defaults, { balancer: 'weighted', ejectionMs: 1000, maxEjectionMs: 300_000, consecutiveFailures: 5, maxEjectionPercent: 50, retryOn: [], perTryTimeout: 0, slowStartMs: 0 })
   t.equal(DISCOVERY_DEFAULTS.perTryTimeout, 0, 'off unless asked for')
+  t.equal(DISCOVERY_DEFAULTS.slowStartMs, 0, 'slow start off unless asked for, as in Envoy')
+  t.equal(dispatchSettings({ slowStartMs: '30s' }).slowStartMs, 30_000)
   t.match(dispatchSettings({ balancer: 'least-request', maxEjectionMs: '2m', consecutiveFailures: 3, maxEjectionPercent: 34, retryOn: [502, 503], perTryTimeout: '1.5s' }),
     { balancer: 'least-request', maxEjectionMs: 120_000, consecutiveFailures: 3, maxEjectionPercent: 34, retryOn: [502, 503], perTryTimeout: 1500 })
   for (const kind of ['dispatcher', 'dispatch'] as const) {
@@ -90,6 +92,8 @@ t.test('dispatcher options for outlier detection and latency', async (t) => {
     [{ retryOn: [503, 503] }, /option retryOn: expected an array of distinct HTTP statuses/],
     [{ retryOn: 503 }, /option retryOn: expected an array/],
     [{ perTryTimeout: '1 s' }, /option perTryTimeout: expected a duration/],
+    [{ slowStartMs: 'warm' }, /option slowStartMs: expected a duration/],
+    [{ slowStartMs: -5 }, /option slowStartMs: expected a duration/],
     [{ maxEjectionMs: -1 }, /option maxEjectionMs: expected a duration/],
     [{ maxEjectionPercent: 101 }, /option maxEjectionPercent: expected a number from 0 to 100/],
     [{ consecutiveFailures: 0 }, /option consecutiveFailures: expected an integer from 1 to 1000/],

@@ -87,6 +87,13 @@ interface DispatchFields {
   retryOn?: readonly number[]
   /** How long an idempotent request's attempt waits for response headers before it is retried elsewhere. Default 0: no limit. */
   perTryTimeout?: number | string
+  /**
+   * Slow start (Envoy's `slow_start_config`), for 'least-request': for this long after an instance joins
+   * the set, its chance to be picked ramps from 10 % of its weight to all of it, and its latency is not
+   * held against it (it competes on requests in flight; what it measured while cold is dropped when the
+   * window ends). Default 0: off.
+   */
+  slowStartMs?: number | string
   /** Options for each upstream's undici Pool. */
   pool?: Pool.Options
   /** Uniform source in [0, 1) for the balancer. Default Math.random. */
@@ -125,7 +132,10 @@ export const DISCOVERY_DEFAULTS = Object.freeze({
   retryOn: Object.freeze([]) as readonly number[],
   // Off: only the caller knows how slow a legitimate answer may be (a report may take 30 s), and a
   // timeout below that would retry slow but healthy requests, doubling the load when it hurts most.
-  perTryTimeout: 0
+  perTryTimeout: 0,
+  // Off, as in Envoy: a window delays a new replica's full share, which only the caller can weigh
+  // against its warm-up. The gateway sample turns it on.
+  slowStartMs: 0
 })
 
 /** Consul caps a blocking query's wait at 10 minutes. */
@@ -167,6 +177,7 @@ const dispatchFields = {
   maxEjectionPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'a number from 0 to 100' })),
   retryOn: Type.Optional(Type.Array(Type.Integer({ minimum: 400, maximum: 599, description: 'an HTTP status from 400 to 599' }), { uniqueItems: true, description: 'an array of distinct HTTP statuses from 400 to 599' })),
   perTryTimeout: Type.Optional(Duration(0)),
+  slowStartMs: Type.Optional(Duration(0)),
   pool: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'undici Pool options (an object)' }))
 }
 
@@ -258,6 +269,7 @@ export function dispatchSettings (o: DispatchOptions): DispatchSettings {
     maxEjectionPercent: o.maxEjectionPercent ?? DISCOVERY_DEFAULTS.maxEjectionPercent,
     retryOn: o.retryOn ?? DISCOVERY_DEFAULTS.retryOn,
     perTryTimeout: msOr(o.perTryTimeout, DISCOVERY_DEFAULTS.perTryTimeout),
+    slowStartMs: msOr(o.slowStartMs, DISCOVERY_DEFAULTS.slowStartMs),
     pool: o.pool ?? {}
   }
 }

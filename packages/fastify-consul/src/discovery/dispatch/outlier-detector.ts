@@ -12,6 +12,8 @@ export interface OutlierDetectorOptions {
   ejection: EjectionTimes
   consecutiveFailures: number
   maxEjectionPercent: number
+  /** The slow-start window of an instance that joins the set, in ms (0: none); see UpstreamLoad.warmUp. */
+  slowStartMs: number
   now: () => number
   log: Logger
   stats: EjectionStats
@@ -100,6 +102,10 @@ export class OutlierDetector {
     let upstream = this.#upstreams.get(origin)
     if (upstream === undefined) {
       upstream = { load: new UpstreamLoad(), outlier: new OutlierState() }
+      // A record is made when the instance joins the set (the balancer asks for its load) and dropped
+      // when it leaves, so a replica that restarts warms up again. A readmission does not: the probe
+      // proved a process that was warm before it stalled.
+      upstream.load.warmUp(this.#opts.now(), this.#opts.slowStartMs)
       this.#upstreams.set(origin, upstream)
     }
     return upstream

@@ -24,6 +24,8 @@ export interface DispatcherTuning {
   retryOn: readonly number[]
   /** How long an idempotent request's attempt may wait for response headers before it is retried elsewhere, in ms; 0 for no limit. */
   perTryTimeout: number
+  /** Envoy's slow-start window, in ms: how long an instance that joined the set is warming up (least-request only); 0 for none. */
+  slowStartMs: number
   /** Options for each upstream's undici Pool (connections, keep-alive, connect timeout, TLS…). */
   pool: Pool.Options
 }

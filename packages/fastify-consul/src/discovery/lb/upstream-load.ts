@@ -1,6 +1,9 @@
 /** How fast an old latency sample fades: Finagle's and Linkerd's peak-EWMA decay time. */
 export const DECAY_MS = 10_000
 
+/** Envoy's slow-start floor (`min_weight_percent`): a warming instance is still picked at this share of its weight. */
+export const SLOW_START_FLOOR = 0.1
+
 /**
  * The cost of an instance that has a request in flight but never answered one: large enough that any
  * measured instance wins, ordered by outstanding requests among unmeasured ones (Finagle's penalty).
@@ -24,6 +27,34 @@ export class UpstreamLoad {
   #ewma = 0
   #stamp = 0
   #measured = false
+  /** Slow start: when the window began and how long it lasts (0: warm). */
+  #warmFrom = 0
+  #warmWindow = 0
+
+  /** The instance joined the set at `now`: it is warming up for `windowMs` (nothing when 0). */
+  warmUp (now: number, windowMs: number): void {
+    this.#warmFrom = now
+    this.#warmWindow = windowMs
+  }
+
+  /**
+   * Envoy's slow-start factor at `now`: 1 once warm; while warming, the elapsed share of the window
+   * (counted from at least 1 s, as Envoy does) with a floor of 10 %. Linear: Envoy's aggression 1.
+   * The first call after the window ends it and drops the latency measured while cold, so the instance
+   * is judged on its first warm answer, not on a JIT-cold first request.
+   */
+  warmth (now: number): number {
+    const window = this.#warmWindow
+    if (window === 0) return 1
+    const elapsed = now - this.#warmFrom
+    if (elapsed >= window) {
+      this.#warmWindow = 0
+      this.forget()
+      return 1
+    }
+    const share = Math.max(elapsed, 1000) / window
+    return share > SLOW_START_FLOOR ? share : SLOW_START_FLOOR
+  }
 
   /** An attempt started at `now`. */
   begin (now: number): void {
@@ -67,6 +98,16 @@ export class UpstreamLoad {
   cost (now: number): number {
     if (!this.#measured) return this.outstanding === 0 ? 0 : PENALTY + this.outstanding
     return this.latency(now) * (this.outstanding + 1)
+  }
+
+  /**
+   * The cost while warming up: what is in flight now, with no memory of past answers. (1 + their mean
+   * age in ms) × their count: 0 when idle, and a frozen instance's stuck requests age it out of every
+   * comparison within milliseconds, as they do in `cost`.
+   */
+  inFlightCost (now: number): number {
+    const n = this.outstanding
+    return n === 0 ? 0 : (1 + now - this.#startSum / n) * n
   }
 
   /** The estimate without a new sample: it fades towards zero, so a replica that was slow once is tried again. */

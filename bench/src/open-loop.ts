@@ -5,6 +5,8 @@ export interface Sample {
   due: number
   done: number
   ok: boolean
+  /** The replica that answered (its `x-instance-id`), when the answer said. */
+  instance?: string
 }
 
 export interface OpenLoop {
@@ -43,13 +45,15 @@ export function openLoop (url: string, opts: OpenLoopOptions): OpenLoop {
     // Removes itself from `inflight` when done; the first await comes before that, so it is in by then.
     const p = (async () => {
       let ok = false
+      let instance: string | undefined
       try {
         // undici's own timers, not an AbortSignal per request: thousands of those cost a loaded loop dearly.
         const res = await request(url, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
         await res.body.arrayBuffer()
         ok = res.statusCode >= 200 && res.statusCode < 300
+        instance = res.headers['x-instance-id'] as string | undefined
       } catch {}
-      samples.push({ due, done: now(), ok })
+      samples.push({ due, done: now(), ok, instance })
       inflight.delete(due)
     })()
     inflight.set(due, p)

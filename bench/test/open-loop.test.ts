@@ -23,6 +23,7 @@ t.test('openLoop sends on schedule whether or not earlier requests answered', as
   let held = 0
   const server = createServer((req, res) => {
     // Every third request hangs for 1.5 s: a closed loop would slow down, an open loop does not.
+    res.setHeader('x-instance-id', `r${held % 2}`)
     if (++held % 3 === 0) setTimeout(() => res.end('late'), 1500)
     else res.end('ok')
   })
@@ -36,6 +37,7 @@ t.test('openLoop sends on schedule whether or not earlier requests answered', as
   t.ok(samples.length >= 30, `about 40 requests in 1 s at 40 req/s, ${samples.length}`)
   t.ok(samples.some((s) => s.done - s.due > 1000), 'the held requests show as slow')
   t.ok(samples.every((s) => s.ok), 'and still answered')
+  t.same(new Set(samples.map((s) => s.instance)), new Set(['r0', 'r1']), 'each sample names the replica that answered (x-instance-id)')
 
   const refused = openLoop('http://127.0.0.1:1/', { rate: 20, timeoutMs: 500 })
   await new Promise((resolve) => setTimeout(resolve, 300))

@@ -1,13 +1,11 @@
 import { loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ensureHaproxy, freePorts, startConsul, type ConsulAgent } from '@reg/testkit'
-import { startChildServer } from '../child-server.js'
+import type { ConsulAgent } from '@reg/testkit'
 import { failureFigure } from '../failures.js'
-import { startHaproxy } from '../haproxy.js'
+import { HAPROXY_NAME, OURS_STEADY, onFreshReplicas, servedReplicas, sideRounds, type Front } from '../fronts.js'
 import { openLoop, windowStats, type WindowStats } from '../open-loop.js'
-import { startReplicas, USER_SERVICE } from '../replicas.js'
 import { sized, type Figure, type Scenario, type Window } from '../scenario.js'
-import { rotation, summarize, verdict } from '../stats.js'
+import { summarize, verdict } from '../stats.js'
 
 // A replica that is up but never answers (SIGSTOP: a GC storm, a stuck disk, a debugger) is invisible
 // to Consul for seconds and to a round-robin caller forever. Each run: 3 fresh replicas, one front (our
@@ -20,13 +18,8 @@ import { rotation, summarize, verdict } from '../stats.js'
 /** The old gateway's discovery (before #13): round-robin, no per-try timeout, no retry on a status. */
 export const OLD_GATEWAY = { balancer: 'round-robin', perTryTimeout: 0, retryOn: [] }
 
-/** Our gateway's per-try timeout (apps/gateway DEFAULTS.discovery), which HAProxy's `timeout server` matches. */
-const PER_TRY_TIMEOUT = '2s'
-
 const SIDES = ['ours', 'haproxy', 'round-robin'] as const
 type Side = typeof SIDES[number]
-
-interface Front { url: string, config?: string, stop (): Promise<void> }
 
 interface FrozenRun {
   /** The two windows with nothing changed, then the freeze. */
@@ -39,25 +32,8 @@ interface FrozenRun {
 
 interface Phases { rate: number, warmup: number, control: number, freeze: number }
 
-/** Distinct `x-instance-id`s in up to 5 bursts of 30 concurrent GETs: every replica really served by the front. */
-async function servedReplicas (url: string): Promise<number> {
-  const seen = new Set<string>()
-  for (let burst = 0; burst < 5 && seen.size < 3; burst++) {
-    await Promise.all(Array.from({ length: 30 }, async () => {
-      const res = await fetch(url)
-      await res.arrayBuffer()
-      seen.add(String(res.headers.get('x-instance-id')))
-    }))
-  }
-  return seen.size
-}
-
 async function frozenRun (agent: ConsulAgent, front: () => Promise<Front>, p: Phases): Promise<FrozenRun & { config?: string }> {
-  const set = await startReplicas(agent, USER_SERVICE, 3)
-  const f = await front()
-  const frozen = set.replicas[1]!.child
-  try {
-    const url = `${f.url}/users`
+  return await onFreshReplicas(agent, front, async (url, f, frozen) => {
     const served = await servedReplicas(url)
     const loop = openLoop(url, { rate: p.rate })
     const a = p.warmup * 1000
@@ -76,16 +52,12 @@ async function frozenRun (agent: ConsulAgent, front: () => Promise<Front>, p: Ph
       loadavg: loadavg(),
       config: f.config
     }
-  } finally {
-    frozen.kill('SIGCONT')
-    await f.stop()
-    await set.stop()
-  }
+  })
 }
 
 const NAMES: Record<Side, string> = {
   ours: 'ours',
-  haproxy: 'HAProxy 2.6 as a fair peer: leastconn, timeout server 2s, retries 3, redispatch, observe layer7, fastinter 250ms, over Consul DNS SRV (config in readme.json)',
+  haproxy: HAPROXY_NAME,
   'round-robin': 'negative control: the old gateway, round-robin, no per-try timeout'
 }
 
@@ -185,34 +157,11 @@ export const p10: Scenario = {
       control: sized(ctx, 1, 3),
       freeze: sized(ctx, 4, 8)
     }
-    const haproxyBin = await ensureHaproxy({ log: ctx.log })
-    // Consul's DNS interface for HAProxy's SRV lookups; the testkit turns it off (-dns-port -1), and
-    // Consul takes the last of a repeated flag.
-    const [dnsPort] = await freePorts(1) as [number]
-    const agent = await startConsul({ args: ['-dns-port', String(dnsPort)] })
-    const env = { CONSUL_HTTP_ADDR: agent.address }
-    const gateway = (discovery: object) => async (): Promise<Front> => startChildServer('gateway-server.js', { ...env, DISCOVERY: JSON.stringify(discovery) })
-    const fronts: Record<Side, () => Promise<Front>> = {
-      ours: gateway({}),
-      haproxy: async () => startHaproxy(haproxyBin, dnsPort, 'user-service', 3, PER_TRY_TIMEOUT),
-      'round-robin': gateway(OLD_GATEWAY)
-    }
-    const runs: Record<Side, FrozenRun[]> = { ours: [], haproxy: [], 'round-robin': [] }
-    let config: string | undefined
-    try {
-      // Each round on fresh replicas, the sides' order rotated so that none always runs first.
-      for (let round = 0; round < ctx.rounds; round++) {
-        for (const side of rotation(SIDES, round)) {
-          const run = await frozenRun(agent, fronts[side], p)
-          config ??= run.config
-          runs[side].push(run)
-          const w = run.freeze
-          ctx.log(`P10 round ${round + 1} ${side}: served by ${run.served} replicas; control delivered ${run.control.map((c) => c.delivered.toFixed(3)).join(', ')}; freeze: ${w.failed} failed, ${w.slow} > 1 s of ${w.sent}, delivered ${w.delivered.toFixed(3)}, p50 ${w.p50.toFixed(1)} ms, p99 ${w.p99.toFixed(0)} ms, max ${w.max.toFixed(0)} ms; load ${run.loadavg[0]!.toFixed(2)}`)
-        }
-      }
-      return figures(runs, p, config)
-    } finally {
-      await agent.stop()
-    }
+    // Each round on fresh replicas, the sides' order rotated so that none always runs first.
+    const runs = await sideRounds(ctx, SIDES, ({ gateway, haproxy }) => ({ ours: gateway(OURS_STEADY), haproxy, 'round-robin': gateway(OLD_GATEWAY) }), async (agent, front) => await frozenRun(agent, front, p), (round, side, run) => {
+      const w = run.freeze
+      ctx.log(`P10 round ${round + 1} ${side}: served by ${run.served} replicas; control delivered ${run.control.map((c) => c.delivered.toFixed(3)).join(', ')}; freeze: ${w.failed} failed, ${w.slow} > 1 s of ${w.sent}, delivered ${w.delivered.toFixed(3)}, p50 ${w.p50.toFixed(1)} ms, p99 ${w.p99.toFixed(0)} ms, max ${w.max.toFixed(0)} ms; load ${run.loadavg[0]!.toFixed(2)}`)
+    })
+    return figures(runs, p, runs.haproxy[0]!.config)
   }
 }

@@ -24,3 +24,8 @@ export function recovery (samples: readonly Sample[], instance: string, thaw: nu
     share: answered.length === 0 ? 0 : mine.length / answered.length
   }
 }
+
+/** One run's line in the log: "17 ms", or "never" when it served nothing in the window. */
+export function firstServed (r: Recovery): string {
+  return r.served ? `${r.firstMs.toFixed(0)} ms` : 'never'
+}

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { recovery } from '../src/recovery.js'
+import { firstServed, recovery } from '../src/recovery.js'
 import { runBench } from '../src/run.js'
 
 // P23 and R20 (#30): the pure reading of a thawed replica's recovery, then one smoke round of each
@@ -19,6 +19,8 @@ t.test('recovery(): the first answer after the thaw, and the share, from request
   t.same(recovery(samples, 'r1', 1000, 1000), { firstMs: 350, served: true, share: 2 / 4 })
   t.same(recovery(samples, 'r9', 1000, 1000), { firstMs: 1000, served: false, share: 0 }, 'never served: the whole window, flagged')
   t.same(recovery([], 'r1', 0, 500), { firstMs: 500, served: false, share: 0 }, 'no answers at all')
+  t.equal(firstServed(recovery(samples, 'r1', 1000, 1000)), '350 ms')
+  t.equal(firstServed(recovery([], 'r1', 0, 500)), 'never')
 })
 
 t.test('P23 and R20 run one smoke round each and report finite figures', async (t) => {

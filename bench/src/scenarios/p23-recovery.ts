@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConsulAgent } from '@reg/testkit'
 import { HAPROXY_NAME, OURS_STEADY, onFreshReplicas, servedReplicas, sideRounds, type Front } from '../fronts.js'
 import { openLoop, windowStats } from '../open-loop.js'
-import { recovery, type Recovery } from '../recovery.js'
+import { firstServed, recovery, type Recovery } from '../recovery.js'
 import { sized, type Figure, type Scenario, type Window } from '../scenario.js'
 import { summarize } from '../stats.js'
 
@@ -71,7 +71,8 @@ function figures (runs: Record<Side, RecoveryRun[]>, p: Phases): Figure[] {
       // Lower is better: the peer's time ÷ ours. A replica never served in the window counts as the window.
       ratio: summarize(firstPeer).median / Math.max(1, summarize(first).median),
       target: '≤ 2,000 ms every round',
-      met: runs.ours.every((r) => r.served && r.firstMs <= 2000),
+      // A replica never served counts as the whole window, longer than 2 s in every size of run.
+      met: runs.ours.every((r) => r.firstMs <= 2000),
       windows: windows((r) => r.firstMs, peer)
     })
     const share = runs.ours.map((r) => r.share)
@@ -118,7 +119,7 @@ export const p23: Scenario = {
       after: sized(ctx, 3, 10)
     }
     const runs = await sideRounds(ctx, SIDES, ({ gateway, haproxy }) => ({ ours: gateway(OURS_STEADY), haproxy, 'backoff-30s': gateway(ENVOY_BACKOFF) }), async (agent, front) => await recoveryRun(agent, front, p), (round, side, run) => {
-      ctx.log(`P23 round ${round + 1} ${side}: first request ${run.served ? `${run.firstMs.toFixed(0)} ms` : 'never'} after the thaw, share ${(100 * run.share).toFixed(1)} % in ${p.after} s; ${run.failed} failed of ${run.sent}; load ${run.loadavg[0]!.toFixed(2)}`)
+      ctx.log(`P23 round ${round + 1} ${side}: first request ${firstServed(run)} after the thaw, share ${(100 * run.share).toFixed(1)} % in ${p.after} s; ${run.failed} failed of ${run.sent}; load ${run.loadavg[0]!.toFixed(2)}`)
     })
     return figures(runs, p)
   }

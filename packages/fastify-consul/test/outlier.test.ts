@@ -27,6 +27,7 @@ t.test('OutlierState: failures in a row, back-offs that double with failed probe
     t.ok(s.fail('connect', 5))
     const u = new OutlierState()
     for (let i = 1; i < 3; i++) t.notOk(u.fail('timeout', 3), `failure ${i}`)
+    t.ok(new OutlierState().fail('timeout', 3, true), 'at once (a per-try timeout): whatever the streak')
     u.succeed()
     t.equal(u.failures, 0, 'a success ends the streak')
     t.notOk(u.fail('status', 3))

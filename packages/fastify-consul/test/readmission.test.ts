@@ -81,6 +81,31 @@ t.test('only one probe is in flight at a time, and a failed probe costs the call
   t.same(d.ejected.map((i) => i.id), ['stalled'], 'and it stays out')
 })
 
+t.test('one per-try timeout ejects at once, and is no latency sample (P23: a thawed replica was starved for a minute)', async (t) => {
+  await t.test('ejected by its first per-try timeout, not its fifth', async (t) => {
+    const stalled = await stallable(t, 'stalled')
+    const good = await upstream(t, 'good')
+    const { d } = dispatcherFor(t, [at(stalled), at(good)], { ejectionMs: 60_000, consecutiveFailures: 5 })
+    let timeoutsAtEjection = -1
+    const ejected = once(d.events, 'eject').then(([, e]) => { timeoutsAtEjection = d.stats.perTryTimeouts; return (e as { reason: string }).reason })
+    t.equal(await within('ejection', untilEjected(d)), 'stalled')
+    t.equal(await ejected, 'timeout')
+    t.equal(timeoutsAtEjection, 1, 'at the first per-try timeout (consecutiveFailures is 5)')
+    t.match(d.stats, { outlierEjections: 1 })
+  })
+  await t.test('ejection off: a replica that thawed is picked again at once, its timeout not remembered as latency', async (t) => {
+    const stalled = await stallable(t, 'stalled')
+    const good = await upstream(t, 'good')
+    const { d } = dispatcherFor(t, [at(stalled), at(good)], { ejectionMs: 0, balancer: 'least-request' })
+    while (d.stats.perTryTimeouts === 0) await Promise.all([get(d), get(d)])
+    stalled.frozen = false
+    const after: string[] = []
+    for (let i = 0; i < 20; i++) after.push(await get(d))
+    // A 200 ms timeout taken as a peak-EWMA sample would take about 50 s to fade below good's 1–2 ms.
+    t.ok(after.includes('stalled'), `it served ${after.filter((id) => id === 'stalled').length} of the next 20`)
+  })
+})
+
 t.test('a recovered instance is re-admitted by its probe and gets its share back at once, least-request included', async (t) => {
   for (const balancer of ['least-request', 'weighted'] as const) {
     await t.test(balancer, async (t) => {

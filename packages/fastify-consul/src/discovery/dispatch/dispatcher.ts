@@ -163,7 +163,9 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
         },
         timedOut: (instance) => {
           this.#stats.perTryTimeouts++
-          this.#log.debug({ instance: instance.id, perTryTimeout: opts.perTryTimeout }, 'per-try timeout')
+          const origin = this.#originOf(instance)
+          this.#log.debug({ instance: instance.id, origin, perTryTimeout: opts.perTryTimeout }, 'per-try timeout')
+          if (!this.#closed) this.#outliers.failed(origin, this.#live.get(origin), 'timeout', this.#routable, true)
         },
         retrying: (next, cause) => {
           this.#stats.retries++

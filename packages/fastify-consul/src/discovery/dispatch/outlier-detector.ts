@@ -166,8 +166,13 @@ export class OutlierDetector {
     if (ejection !== undefined) this.#readmit(origin, ejection.phase === 'probing' ? 'probe' : 'success')
   }
 
-  /** A failure at `origin`, whose current instance is `current` (undefined: no longer in the set), of `routable` instances. */
-  failed (origin: string, current: Instance | undefined, kind: FailureKind, routable: number): void {
+  /**
+   * A failure at `origin`, whose current instance is `current` (undefined: no longer in the set), of
+   * `routable` instances. A refused connection and a per-try timeout (`atOnce`) eject at once, within
+   * the cap: with a 1 s back-off and a probe, ejecting is cheap, and each request it saves from a stalled
+   * replica saves its caller the whole timeout. Other failures eject after `consecutiveFailures` in a row.
+   */
+  failed (origin: string, current: Instance | undefined, kind: FailureKind, routable: number, atOnce = false): void {
     const { ejection, consecutiveFailures, maxEjectionPercent, stats, log } = this.#opts
     // Ejection off, closing, or no longer in the set: nothing to decide.
     if (ejection.baseMs === 0 || this.#closed || current === undefined) return
@@ -178,7 +183,7 @@ export class OutlierDetector {
       return
     }
     const upstream = this.#upstream(origin)
-    if (!upstream.outlier.fail(kind, consecutiveFailures)) return
+    if (!upstream.outlier.fail(kind, consecutiveFailures, atOnce)) return
     if (!mayEject(this.#ejected.size, routable, maxEjectionPercent)) {
       stats.ejectionsCapped++
       log.debug({ instance: current.id, origin, ejected: this.#ejected.size, maxEjectionPercent }, 'outlier kept: too many instances ejected already')
@@ -190,6 +195,7 @@ export class OutlierDetector {
     if (kind !== 'connect') stats.outlierEjections++
     this.#opts.onChange()
     if (kind === 'connect') log.warn({ instance: current.id, origin, backoffMs: ms }, 'upstream refused a connection; ejected')
+    else if (atOnce) log.warn({ instance: current.id, origin, backoffMs: ms }, 'upstream stalled past the per-try timeout; ejected')
     else log.warn({ instance: current.id, origin, backoffMs: ms, kind, failures: consecutiveFailures }, 'upstream failed repeatedly; ejected')
     this.#opts.ejected(current, { reason: kind, ms })
   }

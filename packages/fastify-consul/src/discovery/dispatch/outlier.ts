@@ -50,10 +50,10 @@ export class OutlierState {
     this.failures = 0
   }
 
-  /** A failure of this kind: true when it makes the instance an outlier. */
-  fail (kind: FailureKind, threshold: number): boolean {
+  /** A failure of this kind: true when it makes the instance an outlier (`atOnce`: whatever the streak). */
+  fail (kind: FailureKind, threshold: number, atOnce = false): boolean {
     this.failures++
-    return kind === 'connect' || this.failures >= threshold
+    return atOnce || kind === 'connect' || this.failures >= threshold
   }
 
   /** Ejects the instance at `now`; returns the back-off before its first probe (base × recent ejections, capped). */

@@ -26,7 +26,10 @@ export interface RetryReport {
   settled (target: Target): void
   /** An attempt failed in a way that counts against the instance (outlier detection decides on it). */
   failed (instance: Instance, kind: FailureKind, err?: Error): void
-  /** An attempt got no response headers within the per-try timeout (`failed` follows). */
+  /**
+   * An attempt got no response headers within the per-try timeout: a failure that ejects at once (the
+   * caller chose the timeout as the line past which an instance is stalled), reported here, not by `failed`.
+   */
   timedOut (instance: Instance): void
   retrying (next: Instance, cause: RetryCause): void
   /** A retry that method, error and instances allowed, refused by the budget (the error's code, or the status). */
@@ -260,11 +263,10 @@ export class RetryingHandler {
 
   #timeout (a: Attempt): void {
     const policy = this.#policy
-    const now = policy.now()
-    // The time it waited is a latency sample: a frozen replica's estimate jumps to the timeout at once.
-    a.load.observe(now - a.startedAt, now)
+    // Not a latency sample: all it says is "longer than the timeout", and while it was stuck its age in
+    // flight already priced the instance out. Taken as a peak, 2 s would keep a replica that thawed out
+    // of least-request for a minute while it decayed (P23 measured it); the ejection and its probe decide.
     this.#report.timedOut(a.instance)
-    this.#report.failed(a.instance, 'timeout')
     const err = new errors.HeadersTimeoutError(`no response headers within the per-try timeout (${policy.perTryTimeout} ms)`)
     this.#current = undefined
     a.detached = err

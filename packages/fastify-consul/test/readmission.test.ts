@@ -130,6 +130,28 @@ t.test('a recovered instance is re-admitted by its probe and gets its share back
   }
 })
 
+t.test('a flapping replica: each ejection starts further out, and each frozen spell costs its callers nothing', async (t) => {
+  const stalled = await stallable(t, 'stalled')
+  const good = await upstream(t, 'good')
+  const { d } = dispatcherFor(t, [at(stalled), at(good)], { ejectionMs: 200 })
+  const backoffs: number[] = []
+  d.events.on('eject', (_i: Instance, e: { ms: number }) => backoffs.push(e.ms))
+  for (let spell = 0; spell < 3; spell++) {
+    stalled.frozen = true
+    const before = stalled.stalled
+    // get() rejects on any failure: every caller is answered, by good, while the replica is frozen.
+    t.equal(await within(`ejection ${spell + 1}`, untilEjected(d)), 'stalled')
+    t.ok(stalled.stalled - before <= 3, `spell ${spell + 1}: ${stalled.stalled - before} requests stuck on it before it was out`)
+    stalled.frozen = false
+    const readmitted = once(d.events, 'readmit')
+    const state = { done: false }
+    void readmitted.then(() => { state.done = true })
+    while (!state.done) await get(d)
+  }
+  // base × recent ejections: nothing was admitted for 30 s in between, so none was forgotten.
+  t.same(backoffs, [200, 400, 600], 'a flapping replica backs off further each time')
+})
+
 t.test('Consul\'s word counts: critical back to passing probes at once, before the back-off ends', async (t) => {
   const stalled = await stallable(t, 'stalled')
   const good = await upstream(t, 'good')

@@ -26,6 +26,11 @@ export interface BenchReport {
   /** Wall-clock seconds the whole run took. */
   seconds?: number
   figures: Figure[]
+  /**
+   * Figures of scenarios measured in separate runs after this one (added to the bench since), each with
+   * its own commit, machine and load: the table shows them after this run's, with a provenance line each.
+   */
+  addenda?: BenchReport[]
 }
 
 /** HEAD of the checkout this bench runs from; 'unknown' outside a git checkout (a copied tree). */
@@ -132,17 +137,28 @@ function footer (report: BenchReport): string {
   return ` · load average ${la(report.loadavg.start)} at the start, ${la(report.loadavg.end)} at the end · ${Math.round(report.seconds / 60)} min`
 }
 
+/** Where a run's figures come from: date, commit, machine, rounds, load. */
+function provenance (report: BenchReport): string {
+  const m = report.machine
+  const c = report.commit
+  return `${report.date.slice(0, 10)} · commit ${c.sha.slice(0, 12)}${c.dirty ? ' (with uncommitted changes)' : ''} · ${m.cores} cores (${m.cpu}) · ${m.memoryGiB} GiB · Node ${m.node} · ${m.consul} · ${report.rounds} rounds${footer(report)}`
+}
+
+/** Every figure of a report, its addenda's after its own. */
+export function allFigures (report: BenchReport): Figure[] {
+  return [...report.figures, ...(report.addenda ?? []).flatMap((a) => a.figures)]
+}
+
 export function table (report: BenchReport): string {
   const rows = [['id', 'what', 'ours median (min–max)', 'baseline median (min–max)', 'baseline', 'ratio', 'A/A null control', 'target', 'met']]
-  for (const f of report.figures) {
+  for (const f of allFigures(report)) {
     const v = verdict(f)
     rows.push([f.id, f.what, cell(f, 'ours'), cell(f, 'baseline'), f.baselineName, v.ratio, nullControl(f), f.target, v.met])
   }
   const lines = rows.map((r) => `| ${r.join(' | ')} |`)
   lines.splice(1, 0, `|${rows[0]!.map(() => '---').join('|')}|`)
-  const m = report.machine
-  const c = report.commit
-  return `${lines.join('\n')}\n\n${report.date.slice(0, 10)} · commit ${c.sha.slice(0, 12)}${c.dirty ? ' (with uncommitted changes)' : ''} · ${m.cores} cores (${m.cpu}) · ${m.memoryGiB} GiB · Node ${m.node} · ${m.consul} · ${report.rounds} rounds${footer(report)}\n`
+  const separate = (report.addenda ?? []).map((a) => `\n\n${[...new Set(a.figures.map((f) => f.id))].join(', ')}, a separate run: ${provenance(a)}`)
+  return `${lines.join('\n')}\n\n${provenance(report)}${separate.join('')}\n`
 }
 
 /** `pnpm bench --check`: the exit code (1 when any target reads "no" or a figure is invalid) and what to say. */

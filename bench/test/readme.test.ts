@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { benchSection, withTable } from '../src/readme.js'
-import { table, type BenchReport } from '../src/run.js'
+import { allFigures, table, type BenchReport } from '../src/run.js'
 import { scenarios } from '../src/scenarios/index.js'
 
 const README = new URL('../../README.md', import.meta.url).pathname
@@ -16,7 +16,7 @@ t.test('the README\'s performance table is the committed bench/results/readme.js
   t.equal(report.commit.dirty, false, 'measured committed code')
   t.ok(report.rounds >= 3, 'a real run, not a smoke round')
   t.match(report.machine, { cores: Number, cpu: String, node: /^v\d+/, consul: /^Consul v/ })
-  t.same([...new Set(report.figures.map((f) => f.id))], scenarios.map((s) => s.id), 'every scenario')
+  t.same([...new Set(allFigures(report).map((f) => f.id))], scenarios.map((s) => s.id), 'every scenario, in this run or a separate one after it (addenda)')
 })
 
 t.test('withTable replaces only the section between the markers', async (t) => {

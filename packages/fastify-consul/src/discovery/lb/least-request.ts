@@ -60,10 +60,12 @@ export class LeastRequest implements Balancer {
 
   /** A candidate by weight, a warming one kept with the probability of its warmth (bounded: the fourth draw stands). */
   #draw (loads: readonly UpstreamLoad[], now: number): number {
-    for (let tries = 1; ; tries++) {
-      const i = this.#table.draw(this.#random)
+    let i = this.#table.draw(this.#random)
+    for (let tries = 1; tries < MAX_DRAWS; tries++) {
       const warmth = loads[i]!.warmth(now)
-      if (warmth >= 1 || tries === MAX_DRAWS || this.#random() < warmth) return i
+      if (warmth >= 1 || this.#random() < warmth) return i
+      i = this.#table.draw(this.#random)
     }
+    return i
   }
 }

@@ -62,6 +62,14 @@ export interface DispatchFailure {
   readonly instances: readonly string[]
 }
 
+/**
+ * A request's deadline passed before its answer ended (the dispatcher's `deadline`, the caller's
+ * `x-envoy-expected-rq-timeout-ms`, or the one inherited from the request being handled). Raised the
+ * moment it passes, with every try in flight aborted: a 504, as a gateway that timed out answers.
+ */
+export const DeadlineExceededError = createError<'FST_REG_DISCOVERY_DEADLINE_EXCEEDED', 504, [string, number]>(
+  'FST_REG_DISCOVERY_DEADLINE_EXCEEDED', 'The deadline for %s (%d ms) passed before an answer; every try in flight was aborted', 504)
+
 export const NotReadyError = createError<'FST_REG_DISCOVERY_NOT_READY', 503, [string, number]>(
   'FST_REG_DISCOVERY_NOT_READY', 'Consul gave no answer about %s within readyTimeout (%d ms); the watch keeps trying, and its log at warn says why', 503)
 

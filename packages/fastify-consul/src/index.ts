@@ -16,6 +16,7 @@ import { LiveConfig, type ConfigHandle } from './config/live-config.js'
 import { LeaderElection, type LeaderHandle } from './leader/leader-election.js'
 import { normalizeLeaderOptions, type LeaderOptions } from './leader/options.js'
 import { configMetrics, consulMetrics, leaderMetrics } from './metrics.js'
+import { Deadline, DEADLINE_HEADER, parseDeadlineHeader, runWithDeadline } from './discovery/dispatch/deadline.js'
 import { AlreadyRegisteredError, NotListeningError } from './errors.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
 import { buildDefinition, resolveAddress, type ServiceRegistration } from './registration/definition.js'
@@ -72,6 +73,13 @@ export interface FastifyConsul {
 export interface ConsulConfig {}
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * The caller's deadline, from its `x-envoy-expected-rq-timeout-ms` header (clamped to
+     * `inboundDeadline.max`), or undefined. Dispatches made while handling this request inherit it.
+     */
+    deadline: Deadline | undefined
+  }
   interface FastifyInstance {
     consul: FastifyConsul
     /** The configuration from Consul KV now (with the `config` option): frozen, replaced whole on each good change. */
@@ -164,6 +172,23 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   async function register (failFast: boolean): Promise<void> {
     const { body, registration } = definition()
     await registrar.register(body, registration, healthOf(fastify), failFast)
+  }
+
+  // ── deadlines that travel (#23): the caller's budget becomes request.deadline, inherited by dispatches ──
+  fastify.decorateRequest('deadline', undefined)
+  const inbound = opts.inboundDeadline
+  if (inbound !== false) {
+    fastify.addHook('onRequest', (request, _reply, done) => {
+      const ms = parseDeadlineHeader(request.headers[DEADLINE_HEADER], inbound.max)
+      if (ms === undefined) {
+        done()
+        return
+      }
+      const deadline = Deadline.in(ms)
+      request.deadline = deadline
+      // Everything after this hook (handlers, their awaits, their dispatches) runs in this context.
+      runWithDeadline(deadline, done)
+    })
   }
 
   fastify.decorate('consul', {
@@ -264,4 +289,5 @@ export type { ConfigFormat } from './config/formats.js'
 export type { LeaderHandle } from './leader/leader-election.js'
 export type { LeaderOptions } from './leader/options.js'
 export type { DispatchFailure } from './errors.js'
+export { Deadline, DEADLINE_HEADER } from './discovery/dispatch/deadline.js'
 export * as errors from './errors.js'

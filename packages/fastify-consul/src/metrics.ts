@@ -17,7 +17,7 @@ export const METER_NAME = '@reg/fastify-consul'
 /** Every registration state, so a scrape shows the current one at 1 and the others at 0 (an enum gauge). */
 const STATES: readonly RegistrationState[] = ['unregistered', 'registering', 'registered', 'deregistering', 'deregistered', 'failed']
 const STATUSES: readonly InstanceStatus[] = ['passing', 'warning', 'critical']
-const OUTCOMES: readonly RequestOutcome[] = ['success', 'server_error', 'failed', 'no_instance', 'aborted']
+const OUTCOMES: readonly RequestOutcome[] = ['success', 'server_error', 'failed', 'no_instance', 'aborted', 'deadline_exceeded']
 
 /** Seconds: Prometheus' default buckets, which suit request latencies from 5 ms to 10 s. */
 export const LATENCY_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
@@ -72,6 +72,9 @@ export function consulMetrics (provider: MeterProvider, sources: ConsulMetricsSo
   })
   const retries = meter.createCounter('reg_dispatcher_retries', {
     description: 'Extra attempts a dispatcher sent to another instance'
+  })
+  const hedges = meter.createCounter('reg_dispatcher_hedges', {
+    description: 'Second tries a dispatcher sent beside a try slower than its hedge delay, by outcome (won: its answer reached the caller first)'
   })
   const ejections = meter.createCounter('reg_dispatcher_ejections', {
     description: 'Instances ejected by a dispatcher\'s outlier detection'
@@ -133,6 +136,11 @@ export function consulMetrics (provider: MeterProvider, sources: ConsulMetricsSo
         if (retried > 0) retries.add(retried, attrs)
       })
       dispatcher.events.on('eject', () => ejections.add(1, attrs))
+      // Counted when sent and again when won: `lost` is sent minus won once the requests ended.
+      const sent = { service, outcome: 'sent' }
+      const won = { service, outcome: 'won' }
+      dispatcher.events.on('hedge', () => hedges.add(1, sent))
+      dispatcher.events.on('hedgeWon', () => hedges.add(1, won))
       const passed = { service, outcome: 'passed' }
       const failed = { service, outcome: 'failed' }
       dispatcher.events.on('probe', () => probes.add(1, failed))

@@ -13,6 +13,10 @@ import { firstProblem } from './util/validate.js'
 // The plugin's options: one schema composed from the layers' own (registration, discovery, connection),
 // normalized once, here. Each layer's part keeps its own error code and names its fields as written.
 
+const InboundDeadline = Type.Object({ max: Type.Optional(Duration(1)) }, { additionalProperties: false, description: 'an object { max? }' })
+// Checked on its own when an object is given, so the message names `inboundDeadline.max` (see discovery's `hedge`).
+const inboundDeadlineSchema = TypeCompiler.Compile(InboundDeadline)
+
 const Schema = Type.Object({
   // Checked by their layers, which know their rules and their fields' names.
   service: Type.Optional(Type.Unknown()),
@@ -27,6 +31,7 @@ const Schema = Type.Object({
   consul: Type.Optional(ConnectionSchema),
   client: Type.Optional(Type.Unknown()),
   meterProvider: Type.Optional(Type.Unknown()),
+  inboundDeadline: Type.Optional(Type.Union([Type.Literal(false), InboundDeadline], { description: 'false or an object { max? }' })),
   // Checked by config/options.ts (its schema holds the user's TypeBox schema, which is not walked here).
   config: Type.Optional(Type.Unknown())
 }, { additionalProperties: false, description: 'an options object with at least { service: { name } }' })
@@ -65,6 +70,12 @@ export interface ConsulPluginOptions {
   meterProvider?: MeterProvider | undefined
   /** Configuration from Consul KV, typed by a TypeBox schema, live-reloaded (see README, Configuration from KV). */
   config?: ConfigOptions | undefined
+  /**
+   * Reads the caller's remaining budget (`x-envoy-expected-rq-timeout-ms`) into `request.deadline`,
+   * which dispatches made while handling the request inherit. A budget above `max` is clamped to it;
+   * a malformed, repeated, zero or negative header is ignored. `false` ignores the header. Default { max: '5m' }.
+   */
+  inboundDeadline?: false | { max?: number | string | undefined } | undefined
 }
 
 export interface NormalizedOptions {
@@ -84,6 +95,8 @@ export interface NormalizedOptions {
   discovery: DispatcherOptions
   meterProvider: MeterProvider | undefined
   config: ConfigSettings | undefined
+  /** ms; false when the header is not read */
+  inboundDeadline: { max: number } | false
 }
 
 export const PLUGIN_DEFAULTS = Object.freeze({
@@ -93,13 +106,20 @@ export const PLUGIN_DEFAULTS = Object.freeze({
   deregisterTimeout: 2000,
   // Long enough for callers on blocking queries (ms) and a poll-based cache or two; 0 is allowed.
   drainDelay: 500,
-  retry: Object.freeze({ base: 200, cap: 30_000 })
+  retry: Object.freeze({ base: 200, cap: 30_000 }),
+  // A caller may ask us to hold a request this long at most: longer budgets are clamped, not trusted.
+  inboundDeadlineMax: 5 * 60_000
 })
 
 export function normalizeOptions (input: unknown): NormalizedOptions {
   if (typeof input !== 'object' || input === null) fail('options', 'an options object with at least { service: { name } }')
   // `client` and `meterProvider` are object graphs TypeBox should not walk; they are checked by shape below.
   const { client, meterProvider, ...rest } = input as Record<string, unknown>
+  const inbound = rest.inboundDeadline
+  if (typeof inbound === 'object' && inbound !== null && !Array.isArray(inbound)) {
+    const inner = firstProblem(inboundDeadlineSchema, inbound, 'inboundDeadline')
+    if (inner) fail(inner.field, inner.expected)
+  }
   const problem = firstProblem(compiled, rest)
   if (problem) fail(problem.field, problem.expected)
   const opts = rest as Omit<ConsulPluginOptions, 'client'>
@@ -128,6 +148,7 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
     client: client as Consul | undefined,
     discovery,
     meterProvider: meterProvider as MeterProvider | undefined,
-    config: opts.config === undefined ? undefined : normalizeConfigOptions(opts.config, service.name)
+    config: opts.config === undefined ? undefined : normalizeConfigOptions(opts.config, service.name),
+    inboundDeadline: opts.inboundDeadline === false ? false : { max: msOr(opts.inboundDeadline?.max, PLUGIN_DEFAULTS.inboundDeadlineMax) }
   }
 }

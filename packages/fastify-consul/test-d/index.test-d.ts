@@ -11,6 +11,8 @@ import consulPlugin, {
   consulPlugin as namedPlugin,
   errors,
   classifyFailure,
+  Deadline,
+  DEADLINE_HEADER,
   type ConsulPluginOptions,
   type DiscoverOptions,
   type DispatcherOptions,
@@ -170,6 +172,34 @@ shared.events.on('probe', (instance, probe) => { expectType<Instance>(instance);
 expectType<number>(shared.stats.probes)
 expectType<number>(shared.stats.probeFailures)
 
+// ── hedging and deadlines (#23) ─────────────────────────────────────────────────────────────────
+expectAssignable<DispatcherOptions>({ hedge: true, deadline: '300ms', retryThrottle: { maxTokens: 20, tokenRatio: 0.5 } })
+expectAssignable<DispatcherOptions>({ retryThrottle: false })
+expectError(app.consul.dispatcher('users', { retryThrottle: true }))
+expectAssignable<DispatcherOptions>({ hedge: { delay: 20, percentile: 0.99, minDelay: '5ms', maxDelay: '1s' } })
+expectError(app.consul.dispatcher('users', { hedge: 'always' }))
+expectError(app.consul.dispatcher('users', { hedge: { after: 20 } }))
+expectType<number>(shared.stats.hedges)
+expectType<number>(shared.stats.hedgesWon)
+expectType<number>(shared.stats.deadlinesExceeded)
+shared.events.on('hedge', (instance) => { expectType<Instance>(instance) })
+shared.events.on('hedgeWon', (instance) => { expectType<Instance>(instance) })
+app.register(consulPlugin, { service: { name: 'users' }, inboundDeadline: { max: '30s' } })
+app.register(consulPlugin, { service: { name: 'users' }, inboundDeadline: false })
+expectError(app.register(consulPlugin, { service: { name: 'users' }, inboundDeadline: true }))
+app.get('/d', async (req) => {
+  expectType<Deadline | undefined>(req.deadline)
+  if (req.deadline !== undefined) {
+    expectType<number>(req.deadline.remaining())
+    expectType<boolean>(req.deadline.expired)
+    expectType<number>(req.deadline.at)
+  }
+  return null
+})
+expectType<'x-envoy-expected-rq-timeout-ms'>(DEADLINE_HEADER)
+expectType<'FST_REG_DISCOVERY_DEADLINE_EXCEEDED'>(new errors.DeadlineExceededError('users', 300).code)
+expectType<504>(new errors.DeadlineExceededError('users', 300).statusCode)
+
 // A dispatcher exposes the watch that feeds it, so a caller (the gateway) needs no query option names.
 expectType<ServiceWatch>(shared.watch)
 expectType<ServiceWatch>(users.watch)
@@ -180,7 +210,7 @@ expectType<boolean>(classifyFailure(new Error('x')).late)
 expectError(classifyFailure('ECONNREFUSED'))
 
 // ── the public API, pinned: these are the runtime exports, and only these ───────────────────────────
-expectType<'default' | 'consulPlugin' | 'errors' | 'classifyFailure'>(null as unknown as keyof typeof api)
+expectType<'default' | 'consulPlugin' | 'errors' | 'classifyFailure' | 'Deadline' | 'DEADLINE_HEADER'>(null as unknown as keyof typeof api)
 // The fastify.health that this plugin reads (structurally, @reg/fastify-health being optional) is the one fastify-health decorates.
 expectAssignable<HealthSource>(app.health)
 

@@ -91,10 +91,10 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
     const target = (i: Instance | undefined): Target | undefined => i === undefined ? undefined : { instance: i, origin: i.id, load: loadOf(i) }
     return {
       sent,
-      policy: { maxRetries: 2, budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget), retryOn: new Set(), perTryTimeout: 0, now: () => 0, noInstance: () => new Error('none'), gaveUp: (cause, instances) => Object.assign(new Error('gave up'), { cause, instances }) },
+      policy: { service: 'svc', maxRetries: 2, budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget), retryOn: new Set(), perTryTimeout: 0, throttle: undefined, hedge: undefined, deadlineMs: 0, now: () => 0, noInstance: () => new Error('none'), gaveUp: (cause, instances) => Object.assign(new Error('gave up'), { cause, instances }), expired: () => new Error('expired') },
       choose: (tried) => target([a, b].find((i) => !tried.has(i.id))),
       send ({ origin }, opts, handler) { sent.push(origin); send(origin, opts, handler) },
-      report: { succeeded () {}, settled () {}, failed () {}, timedOut () {}, retrying () {}, ended () {}, denied () {} }
+      report: { succeeded () {}, settled () {}, failed () {}, backOff () {}, timedOut () {}, retrying () {}, hedging () {}, hedgeWon () {}, expired () {}, ended () {}, denied () {} }
     }
   }
   function recorder (onConnect?: (abort: (err?: Error) => void) => void): LegacyHandler & { calls: string[], error?: Error } {
@@ -266,7 +266,7 @@ t.test('rewrites the placeholder origin and rotates over the instances', async (
   const direct = await d.request({ origin: 'http://svc', path: '/x', method: 'GET' })
   t.equal((await direct.body.json() as { id: string }).id, 'a')
   t.same(d.instances.map((i) => i.id), ['a', 'b', 'c'])
-  t.same(d.stats, { requests: 7, retries: 0, statusRetries: 0, retriesDenied: 0, perTryTimeouts: 0, ejections: 0, outlierEjections: 0, ejectionsCapped: 0, readmissions: 0, probes: 0, probeFailures: 0 })
+  t.same(d.stats, { requests: 7, retries: 0, statusRetries: 0, retriesDenied: 0, perTryTimeouts: 0, ejections: 0, outlierEjections: 0, ejectionsCapped: 0, readmissions: 0, probes: 0, probeFailures: 0, hedges: 0, hedgesWon: 0, deadlinesExceeded: 0 })
   t.equal(d.service, 'svc')
 })
 
@@ -467,7 +467,8 @@ t.test('maxEjectionPercent: ejection alone never empties the pool; ejected insta
     await d1.start()
     const readmitted = once(d.events, 'readmit')
     t.equal((await get(d)).id, 'd1', 'whoever comes back first serves, ejected or not')
-    t.same((await readmitted)[1], 'success', 'and its success re-admits it at once')
+    // The capped ejection of d2 left d1 awaiting a probe (not its 60 s back-off): this request was it.
+    t.same((await readmitted)[1], 'probe', 'and its success re-admits it at once, as the probe the cap asked for')
     t.same(d.ejected, [])
   })
   await t.test('four instances, three refusing: at most two are ejected', async (t) => {

@@ -32,7 +32,8 @@ t.test('ETIMEDOUT: the host is gone (eject at once), but the request may have le
 })
 
 t.test('late: the upstream did not start answering in time (a gateway 504)', async (t) => {
-  for (const code of ['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']) t.ok(of(code).late, code)
+  for (const code of ['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'FST_REG_DISCOVERY_DEADLINE_EXCEEDED']) t.ok(of(code).late, code)
+  t.match(of('FST_REG_DISCOVERY_DEADLINE_EXCEEDED'), { kind: undefined, neverSent: false, connection: false }, 'a passed deadline counts against no instance and is never retried')
   for (const code of ['UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET']) t.notOk(of(code).late, code)
   t.notOk(classifyFailure(new Error('no code')).late)
 })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { goDuration, toMs } from '../src/consul/duration.js'
 import { normalizeOptions } from '../src/options.js'
+import { dispatchSettings } from '../src/discovery/options.js'
 
 function codeAndField (input: unknown): { code?: string, message: string } {
   try {
@@ -56,7 +57,14 @@ t.test('discovery options are validated at ready(), named as written', async (t)
   for (const [discovery, field] of [
     [{ balancer: 'fastest' }, /option discovery\.balancer: expected one of "round-robin", "random", "weighted"/],
     [{ wait: '20m' }, /option discovery\.wait: expected a duration from 1s to 10m/],
-    [{ ballancer: 'random' }, /option discovery\.ballancer: .*did you mean `balancer`/]
+    [{ ballancer: 'random' }, /option discovery\.ballancer: .*did you mean `balancer`/],
+    [{ hedge: 'yes' }, /option discovery\.hedge: expected a boolean or an object/],
+    [{ hedge: { percentile: 2 } }, /option discovery\.hedge\.percentile: expected a number from 0\.5 to 0\.999/],
+    [{ hedge: { delay: 'soon' } }, /option discovery\.hedge\.delay: expected a duration/],
+    [{ hedge: { minDelay: '1s', maxDelay: '10ms' } }, /option discovery\.hedge\.maxDelay: expected a duration >= hedge\.minDelay/],
+    [{ deadline: -1 }, /option discovery\.deadline: expected a duration/],
+    [{ retryThrottle: { tokenRatio: 0 } }, /option discovery\.retryThrottle\.tokenRatio: expected a number > 0 and <= 1/],
+    [{ retryThrottle: true }, /option discovery\.retryThrottle: expected false or an object \{ maxTokens\?, tokenRatio\? \}/]
   ] as const) {
     const err = codeAndField({ service: { name: 's' }, discovery })
     t.equal(err.code, 'FST_REG_DISCOVERY_INVALID_OPTION')
@@ -142,3 +150,26 @@ for (const [what, input, field] of invalid) {
     t.match(err.message, field)
   })
 }
+
+t.test('hedge and deadline settings: off by default; true adapts; a bound left out takes its default', async (t) => {
+  t.equal(dispatchSettings({}).hedge, undefined)
+  t.equal(dispatchSettings({ hedge: false }).hedge, undefined)
+  t.same(dispatchSettings({ hedge: true }).hedge, { delayMs: undefined, percentile: 0.95, minDelayMs: 10, maxDelayMs: 1000 })
+  t.same(dispatchSettings({ hedge: { delay: '50ms', percentile: 0.9 } }).hedge, { delayMs: 50, percentile: 0.9, minDelayMs: 10, maxDelayMs: 1000 })
+  t.throws(() => dispatchSettings({ hedge: { maxDelay: '5ms' } }), { code: 'FST_REG_DISCOVERY_INVALID_OPTION', message: /hedge\.maxDelay: expected a duration >= hedge\.minDelay \(10 ms\)/ })
+  t.equal(dispatchSettings({}).deadline, 0)
+  t.same(dispatchSettings({}).retryThrottle, { maxTokens: 10, tokenRatio: 1 })
+  t.same(dispatchSettings({ retryThrottle: { tokenRatio: 0.1 } }).retryThrottle, { maxTokens: 10, tokenRatio: 0.1 })
+  t.equal(dispatchSettings({ retryThrottle: false }).retryThrottle, undefined)
+  t.equal(dispatchSettings({ deadline: '2s' }).deadline, 2000)
+})
+
+t.test('inboundDeadline: on with a 5 min clamp by default; false turns it off; a bad max names the field', async (t) => {
+  t.same(normalizeOptions({ service: { name: 's' } }).inboundDeadline, { max: 300_000 })
+  t.same(normalizeOptions({ service: { name: 's' }, inboundDeadline: { max: '30s' } }).inboundDeadline, { max: 30_000 })
+  t.equal(normalizeOptions({ service: { name: 's' }, inboundDeadline: false }).inboundDeadline, false)
+  const err = codeAndField({ service: { name: 's' }, inboundDeadline: { max: 'soon' } })
+  t.equal(err.code, 'FST_REG_CONSUL_INVALID_OPTION')
+  t.match(err.message, /inboundDeadline\.max/)
+  t.match(codeAndField({ service: { name: 's' }, inboundDeadline: true }).message, /inboundDeadline: expected false or an object/)
+})

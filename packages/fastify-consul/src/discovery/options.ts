@@ -8,7 +8,9 @@ import type { Unset } from '../util/unset.js'
 import { fieldOf, firstProblem } from '../util/validate.js'
 import { BALANCERS, type BalancerName } from './lb/balancer.js'
 import type { DispatcherTuning } from './dispatch/service-dispatcher.js'
+import type { HedgeSettings } from './dispatch/hedge-delay.js'
 import type { RetryBudgetOptions } from './dispatch/retry-policy.js'
+import type { RetryThrottleOptions } from './dispatch/retry-throttle.js'
 import type { RateLimit, WatchQuery, WatchTuning } from './watch/service-watch.js'
 
 // Discovery's options: the schema, every default, and the one function that turns what a user wrote
@@ -73,6 +75,12 @@ interface DispatchFields {
   /** Default { ratio: 0.2, minPerSecond: 10, burst: 100 }. */
   retryBudget?: Partial<RetryBudgetOptions>
   /**
+   * gRPC's retry throttling: each failed attempt (an error, a timeout, a 5xx or `retryOn` answer) takes a
+   * token, each success puts back `tokenRatio`, and at or below half the tokens no retry or hedge is sent.
+   * Default { maxTokens: 10, tokenRatio: 1 }: retries stop while most attempts fail. false turns it off.
+   */
+  retryThrottle?: false | Unset<Partial<RetryThrottleOptions>>
+  /**
    * How long an ejected instance backs off before the next request probes it (ms or a duration), times
    * its recent ejections; 0 turns ejection off. Default 1s.
    */
@@ -94,10 +102,36 @@ interface DispatchFields {
    * window ends). Default 0: off.
    */
   slowStartMs?: number | string
+  /**
+   * Hedged requests (Finagle's backup requests, gRPC's hedging): an idempotent request (GET, HEAD,
+   * OPTIONS, PUT, DELETE, or `idempotent: true`) still unanswered after the hedge delay is sent once
+   * more, to another instance; the first answer wins and the other try is aborted. Hedges spend the
+   * retry budget. `true` adapts the delay to the service's p95; an object tunes it. Default false.
+   */
+  hedge?: boolean | Unset<HedgeFields>
+  /**
+   * Every request's deadline (ms or a duration), from dispatch to the end of its answer: no try starts
+   * with less than 5 ms left, each try tells the instance what is left (`x-envoy-expected-rq-timeout-ms`),
+   * and when it passes the tries are aborted and the caller gets FST_REG_DISCOVERY_DEADLINE_EXCEEDED
+   * (504). A request's own header and the deadline of the request being handled apply too: the
+   * earliest wins. Default 0: none.
+   */
+  deadline?: number | string
   /** Options for each upstream's undici Pool. */
   pool?: Pool.Options
   /** Uniform source in [0, 1) for the balancer. Default Math.random. */
   random?: () => number
+}
+
+interface HedgeFields {
+  /** A fixed hedge delay (ms or a duration) instead of the adaptive one. */
+  delay?: number | string
+  /** The adaptive delay is this quantile of the service's recent answer times. Default 0.95. */
+  percentile?: number
+  /** The adaptive delay's floor. Default 10ms. */
+  minDelay?: number | string
+  /** The adaptive delay's cap, and the delay until 20 answers were seen. Default 1s. */
+  maxDelay?: number | string
 }
 
 // Optional fields also take undefined ("not set"), for consumers with exactOptionalPropertyTypes.
@@ -120,6 +154,9 @@ export const DISCOVERY_DEFAULTS = Object.freeze({
   rateLimit: Object.freeze({ perSecond: 10, burst: 10 }),
   retries: 2,
   retryBudget: Object.freeze({ ratio: 0.2, minPerSecond: 10, burst: 100 }),
+  // gRPC's throttle with a ratio of 1: retries stop while more than half of the attempts fail (a whole
+  // fleet answering 503), and resume as soon as most succeed (gRPC's usual 0.1 needs 10 to 1).
+  retryThrottle: Object.freeze({ maxTokens: 10, tokenRatio: 1 }),
   // Envoy's outlier detection: base and maximum ejection time.
   ejectionMs: 1000,
   maxEjectionMs: 300_000,
@@ -135,7 +172,11 @@ export const DISCOVERY_DEFAULTS = Object.freeze({
   perTryTimeout: 0,
   // Off, as in Envoy: a window delays a new replica's full share, which only the caller can weigh
   // against its warm-up. The gateway sample turns it on.
-  slowStartMs: 0
+  slowStartMs: 0,
+  // Off, as in Envoy and gRPC: a hedge doubles the work of a slow request, which only the caller can
+  // weigh (is it idempotent in practice? is the upstream slow because it is overloaded?).
+  hedge: Object.freeze({ percentile: 0.95, minDelay: 10, maxDelay: 1000 }),
+  deadline: 0
 })
 
 /** Consul caps a blocking query's wait at 10 minutes. */
@@ -162,6 +203,22 @@ const queryFields = {
   }, { additionalProperties: false, description: 'an object { perSecond?, burst? }' }))
 }
 
+const RetryThrottleObject = Type.Object({
+  maxTokens: Type.Optional(Type.Integer({ minimum: 2, maximum: 1000, description: 'an integer from 2 to 1000' })),
+  tokenRatio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'a number > 0 and <= 1' }))
+}, { additionalProperties: false, description: 'an object { maxTokens?, tokenRatio? }' })
+const retryThrottleSchema = TypeCompiler.Compile(RetryThrottleObject)
+
+const HedgeObject = Type.Object({
+  delay: Type.Optional(Duration(1)),
+  percentile: Type.Optional(Type.Number({ minimum: 0.5, maximum: 0.999, description: 'a number from 0.5 to 0.999' })),
+  minDelay: Type.Optional(Duration(1)),
+  maxDelay: Type.Optional(Duration(1))
+}, { additionalProperties: false, description: 'an object { delay?, percentile?, minDelay?, maxDelay? }' })
+// TypeBox reports a union as a whole; an object given for `hedge` is checked on its own, so the
+// message names the field inside it (`hedge.percentile`), as for every other nested option.
+const hedgeObjectSchema = TypeCompiler.Compile(HedgeObject)
+
 const dispatchFields = {
   balancer: Type.Optional(Type.Union(BALANCERS.map((b) => Type.Literal(b)), { description: `one of ${BALANCERS.map((b) => `"${b}"`).join(', ')}` })),
   random: Type.Optional(Random),
@@ -171,6 +228,7 @@ const dispatchFields = {
     minPerSecond: Type.Optional(Type.Number({ minimum: 0, description: 'a number >= 0' })),
     burst: Type.Optional(Type.Number({ minimum: 1, description: 'a number >= 1' }))
   }, { additionalProperties: false, description: 'an object { ratio?, minPerSecond?, burst? }' })),
+  retryThrottle: Type.Optional(Type.Union([Type.Literal(false), RetryThrottleObject], { description: 'false or an object { maxTokens?, tokenRatio? }' })),
   ejectionMs: Type.Optional(Duration(0)),
   maxEjectionMs: Type.Optional(Duration(0)),
   consecutiveFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'an integer from 1 to 1000' })),
@@ -178,6 +236,8 @@ const dispatchFields = {
   retryOn: Type.Optional(Type.Array(Type.Integer({ minimum: 400, maximum: 599, description: 'an HTTP status from 400 to 599' }), { uniqueItems: true, description: 'an array of distinct HTTP statuses from 400 to 599' })),
   perTryTimeout: Type.Optional(Duration(0)),
   slowStartMs: Type.Optional(Duration(0)),
+  hedge: Type.Optional(Type.Union([Bool, HedgeObject], { description: 'a boolean or an object { delay?, percentile?, minDelay?, maxDelay? }' })),
+  deadline: Type.Optional(Duration(0)),
   pool: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'undici Pool options (an object)' }))
 }
 
@@ -198,6 +258,19 @@ export function validateDiscoveryOptions<T extends DispatcherOptions> (input: un
     // dispatcher(watch, opts): the query and its engine belong to the watch that was passed.
     const fromWatch = Object.keys(given).find((k) => k in queryFields)
     if (fromWatch !== undefined) throw new DiscoveryInvalidOptionError(fieldOf(prefix, fromWatch), `a dispatcher option; "${fromWatch}" is set by the watch you passed`)
+  }
+  const hedge = (given as DispatcherOptions).hedge
+  if (typeof hedge === 'object' && hedge !== null && !Array.isArray(hedge)) {
+    const inner = firstProblem(hedgeObjectSchema, hedge, fieldOf(prefix, 'hedge'))
+    if (inner !== undefined) throw new DiscoveryInvalidOptionError(inner.field, inner.expected)
+    if (hedge.minDelay !== undefined && hedge.maxDelay !== undefined && toMs(hedge.maxDelay)! < toMs(hedge.minDelay)!) {
+      throw new DiscoveryInvalidOptionError(fieldOf(fieldOf(prefix, 'hedge'), 'maxDelay'), 'a duration >= hedge.minDelay')
+    }
+  }
+  const throttle = (given as DispatcherOptions).retryThrottle
+  if (typeof throttle === 'object' && throttle !== null && !Array.isArray(throttle)) {
+    const inner = firstProblem(retryThrottleSchema, throttle, fieldOf(prefix, 'retryThrottle'))
+    if (inner !== undefined) throw new DiscoveryInvalidOptionError(inner.field, inner.expected)
   }
   const problem = firstProblem(SCHEMAS[kind], given, prefix)
   if (problem !== undefined) throw new DiscoveryInvalidOptionError(problem.field, problem.expected)
@@ -263,6 +336,7 @@ export function dispatchSettings (o: DispatchOptions): DispatchSettings {
     ...balancerSettings(o),
     retries: o.retries ?? DISCOVERY_DEFAULTS.retries,
     retryBudget: { ...DISCOVERY_DEFAULTS.retryBudget, ...o.retryBudget },
+    retryThrottle: o.retryThrottle === false ? undefined : { maxTokens: o.retryThrottle?.maxTokens ?? DISCOVERY_DEFAULTS.retryThrottle.maxTokens, tokenRatio: o.retryThrottle?.tokenRatio ?? DISCOVERY_DEFAULTS.retryThrottle.tokenRatio },
     ejectionMs: msOr(o.ejectionMs, DISCOVERY_DEFAULTS.ejectionMs),
     maxEjectionMs: msOr(o.maxEjectionMs, DISCOVERY_DEFAULTS.maxEjectionMs),
     consecutiveFailures: o.consecutiveFailures ?? DISCOVERY_DEFAULTS.consecutiveFailures,
@@ -270,6 +344,23 @@ export function dispatchSettings (o: DispatchOptions): DispatchSettings {
     retryOn: o.retryOn ?? DISCOVERY_DEFAULTS.retryOn,
     perTryTimeout: msOr(o.perTryTimeout, DISCOVERY_DEFAULTS.perTryTimeout),
     slowStartMs: msOr(o.slowStartMs, DISCOVERY_DEFAULTS.slowStartMs),
+    hedge: hedgeSettings(o.hedge),
+    deadline: msOr(o.deadline, DISCOVERY_DEFAULTS.deadline),
     pool: o.pool ?? {}
   }
+}
+
+function hedgeSettings (o: DispatchOptions['hedge']): HedgeSettings | undefined {
+  if (o === undefined || o === false) return undefined
+  const given = o === true ? {} : o
+  const d = DISCOVERY_DEFAULTS.hedge
+  const settings = {
+    delayMs: given.delay === undefined ? undefined : toMs(given.delay),
+    percentile: given.percentile ?? d.percentile,
+    minDelayMs: msOr(given.minDelay, d.minDelay),
+    maxDelayMs: msOr(given.maxDelay, d.maxDelay)
+  }
+  // A cap below the floor only comes from one bound given and the other's default.
+  if (settings.maxDelayMs < settings.minDelayMs) throw new DiscoveryInvalidOptionError('hedge.maxDelay', `a duration >= hedge.minDelay (${settings.minDelayMs} ms)`)
+  return settings
 }

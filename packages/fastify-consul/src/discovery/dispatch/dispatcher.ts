@@ -3,7 +3,9 @@ import type { Logger } from '../../util/logger.js'
 import { Dispatcher, errors, type Pool } from 'undici'
 import type { Balancer, BalancerName } from '../lb/balancer.js'
 import { createBalancer } from '../lb/create-balancer.js'
-import { NoInstanceError, WatchClosedError } from '../../errors.js'
+import { DeadlineExceededError, NoInstanceError, WatchClosedError } from '../../errors.js'
+import { HedgeDelay } from './hedge-delay.js'
+import { RetryThrottle } from './retry-throttle.js'
 import { dispatchFailed } from './failure.js'
 import type { Instance } from '../watch/instance.js'
 import { OutlierDetector } from './outlier-detector.js'
@@ -44,7 +46,10 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     ejectionsCapped: 0,
     readmissions: 0,
     probes: 0,
-    probeFailures: 0
+    probeFailures: 0,
+    hedges: 0,
+    hedgesWon: 0,
+    deadlinesExceeded: 0
   }
 
   #instances: readonly Instance[] = []
@@ -140,13 +145,18 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   #makeRoute (opts: DispatcherTuning, budget: RetryBudget): RetryRoute {
     return {
       policy: {
+        service: this.service,
         maxRetries: opts.retries,
         budget,
         retryOn: new Set(opts.retryOn),
         perTryTimeout: opts.perTryTimeout,
+        hedge: opts.hedge === undefined ? undefined : new HedgeDelay(opts.hedge),
+        throttle: opts.retryThrottle === undefined ? undefined : new RetryThrottle(opts.retryThrottle),
+        deadlineMs: opts.deadline,
         now: this.#now,
         noInstance: () => new NoInstanceError(this.service),
-        gaveUp: (cause, instances) => dispatchFailed(this.service, cause, instances)
+        gaveUp: (cause, instances) => dispatchFailed(this.service, cause, instances),
+        expired: (ms) => new DeadlineExceededError(this.service, ms)
       },
       choose: (tried) => this.#target(this.#choose(tried)),
       send: (target, opts, handler) => {
@@ -161,6 +171,10 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
           this.#log.debug({ instance: instance.id, origin, kind, code: (err as Error & { code?: string } | undefined)?.code }, 'upstream attempt failed')
           if (!this.#closed) this.#outliers.failed(origin, this.#live.get(origin), kind, this.#routable)
         },
+        backOff: (instance, ms) => {
+          const origin = this.#originOf(instance)
+          if (!this.#closed) this.#outliers.failed(origin, this.#live.get(origin), 'status', this.#routable, true, ms)
+        },
         timedOut: (instance) => {
           this.#stats.perTryTimeouts++
           const origin = this.#originOf(instance)
@@ -171,6 +185,19 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
           this.#stats.retries++
           if (cause === 'status') this.#stats.statusRetries++
           this.#log.debug({ instance: next.id, cause }, 'retrying on another instance')
+        },
+        hedging: (next) => {
+          this.#stats.retries++
+          this.#stats.hedges++
+          this.#log.debug({ instance: next.id }, 'hedging on another instance')
+          this.events.emit('hedge', next)
+        },
+        hedgeWon: (instance) => {
+          this.#stats.hedgesWon++
+          this.events.emit('hedgeWon', instance)
+        },
+        expired: () => {
+          this.#stats.deadlinesExceeded++
         },
         ended: (instance, outcome, durationMs, retries) => {
           // One lookup per request when nobody listens: no arguments array, no event object.

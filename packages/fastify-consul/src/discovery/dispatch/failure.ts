@@ -50,7 +50,10 @@ const FAILURES: ReadonlyMap<string, Failure> = new Map([
   ['UND_ERR_CLOSED', CLOSED], ['UND_ERR_DESTROYED', CLOSED],
   ['UND_ERR_HEADERS_TIMEOUT', row('timeout', false, false, true)],
   // The answer had started: too late for a 504, and the body timeout says the instance is slow.
-  ['UND_ERR_BODY_TIMEOUT', row('timeout', false, false)]
+  ['UND_ERR_BODY_TIMEOUT', row('timeout', false, false)],
+  // The caller's deadline passed: nothing against the instance (it was given a budget, not a timeout),
+  // no retry (there is no time left), and a gateway answers 504.
+  ['FST_REG_DISCOVERY_DEADLINE_EXCEEDED', row(undefined, false, false, true)]
 ])
 
 /**

@@ -172,7 +172,7 @@ export class OutlierDetector {
    * the cap: with a 1 s back-off and a probe, ejecting is cheap, and each request it saves from a stalled
    * replica saves its caller the whole timeout. Other failures eject after `consecutiveFailures` in a row.
    */
-  failed (origin: string, current: Instance | undefined, kind: FailureKind, routable: number, atOnce = false): void {
+  failed (origin: string, current: Instance | undefined, kind: FailureKind, routable: number, atOnce = false, retryAfterMs?: number): void {
     const { ejection, consecutiveFailures, maxEjectionPercent, stats, log } = this.#opts
     // Ejection off, closing, or no longer in the set: nothing to decide.
     if (ejection.baseMs === 0 || this.#closed || current === undefined) return
@@ -187,14 +187,22 @@ export class OutlierDetector {
     if (!mayEject(this.#ejected.size, routable, maxEjectionPercent)) {
       stats.ejectionsCapped++
       log.debug({ instance: current.id, origin, ejected: this.#ejected.size, maxEjectionPercent }, 'outlier kept: too many instances ejected already')
+      // The cap keeps a failing instance in because others are out: the ones out may have recovered
+      // since (after a whole-fleet outage, the one ejected first is often back before the last to fail).
+      // Each is probed by the next request instead of at the end of its back-off, so a recovered one
+      // returns and makes room to eject this one; a probe that fails backs off as usual.
+      for (const [out, e] of this.#ejected) if (e.phase === 'ejected') this.#halfOpen(out, 'capped', true)
       return
     }
-    const ms = upstream.outlier.eject(this.#opts.now(), ejection)
+    const computed = upstream.outlier.eject(this.#opts.now(), ejection)
+    // An instance that said how long to leave it alone (Retry-After) is left that long, within the cap.
+    const ms = retryAfterMs === undefined ? computed : Math.min(retryAfterMs, ejection.maxMs)
     this.#ejected.set(origin, { instance: current, phase: 'ejected', timer: this.#backOff(origin, ms), since: this.#opts.now(), status: current.status, probe: undefined })
     stats.ejections++
     if (kind !== 'connect') stats.outlierEjections++
     this.#opts.onChange()
-    if (kind === 'connect') log.warn({ instance: current.id, origin, backoffMs: ms }, 'upstream refused a connection; ejected')
+    if (retryAfterMs !== undefined) log.warn({ instance: current.id, origin, backoffMs: ms }, 'upstream asked to be left alone (Retry-After); ejected')
+    else if (kind === 'connect') log.warn({ instance: current.id, origin, backoffMs: ms }, 'upstream refused a connection; ejected')
     else if (atOnce) log.warn({ instance: current.id, origin, backoffMs: ms }, 'upstream stalled past the per-try timeout; ejected')
     else log.warn({ instance: current.id, origin, backoffMs: ms, kind, failures: consecutiveFailures }, 'upstream failed repeatedly; ejected')
     this.#opts.ejected(current, { reason: kind, ms })
@@ -206,7 +214,7 @@ export class OutlierDetector {
     return timer
   }
 
-  #halfOpen (origin: string, reason: 'time' | 'consul', rebalance: boolean): void {
+  #halfOpen (origin: string, reason: 'time' | 'consul' | 'capped', rebalance: boolean): void {
     const ejection = this.#ejected.get(origin)!
     clearTimeout(ejection.timer)
     ejection.timer = undefined

@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { TokenBucket } from '../../util/token-bucket.js'
+import type { HedgeDelay } from './hedge-delay.js'
+import type { RetryThrottle } from './retry-throttle.js'
 
 /** Methods that RFC 9110 defines as idempotent, minus TRACE (never worth a second attempt). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
@@ -61,24 +63,34 @@ export class RetryBudget {
 
 /** How a dispatcher retries: fixed for its life. */
 export interface RetryPolicy {
+  /** The Consul service, for spans. */
+  readonly service: string
   readonly maxRetries: number
   readonly budget: RetryBudget
   /** Answers that send an idempotent request to another instance instead of to the caller. */
   readonly retryOn: ReadonlySet<number>
   /** Per-try timeout of idempotent requests, in ms; 0 for none. */
   readonly perTryTimeout: number
+  /** gRPC's throttle: no retry or hedge while most attempts fail; undefined for none. */
+  readonly throttle: RetryThrottle | undefined
+  /** After how long an idempotent request is hedged; undefined for never. */
+  readonly hedge: HedgeDelay | undefined
+  /** The dispatcher's deadline for every request, in ms; 0 for none (a request's own or inherited one still holds). */
+  readonly deadlineMs: number
   /** Milliseconds clock the loads are stamped with. */
   now (): number
   /** The error for a request that finds no instance at all. */
   noInstance (): Error
   /** The error for a request given up before any answer: `cause` is its last try's, `instances` the IDs tried. */
   gaveUp (cause: Error, instances: readonly string[]): Error
+  /** The error for a request whose deadline (`ms` in all) passed before its answer. */
+  expired (ms: number): Error
 }
 
 /**
  * How a request ended, as the caller saw it: an answer below 500 (`success`, upgrades included) or from
  * 500 up (`server_error`), no answer at all (`failed`: every attempt failed, or the retries ran out),
- * no instance to send it to (`no_instance`), or the caller gave up (`aborted`). A fixed set, so it can be
- * a metric label.
+ * no instance to send it to (`no_instance`), the caller gave up (`aborted`), or its deadline passed
+ * (`deadline_exceeded`). A fixed set, so it can be a metric label.
  */
-export type RequestOutcome = 'success' | 'server_error' | 'failed' | 'no_instance' | 'aborted'
+export type RequestOutcome = 'success' | 'server_error' | 'failed' | 'no_instance' | 'aborted' | 'deadline_exceeded'

@@ -5,6 +5,8 @@ import type { BalancerName } from '../lb/balancer.js'
 import type { Instance } from '../watch/instance.js'
 import type { ServiceWatch } from '../watch/service-watch.js'
 import type { FailureKind } from './failure.js'
+import type { HedgeSettings } from './hedge-delay.js'
+import type { RetryThrottleOptions } from './retry-throttle.js'
 import type { RequestOutcome, RetryBudgetOptions } from './retry-policy.js'
 
 export interface DispatcherTuning {
@@ -26,6 +28,12 @@ export interface DispatcherTuning {
   perTryTimeout: number
   /** Envoy's slow-start window, in ms: how long an instance that joined the set is warming up (least-request only); 0 for none. */
   slowStartMs: number
+  /** gRPC's retry throttling; undefined for none. */
+  retryThrottle: RetryThrottleOptions | undefined
+  /** Hedging of idempotent requests; undefined for none. */
+  hedge: HedgeSettings | undefined
+  /** Every request's deadline, in ms; 0 for none. */
+  deadline: number
   /** Options for each upstream's undici Pool (connections, keep-alive, connect timeout, TLS…). */
   pool: Pool.Options
 }
@@ -51,7 +59,7 @@ export interface DispatcherStats {
   retries: number
   /** Of those, retries because an idempotent request got a `retryOn` status. */
   statusRetries: number
-  /** Retries that were allowed by method and error but refused by the retry budget. */
+  /** Retries and hedges that were allowed by method and error but refused by the retry throttle or budget. */
   retriesDenied: number
   /** Attempts cut short by `perTryTimeout`. */
   perTryTimeouts: number
@@ -67,6 +75,12 @@ export interface DispatcherStats {
   probes: number
   /** Of those, probes that failed (the instance backed off again, twice as long). */
   probeFailures: number
+  /** Second tries sent beside a try slower than the hedge delay (also counted in `retries`). */
+  hedges: number
+  /** Of those, hedges whose answer reached the caller first. */
+  hedgesWon: number
+  /** Requests whose deadline passed before their answer ended (the caller got a 504). */
+  deadlinesExceeded: number
 }
 
 /** Why an ejected instance is back: its probe answered, or another request still in flight on it did. */
@@ -85,13 +99,19 @@ export interface DispatcherEvents {
    * Emitted only while someone listens; a listener runs on every request, so keep it cheap.
    */
   request: [instance: Instance | undefined, outcome: RequestOutcome, durationMs: number, retries: number]
+  /** A hedge was sent to `instance`, beside a try slower than the hedge delay. */
+  hedge: [instance: Instance]
+  /** A hedge's answer reached the caller first (the slower try was aborted). */
+  hedgeWon: [instance: Instance]
 }
 
 /**
  * An undici Dispatcher for one service. The URL origin a caller passes is a placeholder: each request
  * goes to an instance picked from the live watch, through one keep-alive Pool per instance, and is
  * sent again to a different instance when the connection fails before any response (and, for
- * idempotent requests, after `perTryTimeout` or on a `retryOn` status). Outlier detection: an instance
+ * idempotent requests, after `perTryTimeout` or on a `retryOn` status); with `hedge`, an idempotent
+ * request slower than the hedge delay is sent once more beside its first try; with a deadline, it ends
+ * in a coded 504 the moment the deadline passes. Outlier detection: an instance
  * that refuses a connection, or fails `consecutiveFailures` times in a row, is ejected (skipped), never
  * more than `maxEjectionPercent` of the instances at once. After a back-off the next request probes it:
  * a good answer re-admits it, a failure doubles the back-off. A request still in flight on an ejected

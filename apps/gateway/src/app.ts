@@ -90,8 +90,10 @@ export const DEFAULTS = Object.freeze({
    * a handful), a per-try timeout so an idempotent request stuck on one is retried elsewhere, and a 502/503/
    * 504 from one replica (say, one that is closing) retried on another within the retry budget. Slow start
    * for 30 s after a replica joins: its share ramps up and its cold first answers are not held against it.
+   * Hedging: an idempotent request slower than the service's recent p95 is sent to a second replica
+   * too, so a frozen or GC-pausing replica costs its callers about the p95, not the 2 s timeout.
    */
-  discovery: Object.freeze({ balancer: 'least-request', perTryTimeout: '2s', retryOn: Object.freeze([502, 503, 504]), slowStartMs: '30s' }) as Readonly<DispatcherOptions>,
+  discovery: Object.freeze({ balancer: 'least-request', perTryTimeout: '2s', retryOn: Object.freeze([502, 503, 504]), slowStartMs: '30s', hedge: true }) as Readonly<DispatcherOptions>,
   upstream: 'user-service',
   timeout: 10_000,
   upstreamCheck: Object.freeze({ interval: 1000, timeout: 2000 }),

@@ -25,7 +25,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
   <thead><tr><th>Consul service id</th><th>address</th><th>Consul status</th><th>weight</th><th>ejected</th><th>outstanding</th><th>share of the last 10 s</th></tr></thead>
   <tbody id="rows"></tbody>
 </table>
-<p class="totals">Requests <b id="requests">0</b> · retries <b id="retries">0</b> · ejections <b id="ejections">0</b></p>
+<p class="totals">Requests <b id="requests">0</b> · retries <b id="retries">0</b> · ejections <b id="ejections">0</b> · hedges <b id="hedges">0</b> (won <b id="hedgesWon">0</b>) · deadlines passed <b id="deadlinesExceeded">0</b></p>
 <script src="live-view.js"></script>
 </body>
 </html>
@@ -93,6 +93,9 @@ function render (snap) {
   $('requests').textContent = snap.totals.requests
   $('retries').textContent = snap.totals.retries
   $('ejections').textContent = snap.totals.ejections
+  $('hedges').textContent = snap.totals.hedges
+  $('hedgesWon').textContent = snap.totals.hedgesWon
+  $('deadlinesExceeded').textContent = snap.totals.deadlinesExceeded
 }
 const events = new EventSource('events')
 events.addEventListener('snapshot', (e) => { $('conn').textContent = ''; render(JSON.parse(e.data)) })

@@ -37,7 +37,7 @@ export interface DashboardSnapshot {
   }
   instances: InstanceRow[]
   /** Since the gateway started. */
-  totals: { requests: number, retries: number, ejections: number }
+  totals: { requests: number, retries: number, ejections: number, hedges: number, hedgesWon: number, deadlinesExceeded: number }
   /** Requests answered in the window. */
   windowRequests: number
 }
@@ -105,7 +105,7 @@ export function snapshot (watch: ServiceWatch, dispatcher: ServiceDispatcher, wi
       share: windowRequests === 0 ? 0 : (counts.get(i.id) ?? 0) / windowRequests,
       state: ejected.has(i.id) ? 'ejected' : i.status
     })),
-    totals: { requests: stats.requests, retries: stats.retries, ejections: stats.ejections },
+    totals: { requests: stats.requests, retries: stats.retries, ejections: stats.ejections, hedges: stats.hedges, hedgesWon: stats.hedgesWon, deadlinesExceeded: stats.deadlinesExceeded },
     windowRequests
   }
 }

@@ -32,7 +32,7 @@ t.test('snapshot: Consul\'s view, the dispatcher\'s ejections and load, shares a
   const watch = { service: 'users', all: [a, b, c], state: 'live', panic: false, lastContact: 9000 } as unknown as ServiceWatch
   const dispatcher = {
     ejected: [b],
-    stats: { requests: 7, retries: 2, ejections: 1 },
+    stats: { requests: 7, retries: 2, ejections: 1, hedges: 1, hedgesWon: 1, deadlinesExceeded: 3 },
     outstanding: (i: Instance) => i === a ? 3 : 0
   } as unknown as ServiceDispatcher
   const w = new RequestWindow()
@@ -44,7 +44,7 @@ t.test('snapshot: Consul\'s view, the dispatcher\'s ejections and load, shares a
     ['users-2', 'ejected', true, 0, 0.25],
     ['users-3', 'critical', false, 0, 0]
   ])
-  t.same(snap.totals, { requests: 7, retries: 2, ejections: 1 })
+  t.same(snap.totals, { requests: 7, retries: 2, ejections: 1, hedges: 1, hedgesWon: 1, deadlinesExceeded: 3 })
   t.equal(snap.windowRequests, 4)
 
   const stale = snapshot({ ...watch, state: 'stale', panic: true, service: 'users' } as unknown as ServiceWatch, dispatcher, new RequestWindow(), 21_000)

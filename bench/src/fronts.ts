@@ -63,12 +63,12 @@ export async function servedReplicas (url: string): Promise<number> {
  * `/users` URL, the front and replica 1 (the one a scenario freezes). Replica 1 is thawed and everything
  * stopped afterwards, whatever happened.
  */
-export async function onFreshReplicas<T> (agent: ConsulAgent, front: () => Promise<Front>, body: (url: string, f: Front, target: ChildProcess) => Promise<T>): Promise<T> {
-  const set = await startReplicas(agent, USER_SERVICE, 3)
+export async function onFreshReplicas<T> (agent: ConsulAgent, front: () => Promise<Front>, body: (url: string, f: Front, target: ChildProcess, ports: readonly number[]) => Promise<T>, replicas: { script: string, env?: Record<string, string> } = { script: USER_SERVICE }): Promise<T> {
+  const set = await startReplicas(agent, replicas.script, 3, replicas.env)
   const f = await front()
   const target = set.replicas[1]!.child
   try {
-    return await body(`${f.url}/users`, f, target)
+    return await body(`${f.url}/users`, f, target, set.ports)
   } finally {
     target.kill('SIGCONT')
     await f.stop()

@@ -24,6 +24,8 @@ export interface OpenLoopOptions {
   dispatcher?: Dispatcher
   /** Gives up on a request after this long; it then counts as failed. Default 15 s (past the gateway's 10 s). */
   timeoutMs?: number
+  /** Headers for each request, made when it is sent (P18's deadline). Default none. */
+  headers?: () => Record<string, string>
 }
 
 /**
@@ -48,7 +50,7 @@ export function openLoop (url: string, opts: OpenLoopOptions): OpenLoop {
       let instance: string | undefined
       try {
         // undici's own timers, not an AbortSignal per request: thousands of those cost a loaded loop dearly.
-        const res = await request(url, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+        const res = await request(url, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, headers: opts.headers?.() })
         await res.body.arrayBuffer()
         ok = res.statusCode >= 200 && res.statusCode < 300
         instance = res.headers['x-instance-id'] as string | undefined

@@ -13,15 +13,23 @@ export const USER_SERVICE = join(dirname(fileURLToPath(import.meta.resolve('@reg
 // rolling-restart test requires of its negative control, so the bench and the proof cannot drift apart.
 export const SEED_EXIT = fileURLToPath(import.meta.resolve('@reg/user-service/test/fixtures/seed-exit-server.js'))
 
+/** P17's and P18's replica (servers/tail-server.ts), compiled, whether this module runs from src/ or dist/. */
+export const TAIL_SERVER = fileURLToPath(new URL('../dist/servers/tail-server.js', import.meta.url))
+
+/** What each tail-server replica counted: requests received, and those after the caller's deadline. */
+export async function triesAt (ports: readonly number[]): Promise<Array<{ received: number, late: number }>> {
+  return await Promise.all(ports.map(async (port) => await (await fetch(`http://127.0.0.1:${port}/_tries`)).json() as { received: number, late: number }))
+}
+
 export interface Replica { child: ChildProcess, exited: Promise<number | null> }
 
-/** N replicas of `script` on free ports, as separate processes, sharing one SQLite file. */
-export async function startReplicas (agent: ConsulAgent, script: string, count: number): Promise<{ replicas: Replica[], restart (i: number, signal: NodeJS.Signals): Promise<number | null>, stop (): Promise<void> }> {
+/** N replicas of `script` on free ports, as separate processes, sharing one SQLite file; `env` over the process's. */
+export async function startReplicas (agent: ConsulAgent, script: string, count: number, env: Record<string, string> = {}): Promise<{ replicas: Replica[], ports: readonly number[], restart (i: number, signal: NodeJS.Signals): Promise<number | null>, stop (): Promise<void> }> {
   const ports = await freePorts(count)
   const db = join(mkdtempSync(join(tmpdir(), 'reg-bench-')), 'users.db')
   const spawnOne = (i: number): Replica => {
     const child = spawn(process.execPath, [script], {
-      env: { ...process.env, PORT: String(ports[i]), SERVICE_ID: `user-service-${i}`, CONSUL_HTTP_ADDR: agent.address, USERS_DB: db, LOG_LEVEL: 'warn' },
+      env: { ...process.env, ...env, PORT: String(ports[i]), SERVICE_ID: `user-service-${i}`, CONSUL_HTTP_ADDR: agent.address, USERS_DB: db, LOG_LEVEL: 'warn' },
       stdio: 'ignore'
     })
     return { child, exited: once(child, 'exit').then(([code]) => code as number | null) }
@@ -30,6 +38,7 @@ export async function startReplicas (agent: ConsulAgent, script: string, count: 
   await untilPassing(agent, count)
   return {
     replicas,
+    ports,
     /** Signals replica i, waits for its exit, starts a new one on the same port and waits until all pass. */
     async restart (i, signal) {
       replicas[i]!.child.kill(signal)

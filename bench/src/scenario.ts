@@ -1,4 +1,4 @@
-import type { Summary } from './stats.js'
+import { summarize, type Summary } from './stats.js'
 
 export interface ScenarioContext {
   /** Rounds of each side; ≥ 3 for real figures, 1 for the smoke run in `pnpm test`. */
@@ -83,4 +83,11 @@ export interface Scenario {
   id: string
   title: string
   run (ctx: ScenarioContext): Promise<Figure[]>
+}
+
+/** A latency figure (lower is better, no fixed target): the peer's median ÷ ours, so > 1 means we are faster. */
+export function latencyFigure (f: Pick<Figure, 'id' | 'what' | 'baselineName' | 'windows' | 'config'> & { ours: number[], baseline: number[] }): Figure {
+  const ours = summarize(f.ours)
+  const baseline = summarize(f.baseline)
+  return { ...f, unit: 'ms', ours, baseline, ratio: baseline.median / ours.median, target: '–', met: undefined }
 }

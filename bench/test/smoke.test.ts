@@ -2,7 +2,7 @@ import t from 'tap'
 import { runBench, table } from '../src/run.js'
 import { scenarios } from '../src/scenarios/index.js'
 
-// One short round of every scenario but those test/controls.test.ts (P1, P6, P10) and test/recovery.test.ts (P23, R20) run, so the harness
+// One short round of every scenario but those test/controls.test.ts (P1, P6, P10), test/recovery.test.ts (P23, R20) and test/tail.test.ts (P16–P18) run, so the harness
 // cannot rot. No figure is judged here: benchmarks are not tests, and wall-clock numbers on a shared CI
 // box mean nothing. What is checked is the harness: shapes, counts, and the negative control of P12.
 t.test('every other scenario runs one smoke round and reports finite figures', async (t) => {
@@ -10,7 +10,7 @@ t.test('every other scenario runs one smoke round and reports finite figures', a
   const ids = ['P2', 'P3', 'P4', 'P5', 'P7', 'P8', 'P9', 'P11', 'P12', 'P13', 'P14', 'P22']
   const report = await runBench({ ids, rounds: 1, smoke: true, log: (l) => lines.push(l) })
   t.same([...new Set(report.figures.map((f) => f.id))], ids, 'every scenario asked for yields figures')
-  t.same([...ids, 'P1', 'P6', 'P10', 'P23', 'R20'].sort(), scenarios.map((s) => s.id).sort(), 'with the control run and test/recovery.test.ts, every registered scenario')
+  t.same([...ids, 'P1', 'P6', 'P10', 'P16', 'P17', 'P18', 'P23', 'R20'].sort(), scenarios.map((s) => s.id).sort(), 'with the control run, test/recovery.test.ts and test/tail.test.ts, every registered scenario')
   for (const f of report.figures) {
     t.ok(Number.isFinite(f.ours.median) && Number.isFinite(f.baseline.median), `${f.id} ${f.what}: finite medians`)
     // Failure counts carry the requests behind them instead of a ratio; every other figure has a finite ratio.

@@ -21,7 +21,7 @@ export const OLD_GATEWAY = { balancer: 'round-robin', perTryTimeout: 0, retryOn:
 const SIDES = ['ours', 'haproxy', 'round-robin'] as const
 type Side = typeof SIDES[number]
 
-interface FrozenRun {
+export interface FrozenRun {
   /** The two windows with nothing changed, then the freeze. */
   control: [WindowStats, WindowStats]
   freeze: WindowStats
@@ -30,9 +30,9 @@ interface FrozenRun {
   loadavg: number[]
 }
 
-interface Phases { rate: number, warmup: number, control: number, freeze: number }
+export interface Phases { rate: number, warmup: number, control: number, freeze: number }
 
-async function frozenRun (agent: ConsulAgent, front: () => Promise<Front>, p: Phases): Promise<FrozenRun & { config?: string }> {
+export async function frozenRun (agent: ConsulAgent, front: () => Promise<Front>, p: Phases): Promise<FrozenRun & { config?: string }> {
   return await onFreshReplicas(agent, front, async (url, f, frozen) => {
     const served = await servedReplicas(url)
     const loop = openLoop(url, { rate: p.rate })

@@ -75,8 +75,8 @@ interface DispatchFields {
   /** Default { ratio: 0.2, minPerSecond: 10, burst: 100 }. */
   retryBudget?: Partial<RetryBudgetOptions>
   /**
-   * gRPC's retry throttling: each failed attempt (an error, a timeout, a 5xx or `retryOn` answer) takes a
-   * token, each success puts back `tokenRatio`, and at or below half the tokens no retry or hedge is sent.
+   * gRPC's retry throttling: each failed answer (a 5xx or `retryOn` status) takes a token, each success
+   * puts back `tokenRatio`, and at or below half the tokens no retry or hedge is sent.
    * Default { maxTokens: 10, tokenRatio: 1 }: retries stop while most attempts fail. false turns it off.
    */
   retryThrottle?: false | Unset<Partial<RetryThrottleOptions>>

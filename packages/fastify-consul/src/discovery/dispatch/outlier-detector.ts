@@ -190,7 +190,10 @@ export class OutlierDetector {
       // The cap keeps a failing instance in because others are out: the ones out may have recovered
       // since (after a whole-fleet outage, the one ejected first is often back before the last to fail).
       // Each is probed by the next request instead of at the end of its back-off, so a recovered one
-      // returns and makes room to eject this one; a probe that fails backs off as usual.
+      // returns and makes room to eject this one; a probe that fails backs off as usual. The cost: while
+      // more than the cap is failing, each capped failure has the ejected ones probed again (one request
+      // each, retried elsewhere if it fails). Rate-limiting it to once per `ejectionMs` was tried: a
+      // partial recovery then failed half its requests for up to that long (tests: retry-throttle).
       for (const [out, e] of this.#ejected) if (e.phase === 'ejected') this.#halfOpen(out, 'capped', true)
       return
     }

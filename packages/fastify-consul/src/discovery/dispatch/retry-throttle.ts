@@ -7,7 +7,8 @@ export interface RetryThrottleOptions {
 }
 
 /**
- * gRPC's retry throttling (A6): each failed attempt takes a token, each success puts back `tokenRatio`,
+ * gRPC's retry throttling (A6): each failed answer (5xx or a `retryOn` status) takes a token, each
+ * success puts back `tokenRatio`,
  * and while the bucket is at or below half full no retry or hedge is sent. The retry budget bounds
  * retries by the traffic; this stops them within a handful of failures when nearly everything fails
  * (a whole fleet answering 503), whatever budget was saved up, and lets them resume as soon as

@@ -45,7 +45,6 @@ export class RetryingHandler {
   #aborted: Error | undefined
   #connected = false
   #responded = false
-  #finished = false
   #hedged = false
   #hedgeTimer: NodeJS.Timeout | undefined
   #deadline: Deadline | undefined
@@ -84,7 +83,6 @@ export class RetryingHandler {
 
   /** Tells the route once how the request ended, and ends its span and timers; the caller's own callback follows. */
   #finish (outcome: RequestOutcome, err?: Error): void {
-    this.#finished = true
     clearTimeout(this.#deadlineTimer)
     clearTimeout(this.#hedgeTimer)
     const attempts = this.#path.length
@@ -100,8 +98,9 @@ export class RetryingHandler {
     this.#handler.onError(reported)
   }
 
+  // Never called once the request is finished: every path that finishes it (#fail, #onComplete of the
+  // winner, #onUpgrade) has no send queued behind it, and #finish clears the hedge and deadline timers.
   #send (target: Target, reason: TryReason): void {
-    if (this.#finished) return
     if (this.#aborted !== undefined) {
       if (this.#live.size === 0) this.#fail(this.#aborted, 'aborted')
       return
@@ -158,6 +157,7 @@ export class RetryingHandler {
   readonly #abort = (reason?: Error): void => {
     if (this.#aborted !== undefined) return
     this.#aborted = reason ?? new errors.RequestAbortedError()
+    clearTimeout(this.#hedgeTimer)
     for (const a of this.#live) a.abort?.(this.#aborted)
   }
 
@@ -189,6 +189,8 @@ export class RetryingHandler {
       if (ms !== undefined) report.backOff(a.instance, ms)
     }
     const retryable = this.#policy.retryOn.has(status)
+    // Answers only: a fleet that answers 5xx is overloaded or broken, and retries add to it. A refused
+    // connection or a stalled try is one instance's failure, which ejection handles and a retry escapes.
     if (retryable || status >= 500) this.#policy.throttle?.failed()
     else this.#policy.throttle?.succeeded()
     if (this.#idempotent && retryable) {
@@ -201,6 +203,8 @@ export class RetryingHandler {
         const next = this.#route.choose(this.#tried)
         if (next !== undefined && this.#spend(`status ${status}`)) {
           report.retrying(next.instance, 'status')
+          // The retry's own send arms a new hedge timer: nothing to race meanwhile.
+          clearTimeout(this.#hedgeTimer)
           a.next = next
           return true
         }
@@ -273,10 +277,7 @@ export class RetryingHandler {
       return
     }
     const failure = classifyFailure(err)
-    if (this.#aborted === undefined && failure.kind !== undefined) {
-      this.#report.failed(a.instance, failure.kind, err)
-      this.#policy.throttle?.failed()
-    }
+    if (this.#aborted === undefined && failure.kind !== undefined) this.#report.failed(a.instance, failure.kind, err)
     // Another try is still out (a hedge): it answers instead.
     if (this.#live.size > 0) return
     // Idempotent requests may be retried after any connection failure; others only when nothing was sent.
@@ -289,7 +290,6 @@ export class RetryingHandler {
     // flight already priced the instance out. Taken as a peak, 2 s would keep a replica that thawed out
     // of least-request for a minute while it decayed (P23 measured it); the ejection and its probe decide.
     this.#report.timedOut(a.instance)
-    policy.throttle?.failed()
     const err = new errors.HeadersTimeoutError(`no response headers within the per-try timeout (${policy.perTryTimeout} ms)`)
     this.#live.delete(a)
     a.detached = err
@@ -301,16 +301,15 @@ export class RetryingHandler {
   /** After the hedge delay, a lone try that has not answered gets a twin on another instance. */
   #armHedge (): void {
     const hedge = this.#policy.hedge
-    if (hedge === undefined || this.#hedged || this.#live.size !== 1 || !this.#idempotent || this.#opts.upgrade != null) return
+    if (hedge === undefined || this.#hedged || this.#live.size !== 1 || !this.#idempotent || this.#opts.upgrade != null || !this.#mayRetry()) return
     clearTimeout(this.#hedgeTimer)
     this.#hedgeTimer = setTimeout(() => this.#hedge(), hedge.ms)
     this.#hedgeTimer.unref()
   }
 
+  // The timer runs only while one try is out and nothing else was decided: every path that answers,
+  // aborts, fails over or decides a retry clears it first, and a retry's send arms a new one.
   #hedge (): void {
-    const [only] = this.#live
-    // Answered, failed over, or already retrying on a `retryOn` answer: nothing to race.
-    if (this.#responded || this.#aborted !== undefined || this.#live.size !== 1 || only!.next !== undefined || !this.#mayRetry()) return
     const next = this.#route.choose(this.#tried)
     if (next === undefined || !this.#spend('hedge')) return
     this.#hedged = true
@@ -320,7 +319,6 @@ export class RetryingHandler {
 
   /** The deadline passed: every try in flight is aborted, and the caller gets the coded 504 now. */
   #expire (): void {
-    if (this.#finished) return
     const err = this.#policy.expired(this.#deadlineMs)
     this.#report.expired()
     const live = [...this.#live]

@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { Readable } from 'node:stream'
 import type { ServerResponse } from 'node:http'
 import t from 'tap'
 import { request } from 'undici'
@@ -121,6 +122,16 @@ t.test('a POST is never hedged; the same POST marked idempotent is (negative con
   t.same(await get(d2, { method: 'POST', body: 'x', idempotent: true }), { id: 'fast', status: 200 }, 'marked idempotent, it is hedged')
   t.equal(fast.received.length, 1)
   t.equal(fast.received[0]!.body, 'x', 'the hedge carried the same body')
+})
+
+t.test('a stream body is not hedged once the first try has read it', async (t) => {
+  const s = await slow(t, 'slow', 150)
+  const fast = await upstream(t, 'fast')
+  const d = dispatcherFor(t, [s, fast])
+  const res = await request('http://svc/', { dispatcher: d, method: 'PUT', body: Readable.from(['streamed']) })
+  t.equal((JSON.parse(await res.body.text()) as { id: string }).id, 'slow', 'the only try answered')
+  t.equal(fast.received.length, 0, 'no hedge: the body was gone')
+  t.match(d.stats, { hedges: 0 })
 })
 
 t.test('hedges spend the retry budget: an empty budget sends none and counts a denial', async (t) => {

@@ -310,6 +310,8 @@ export class RetryingHandler {
   // The timer runs only while one try is out and nothing else was decided: every path that answers,
   // aborts, fails over or decides a retry clears it first, and a retry's send arms a new one.
   #hedge (): void {
+    // A stream body the first try has read since the timer was armed cannot be sent again.
+    if (!isReplayableBody(this.#opts.body)) return
     const next = this.#route.choose(this.#tried)
     if (next === undefined || !this.#spend('hedge')) return
     this.#hedged = true

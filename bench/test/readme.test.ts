@@ -16,7 +16,8 @@ t.test('the README\'s performance table is the committed bench/results/readme.js
   t.equal(report.commit.dirty, false, 'measured committed code')
   t.ok(report.rounds >= 3, 'a real run, not a smoke round')
   t.match(report.machine, { cores: Number, cpu: String, node: /^v\d+/, consul: /^Consul v/ })
-  t.same([...new Set(allFigures(report).map((f) => f.id))], scenarios.map((s) => s.id), 'every scenario, in this run or a separate one after it (addenda)')
+  // Sorted: the addenda come in the order they were run, after the table's own figures.
+  t.same([...new Set(allFigures(report).map((f) => f.id))].sort(), scenarios.map((s) => s.id).sort(), 'every scenario, in this run or a separate one after it (addenda)')
 })
 
 t.test('withTable replaces only the section between the markers', async (t) => {

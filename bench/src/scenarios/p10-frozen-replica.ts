@@ -15,8 +15,8 @@ import { summarize, verdict } from '../stats.js'
 // What a balancer controls here is the tail: requests stuck behind the frozen replica, not capacity (a
 // frozen replica frees CPU on a 2-core box, which is why the old closed-loop "capacity kept" drifted).
 
-/** The old gateway's discovery (before #13): round-robin, no per-try timeout, no retry on a status. */
-export const OLD_GATEWAY = { balancer: 'round-robin', perTryTimeout: 0, retryOn: [] }
+/** The old gateway's discovery (before #13): round-robin, no per-try timeout, no retry on a status, no hedge (#23). */
+export const OLD_GATEWAY = { balancer: 'round-robin', perTryTimeout: 0, retryOn: [], hedge: false }
 
 const SIDES = ['ours', 'haproxy', 'round-robin'] as const
 type Side = typeof SIDES[number]

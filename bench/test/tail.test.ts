@@ -16,8 +16,12 @@ t.test('P16, P17 and P18 run one smoke round each and report finite figures', as
   }
   const amplification = report.figures.find((f) => f.id === 'P17' && f.unit === '×' && f.target === '≤ 1.1')!
   t.ok(amplification.ours.median >= 0.9, 'P17: the replicas counted the tries (about one per request, or more)')
-  // The negative control of P18's counter: callers without a budget wait out the 2 s per-try timeout on
-  // the frozen replica and are retried elsewhere long after their deadline; the replicas must see it.
+  // The negative control of P18's counter: a caller without a budget whose request was stuck on the
+  // frozen replica waits out the 2 s per-try timeout and is retried elsewhere long after its deadline;
+  // the replicas must count that. Least-request may send no request there in a short smoke round
+  // (then no side waited 2 s, and there is nothing to count).
   const late = report.figures.find((f) => f.id === 'P18' && f.unit === 'tries')!
-  t.ok(late.baseline.median > 0, 'P18: late tries are counted at the replicas (negative control)')
+  const max = report.figures.find((f) => f.id === 'P18' && f.unit === 'ms')!
+  if (max.baseline.median > 1000) t.ok(late.baseline.median > 0, 'P18: late tries are counted at the replicas (negative control)')
+  else t.equal(late.baseline.median, 0, 'P18: no request was stuck this round, and no late try was counted')
 })

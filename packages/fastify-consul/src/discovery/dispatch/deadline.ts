@@ -1,6 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { Dispatcher } from 'undici'
-import { headerValue } from './request-headers.js'
 
 // Deadlines that travel: a request's remaining budget goes downstream in one header, each hop reads it
 // back into a deadline, and outbound calls made while handling the request inherit it (gRPC's deadline
@@ -79,10 +77,10 @@ export function runWithDeadline<T> (deadline: Deadline | undefined, fn: () => T)
 const MAX_TIMER_MS = 2_147_483_647
 
 /**
- * A dispatched request's deadline: the earliest of its own header (the caller's, trusted as far as a
+ * A dispatched request's deadline: the earliest of its own `header` (the caller's, trusted as far as a
  * timer can hold it), the request being handled (inherited) and the dispatcher's option (0: none).
  */
-export function requestDeadline (headers: Dispatcher.DispatchOptions['headers'], optionMs: number): Deadline | undefined {
-  const own = parseDeadlineHeader(headerValue(headers, DEADLINE_HEADER), MAX_TIMER_MS)
+export function requestDeadline (header: string | string[] | undefined, optionMs: number): Deadline | undefined {
+  const own = parseDeadlineHeader(header, MAX_TIMER_MS)
   return earliest(earliest(own === undefined ? undefined : Deadline.in(own), currentDeadline()), optionMs > 0 ? Deadline.in(optionMs) : undefined)
 }

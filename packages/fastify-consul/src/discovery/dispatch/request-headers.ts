@@ -8,10 +8,23 @@ type Pairs = Iterable<[string, string | string[] | undefined]>
 
 /** The value of header `name` (lowercase), as the caller gave it: an array when it was repeated. */
 export function headerValue (headers: Headers, name: string): string | string[] | undefined {
-  if (headers === null || headers === undefined) return undefined
-  const found: string[] = []
+  return headerValues(headers, [name])[name]
+}
+
+/**
+ * The values of the headers `names` (lowercase), read in one pass over the caller's headers: each
+ * dispatched request reads three (the deadline and the trace context), and this is per request.
+ */
+export function headerValues<N extends string> (headers: Headers, names: readonly N[]): Partial<Record<N, string | string[]>> {
+  const found: Partial<Record<string, string[]>> = {}
+  if (headers === null || headers === undefined) return {}
   const add = (key: string, value: string | string[] | undefined): void => {
-    if (value !== undefined && key.toLowerCase() === name) found.push(...(Array.isArray(value) ? value : [value]))
+    if (value === undefined) return
+    const name = key.toLowerCase()
+    if (!names.includes(name as N)) return
+    const values = found[name] ?? (found[name] = [])
+    if (Array.isArray(value)) values.push(...value)
+    else values.push(value)
   }
   if (Array.isArray(headers)) {
     for (let i = 0; i + 1 < headers.length; i += 2) add(headers[i]!, headers[i + 1])
@@ -20,7 +33,9 @@ export function headerValue (headers: Headers, name: string): string | string[] 
   } else {
     for (const [key, value] of Object.entries(headers)) add(key, value)
   }
-  return found.length <= 1 ? found[0] : found
+  const out: Partial<Record<string, string | string[]>> = {}
+  for (const [name, values] of Object.entries(found)) if (values!.length > 0) out[name] = values!.length === 1 ? values![0] : values
+  return out as Partial<Record<N, string | string[]>>
 }
 
 /**

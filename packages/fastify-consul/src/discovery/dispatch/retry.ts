@@ -5,12 +5,15 @@ import { LOST, settle, startAttempt, type Attempt } from './attempt.js'
 import { DEADLINE_HEADER, MIN_TRY_MS, requestDeadline, type Deadline } from './deadline.js'
 import { classifyFailure } from './failure.js'
 import { retryAfterMs } from './retry-after.js'
-import { withHeaders } from './request-headers.js'
+import { headerValues, withHeaders } from './request-headers.js'
 import { isIdempotent, isReplayableBody, type RequestOutcome, type RetryPolicy } from './retry-policy.js'
 import type { RetryCause, RetryReport, RetryRoute, Target } from './retry-route.js'
 import type { Instance } from '../watch/instance.js'
 import { endSpan, startRequestSpan, startTrySpan, type RequestTrace, type TryReason } from './try-spans.js'
 import type { LegacyHandler } from './undici-handler.js'
+
+// What a request's own headers carry into the dispatcher: its deadline and its trace context, read in one pass.
+const CARRIED_HEADERS = [DEADLINE_HEADER, 'traceparent', 'tracestate'] as const
 
 export type { RetryCause, RetryReport, RetryRoute, Target } from './retry-route.js'
 
@@ -64,8 +67,9 @@ export class RetryingHandler {
     const policy = this.#policy
     this.#startedAt = policy.now()
     policy.budget.onRequest()
-    this.#trace = startRequestSpan(policy.service, this.#opts.method, this.#opts.headers)
-    const deadline = requestDeadline(this.#opts.headers, policy.deadlineMs)
+    const carried = headerValues(this.#opts.headers, CARRIED_HEADERS)
+    this.#trace = startRequestSpan(policy.service, this.#opts.method, carried)
+    const deadline = requestDeadline(carried[DEADLINE_HEADER], policy.deadlineMs)
     if (deadline !== undefined) {
       this.#deadline = deadline
       this.#deadlineMs = Math.max(0, Math.round(deadline.remaining()))

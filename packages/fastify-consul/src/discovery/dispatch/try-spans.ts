@@ -1,6 +1,4 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api'
-import type { Dispatcher } from 'undici'
-import { headerValue } from './request-headers.js'
 
 // Spans through @opentelemetry/api only, as OpenTelemetry asks of libraries: without an SDK every call
 // below is a no-op, and with one each request is a client span with a child per try, named and
@@ -17,19 +15,22 @@ export interface RequestTrace {
   readonly context: Context
 }
 
+/** The trace context a request's headers carry (a repeated header is an array, and is not trusted). */
+export interface CarriedContext {
+  traceparent?: string | string[] | undefined
+  tracestate?: string | string[] | undefined
+}
+
 /**
  * The request's span, a child of the active span; without one (no HTTP server instrumentation), of the
  * `traceparent` the request already carries, so a proxy that forwards its caller's headers (the sample
  * gateway through reply-from) continues its caller's trace instead of starting a new one.
  */
-export function startRequestSpan (service: string, method: string, headers: Dispatcher.DispatchOptions['headers']): RequestTrace {
+export function startRequestSpan (service: string, method: string, carried: CarriedContext): RequestTrace {
   let parent = context.active()
-  if (trace.getSpan(parent) === undefined) {
-    const traceparent = headerValue(headers, 'traceparent')
-    if (typeof traceparent === 'string') {
-      const tracestate = headerValue(headers, 'tracestate')
-      parent = propagation.extract(parent, typeof tracestate === 'string' ? { traceparent, tracestate } : { traceparent })
-    }
+  const { traceparent, tracestate } = carried
+  if (trace.getSpan(parent) === undefined && typeof traceparent === 'string') {
+    parent = propagation.extract(parent, typeof tracestate === 'string' ? { traceparent, tracestate } : { traceparent })
   }
   const span = tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes: { 'http.request.method': method, 'peer.service': service } }, parent)
   return { span, context: trace.setSpan(parent, span) }

@@ -94,7 +94,7 @@ t.test('RetryingHandler against a scripted route: one onConnect, abort at any po
       policy: { service: 'svc', maxRetries: 2, budget: new RetryBudget(DISCOVERY_DEFAULTS.retryBudget), retryOn: new Set(), perTryTimeout: 0, throttle: undefined, hedge: undefined, deadlineMs: 0, now: () => 0, noInstance: () => new Error('none'), gaveUp: (cause, instances) => Object.assign(new Error('gave up'), { cause, instances }), expired: () => new Error('expired') },
       choose: (tried) => target([a, b].find((i) => !tried.has(i.id))),
       send ({ origin }, opts, handler) { sent.push(origin); send(origin, opts, handler) },
-      report: { succeeded () {}, settled () {}, failed () {}, backOff () {}, timedOut () {}, retrying () {}, hedging () {}, hedgeWon () {}, expired () {}, ended () {}, denied () {} }
+      report: { succeeded () {}, settled () {}, failed () {}, outpaced () {}, backOff () {}, timedOut () {}, retrying () {}, hedging () {}, hedgeWon () {}, expired () {}, ended () {}, denied () {} }
     }
   }
   function recorder (onConnect?: (abort: (err?: Error) => void) => void): LegacyHandler & { calls: string[], error?: Error } {

@@ -104,6 +104,39 @@ t.test('an instance that loses every race is ejected after consecutiveFailures; 
   t.same(d2.ejected, [], 'but never twice in a row: no ejection')
 })
 
+t.test('a probe outpaced by its hedge backs off again for the same time, so a thawed instance is back within one back-off', async (t) => {
+  let frozen = true
+  const held: ServerResponse[] = []
+  const thawable = await upstream(t, 'thawable', (_req, res) => {
+    if (frozen) held.push(res)
+    else res.end(JSON.stringify({ id: 'thawable' }))
+  })
+  t.teardown(() => { for (const res of held) res.destroy() })
+  const fast = await upstream(t, 'fast')
+  const d = dispatcherFor(t, [thawable, fast], { consecutiveFailures: 1, ejectionMs: 60, maxEjectionMs: 10_000 })
+  const backOffs: number[] = []
+  d.events.on('eject', (_i, e) => backOffs.push(e.ms))
+  d.events.on('probe', (_i, p) => { if (!p.passed) backOffs.push(p.ms) })
+  // Frozen, every probe is a request won by its hedge: the caller pays the hedge delay, nothing more.
+  for (let i = 0; i < 200 && backOffs.length < 4; i++) {
+    t.equal((await get(d)).id, 'fast')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  // A failed probe doubles (dispatcher.test: 50, 100, 120 against a dead port); an outpaced one does not.
+  t.same(backOffs, [60, 60, 60, 60], 'ejected for the base, and probed again after the base each time')
+  frozen = false
+  const readmitted = once(d.events, 'readmit')
+  const thawedAt = performance.now()
+  for (let i = 0; i < 200 && d.ejected.length > 0; i++) {
+    await get(d)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  t.equal(((await readmitted) as [Instance, string])[1], 'probe', 're-admitted by its next probe')
+  // Generous, to prove it ends: one back-off (60 ms) and a request; doubled four times it would be 960 ms.
+  t.ok(performance.now() - thawedAt < 900, `back ${Math.round(performance.now() - thawedAt)} ms after the thaw`)
+  t.match(d.stats, { ejections: 1 })
+})
+
 t.test('a hedge never goes to the same instance: with one instance, the slow try is simply waited for', async (t) => {
   const s = await slow(t, 'only', 120)
   const d = dispatcherFor(t, [s])

@@ -171,6 +171,11 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
           this.#log.debug({ instance: instance.id, origin, kind, code: (err as Error & { code?: string } | undefined)?.code }, 'upstream attempt failed')
           if (!this.#closed) this.#outliers.failed(origin, this.#live.get(origin), kind, this.#routable)
         },
+        outpaced: (instance) => {
+          const origin = this.#originOf(instance)
+          this.#log.debug({ instance: instance.id, origin }, 'upstream attempt outpaced by a later try')
+          if (!this.#closed) this.#outliers.outpaced(origin, this.#live.get(origin), this.#routable)
+        },
         backOff: (instance, ms) => {
           const origin = this.#originOf(instance)
           if (!this.#closed) this.#outliers.failed(origin, this.#live.get(origin), 'status', this.#routable, true, ms)

@@ -211,6 +211,23 @@ export class OutlierDetector {
     this.#opts.ejected(current, { reason: kind, ms })
   }
 
+  /**
+   * A try at `origin` lost the race to a later try of its request (a hedge answered first): a slow
+   * failure, counted as a timeout. When it was the probe, the instance backs off again for the same time,
+   * not twice as long: a hedged probe cost its caller only the hedge delay, so probing a stalled instance
+   * once per back-off is cheap, and doubling would keep it out for seconds after it recovers (a replica
+   * frozen 8 s came back 7–9 s after its thaw in P23, against 0.3 s for HAProxy, until this).
+   */
+  outpaced (origin: string, current: Instance | undefined, routable: number): void {
+    const out = this.#ejected.get(origin)
+    // An ejection exists only while ejection is on and the detector open (close() clears them).
+    if (out?.phase === 'probing') {
+      this.#probeFailed(origin, out, false)
+      return
+    }
+    this.failed(origin, current, 'timeout', routable)
+  }
+
   #backOff (origin: string, ms: number): NodeJS.Timeout {
     const timer = setTimeout(() => this.#halfOpen(origin, 'time', true), ms)
     timer.unref()
@@ -227,9 +244,10 @@ export class OutlierDetector {
     if (rebalance) this.#opts.onChange()
   }
 
-  #probeFailed (origin: string, ejection: Ejection): void {
+  /** Its probe failed: out again, for twice as long unless `double` is false (a probe outpaced by a hedge). */
+  #probeFailed (origin: string, ejection: Ejection, double = true): void {
     const { stats, log } = this.#opts
-    const ms = this.#upstreams.get(origin)!.outlier.probeFailed(this.#opts.ejection)
+    const ms = this.#upstreams.get(origin)!.outlier.probeFailed(this.#opts.ejection, double)
     ejection.phase = 'ejected'
     ejection.probe = undefined
     ejection.timer = this.#backOff(origin, ms)

@@ -65,9 +65,9 @@ export class OutlierState {
     return this.#backoff(times)
   }
 
-  /** Its probe failed: the back-off before the next one doubles, capped. */
-  probeFailed (times: EjectionTimes): number {
-    this.failedProbes++
+  /** Its probe failed: the back-off before the next one doubles (unless `double` is false), capped. */
+  probeFailed (times: EjectionTimes, double = true): number {
+    if (double) this.failedProbes++
     this.failures = 0
     return this.#backoff(times)
   }

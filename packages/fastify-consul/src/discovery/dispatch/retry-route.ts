@@ -25,6 +25,12 @@ export interface RetryReport {
   /** An attempt failed in a way that counts against the instance (outlier detection decides on it). */
   failed (instance: Instance, kind: FailureKind, err?: Error): void
   /**
+   * An attempt was beaten by a later try of the same request (its hedge) before it answered: a slow
+   * failure, which outlier detection counts like any other, except that a probe lost this way backs off
+   * again without doubling (see OutlierDetector.outpaced).
+   */
+  outpaced (instance: Instance): void
+  /**
    * An attempt got no response headers within the per-try timeout: a failure that ejects at once (the
    * caller chose the timeout as the line past which an instance is stalled), reported here, not by `failed`.
    */

@@ -238,7 +238,7 @@ export class RetryingHandler {
       // Only a try that started before the winner was beaten on speed; a hedge that started after it just ran out of race.
       if (other.status === 0 && other.startedAt < a.startedAt) {
         other.load.observe(now - other.startedAt, now)
-        this.#report.failed(other.instance, 'timeout')
+        this.#report.outpaced(other.instance)
       }
       other.detached = LOST
       other.abort?.(LOST)

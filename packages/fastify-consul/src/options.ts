@@ -8,7 +8,7 @@ import { validateDiscoveryOptions, type DispatcherOptions } from './discovery/op
 import { normalizeConfigOptions, type ConfigOptions, type ConfigSettings } from './config/options.js'
 import { fail, normalizeCheck, normalizeService, type CheckConfig, type GrpcCheckOptions, type HttpCheckOptions, type ServiceOptions, type TcpCheckOptions, type TtlCheckOptions } from './registration/options.js'
 import type { Unset } from './util/unset.js'
-import { firstProblem } from './util/validate.js'
+import { firstProblem, objectFormProblem } from './util/validate.js'
 
 // The plugin's options: one schema composed from the layers' own (registration, discovery, connection),
 // normalized once, here. Each layer's part keeps its own error code and names its fields as written.
@@ -115,12 +115,7 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
   if (typeof input !== 'object' || input === null) fail('options', 'an options object with at least { service: { name } }')
   // `client` and `meterProvider` are object graphs TypeBox should not walk; they are checked by shape below.
   const { client, meterProvider, ...rest } = input as Record<string, unknown>
-  const inbound = rest.inboundDeadline
-  if (typeof inbound === 'object' && inbound !== null && !Array.isArray(inbound)) {
-    const inner = firstProblem(inboundDeadlineSchema, inbound, 'inboundDeadline')
-    if (inner) fail(inner.field, inner.expected)
-  }
-  const problem = firstProblem(compiled, rest)
+  const problem = objectFormProblem(inboundDeadlineSchema, rest.inboundDeadline, 'inboundDeadline') ?? firstProblem(compiled, rest)
   if (problem) fail(problem.field, problem.expected)
   const opts = rest as Omit<ConsulPluginOptions, 'client'>
   const service = normalizeService(opts.service)

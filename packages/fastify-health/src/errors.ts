@@ -2,17 +2,20 @@ import createError from '@fastify/error'
 
 // Every error this package throws. Tests match on `code`; the messages are for humans and may change.
 
-/** A plugin option failed the schema: `(field, expected, received)`. Thrown from `ready()`. */
+/**
+ * A plugin option failed the schema: `(field, expected, received)`, the field as the user wrote it
+ * (`checks["db.main"].timeout`), in @reg/fastify-consul's words (src/validate.ts). Thrown from `ready()`.
+ */
 export const InvalidOptionError = createError<'FST_REG_HEALTH_INVALID_OPTION', 500, [string, string, string]>(
   'FST_REG_HEALTH_INVALID_OPTION',
-  '@reg/fastify-health: invalid option "%s": expected %s, received %s',
+  'Invalid @reg/fastify-health option %s: expected %s, received %s',
   500
 )
 
 /** `fastify.health.addCheck()` got a bad argument: `(check name, field, expected, received)`. */
 export const InvalidCheckError = createError<'FST_REG_HEALTH_INVALID_CHECK', 500, [string, string, string, string]>(
   'FST_REG_HEALTH_INVALID_CHECK',
-  '@reg/fastify-health: invalid health check %s: "%s" expected %s, received %s',
+  'Invalid @reg/fastify-health check %s: %s expected %s, received %s',
   500
 )
 

@@ -2,11 +2,11 @@ import { inspect } from 'node:util'
 import type { MeterProvider } from '@opentelemetry/api'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import type { CheckDefinition, CheckFn, CheckOptions } from './checks.js'
 import { InvalidCheckError, InvalidOptionError } from './errors.js'
 import type { PressureOptions } from './pressure.js'
 import { Duration, toMs } from './duration.js'
+import { fieldOf, firstProblem } from './validate.js'
 
 // The option schema, its defaults, and the one place that turns user input into validated, complete options.
 
@@ -139,31 +139,9 @@ const AddCheckSchema = Type.Object({
 const optionsValidator = TypeCompiler.Compile(OptionsSchema)
 const addCheckValidator = TypeCompiler.Compile(AddCheckSchema)
 
-interface Problem {
-  field: string
-  expected: string
-  received: string
-}
-
-function describe (error: ValueError): Problem {
-  // JSON pointer to dotted path; ~1 and ~0 are the pointer's escapes for "/" and "~".
-  const field = error.path.slice(1).split('/').map((part) => part.replaceAll('~1', '/').replaceAll('~0', '~')).join('.')
-  const schema: { description?: string, properties?: Record<string, unknown> } = error.schema
-  if (error.type === ValueErrorType.ObjectAdditionalProperties && schema.properties !== undefined) {
-    return { field, expected: `one of ${Object.keys(schema.properties).join(', ')}`, received: 'an unknown option' }
-  }
-  const expected = schema.description ?? error.message.replace(/^Expected /, '')
-  return { field: field === '' ? 'options' : field, expected, received: show(error.value) }
-}
-
 function show (value: unknown): string {
   const text = inspect(value, { depth: 1, breakLength: Infinity })
   return text.length > 80 ? text.slice(0, 79) + '…' : text
-}
-
-/** The first problem only: fix it, run again. A list of ten would mostly repeat one mistake. */
-function firstProblem (error: ValueError | undefined): Problem | undefined {
-  return error === undefined ? undefined : describe(error)
 }
 
 /** A bare function is shorthand for `{ fn }`; expanding it first lets the schema point into the object form. */
@@ -194,8 +172,8 @@ function budgetText (startupBudget: number): string {
  */
 export function normalizeOptions (input: unknown, startupBudget = 0): NormalizedOptions {
   const expanded = expandChecks(input)
-  const problem = firstProblem(optionsValidator.Errors(expanded).First())
-  if (problem !== undefined) throw new InvalidOptionError(problem.field, problem.expected, problem.received)
+  const problem = firstProblem(optionsValidator, expanded)
+  if (problem !== undefined) throw new InvalidOptionError(problem.field, problem.expected, show(problem.value))
 
   const opts = expanded as HealthPluginOptions
   if (opts.meterProvider !== undefined && typeof (opts.meterProvider as { getMeter?: unknown } | null)?.getMeter !== 'function') {
@@ -214,7 +192,7 @@ export function normalizeOptions (input: unknown, startupBudget = 0): Normalized
   for (const [name, entry] of Object.entries(opts.checks ?? {})) {
     const { timeout } = entry as CheckSpec
     if (timeout !== undefined && outlastsStartup(ms(timeout, 0), startupBudget)) {
-      throw new InvalidOptionError(`checks.${name}.timeout`, budgetText(startupBudget), show(timeout))
+      throw new InvalidOptionError(fieldOf(fieldOf('checks', name), 'timeout'), budgetText(startupBudget), show(timeout))
     }
   }
   const up = opts.underPressure ?? {}
@@ -262,8 +240,8 @@ function definition (name: string, fn: CheckFn, options: CheckOptions, defaultTi
  * `startupBudget` is Fastify's pluginTimeout for a check whose first run onReady will await, else 0.
  */
 export function checkDefinition (name: unknown, fn: unknown, options: unknown, defaults: NormalizedOptions, startupBudget = 0): CheckDefinition {
-  const problem = firstProblem(addCheckValidator.Errors({ name, fn, options }).First())
-  if (problem !== undefined) throw new InvalidCheckError(show(name), problem.field, problem.expected, problem.received)
+  const problem = firstProblem(addCheckValidator, { name, fn, options })
+  if (problem !== undefined) throw new InvalidCheckError(show(name), problem.field, problem.expected, show(problem.value))
   const def = definition(name as string, fn as CheckFn, (options ?? {}) as CheckOptions, defaults.defaultTimeout, defaults.defaultInterval)
   // Only an explicit timeout can be too long: the default was checked against the same budget at registration.
   if (outlastsStartup(def.timeout, startupBudget)) {

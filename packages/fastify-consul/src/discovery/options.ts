@@ -5,7 +5,7 @@ import { BackoffDurations, Duration, msOr, toMs } from '../consul/duration.js'
 import { DiscoveryInvalidOptionError } from '../errors.js'
 import type { BackoffOptions } from '../util/backoff.js'
 import type { Unset } from '../util/unset.js'
-import { fieldOf, firstProblem } from '../util/validate.js'
+import { fieldOf, firstProblem, objectFormProblem } from '../util/validate.js'
 import { BALANCERS, type BalancerName } from './lb/balancer.js'
 import type { DispatcherTuning } from './dispatch/service-dispatcher.js'
 import type { HedgeSettings } from './dispatch/hedge-delay.js'
@@ -259,18 +259,14 @@ export function validateDiscoveryOptions<T extends DispatcherOptions> (input: un
     const fromWatch = Object.keys(given).find((k) => k in queryFields)
     if (fromWatch !== undefined) throw new DiscoveryInvalidOptionError(fieldOf(prefix, fromWatch), `a dispatcher option; "${fromWatch}" is set by the watch you passed`)
   }
-  const hedge = (given as DispatcherOptions).hedge
-  if (typeof hedge === 'object' && hedge !== null && !Array.isArray(hedge)) {
-    const inner = firstProblem(hedgeObjectSchema, hedge, fieldOf(prefix, 'hedge'))
-    if (inner !== undefined) throw new DiscoveryInvalidOptionError(inner.field, inner.expected)
-    if (hedge.minDelay !== undefined && hedge.maxDelay !== undefined && toMs(hedge.maxDelay)! < toMs(hedge.minDelay)!) {
-      throw new DiscoveryInvalidOptionError(fieldOf(fieldOf(prefix, 'hedge'), 'maxDelay'), 'a duration >= hedge.minDelay')
-    }
-  }
-  const throttle = (given as DispatcherOptions).retryThrottle
-  if (typeof throttle === 'object' && throttle !== null && !Array.isArray(throttle)) {
-    const inner = firstProblem(retryThrottleSchema, throttle, fieldOf(prefix, 'retryThrottle'))
-    if (inner !== undefined) throw new DiscoveryInvalidOptionError(inner.field, inner.expected)
+  const { hedge, retryThrottle } = given as DispatcherOptions
+  const inner = objectFormProblem(hedgeObjectSchema, hedge, fieldOf(prefix, 'hedge')) ??
+    objectFormProblem(retryThrottleSchema, retryThrottle, fieldOf(prefix, 'retryThrottle'))
+  if (inner !== undefined) throw new DiscoveryInvalidOptionError(inner.field, inner.expected)
+  // The object form passed its own schema, so both delays, when given, are durations toMs reads.
+  if (typeof hedge === 'object' && hedge !== null && hedge.minDelay !== undefined && hedge.maxDelay !== undefined &&
+    toMs(hedge.maxDelay)! < toMs(hedge.minDelay)!) {
+    throw new DiscoveryInvalidOptionError(fieldOf(fieldOf(prefix, 'hedge'), 'maxDelay'), 'a duration >= hedge.minDelay')
   }
   const problem = firstProblem(SCHEMAS[kind], given, prefix)
   if (problem !== undefined) throw new DiscoveryInvalidOptionError(problem.field, problem.expected)

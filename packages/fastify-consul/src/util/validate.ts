@@ -2,14 +2,19 @@ import type { TSchema } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 
-// The one validation dialect of this package: compiled TypeBox schemas whose `description` says what is
-// expected. A problem names the field as the user wrote it (`discovery.balancer`, `service.meta["a.b"]`).
+// The one validation dialect of reg's plugins: compiled TypeBox schemas whose `description` says what is
+// expected. A problem names the field as the user wrote it (`discovery.balancer`, `service.meta["a.b"]`,
+// `checks["db.main"].timeout`) and suggests the known option an unknown one is a slip from. The two
+// published plugins do not depend on each other, so each carries this file; fastify-health's
+// test/validate.test.ts pins its copy byte for byte to fastify-consul's src/util/validate.ts.
 
 export interface Problem {
   /** The field as the user wrote it, e.g. `check.interval` or `service.meta["k"]`. */
   field: string
   /** What would have been accepted. */
   expected: string
+  /** What was given there: undefined when it is missing. */
+  value: unknown
 }
 
 /** Appends one JSON-pointer segment to a dotted field name, in the notation a user would write. */
@@ -61,16 +66,26 @@ function describe (error: ValueError, prefix: string): Problem {
   if (error.type === ValueErrorType.ObjectAdditionalProperties && schema.properties !== undefined) {
     // TypeBox reports the object; the offending key is the last segment of the pointer.
     const key = error.path.split('/').pop()!.replace(/~1/g, '/').replace(/~0/g, '~')
-    return { field: fieldFromPointer(prefix, error.path), expected: unknownOption(key, Object.keys(schema.properties)) }
+    return { field: fieldFromPointer(prefix, error.path), expected: unknownOption(key, Object.keys(schema.properties)), value: error.value }
   }
   /* c8 ignore next -- every schema node carries a description; TypeBox's message is a safety net */
   const described = schema.description ?? error.message
   const missing = error.value === undefined && error.path !== ''
-  return { field: fieldFromPointer(prefix, error.path), expected: missing ? `${described} (it is required)` : described }
+  return { field: fieldFromPointer(prefix, error.path), expected: missing ? `${described} (it is required)` : described, value: error.value }
 }
 
 /** The first problem only: fix it, run again. A list of ten would mostly repeat one mistake. */
 export function firstProblem (check: TypeCheck<TSchema>, value: unknown, prefix = ''): Problem | undefined {
   const error = check.Errors(value).First()
   return error === undefined ? undefined : describe(error, prefix)
+}
+
+/**
+ * The first problem of an option's object form, when `value` is an object (not null, not an array). For an
+ * option that is `false` or an object (`hedge`, `retryThrottle`, `inboundDeadline`), TypeBox reports the
+ * union as a whole ("expected false or an object"); checking the object on its own schema first names the
+ * field inside it (`discovery.hedge.percentile`).
+ */
+export function objectFormProblem (check: TypeCheck<TSchema>, value: unknown, field: string): Problem | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? firstProblem(check, value, field) : undefined
 }

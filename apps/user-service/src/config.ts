@@ -1,20 +1,13 @@
+import { readEnv, readServerConfig, type ServerConfig } from '@reg/app-kit'
 import { ConfigError } from './errors.js'
 
 // The server's environment, read and validated in one pure function so every rule is unit-tested
-// without spawning a process. Consul's own variables beyond address and token (CONSUL_HTTP_TOKEN_FILE,
-// CONSUL_HTTP_SSL, CONSUL_CACERT, …) are read by @reg/fastify-consul itself.
+// without spawning a process. The variables every app reads (PORT, HOST, SERVICE_ID, LOG_LEVEL and
+// Consul's address and token) are read by @reg/app-kit; this adds the user-service's own.
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
-export type LogLevel = typeof LOG_LEVELS[number]
-
-export interface Config {
-  port: number
-  host: string
+export interface Config extends ServerConfig {
   serviceName: string
-  serviceId: string | undefined
   usersDb: string
-  logLevel: LogLevel
-  consul: { address?: string, token?: string }
 }
 
 export const DEFAULTS: Readonly<Pick<Config, 'port' | 'host' | 'serviceName' | 'usersDb' | 'logLevel'>> = Object.freeze({
@@ -25,44 +18,13 @@ export const DEFAULTS: Readonly<Pick<Config, 'port' | 'host' | 'serviceName' | '
   logLevel: 'info'
 })
 
-/** Unset and empty are the same: compose files and shells often export `VAR=`. */
-function read (env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const value = env[name]?.trim()
-  return value === undefined || value === '' ? undefined : value
-}
-
 /** Throws {@link ConfigError} naming every bad variable at once, so one restart fixes them all. */
 export function loadConfig (env: NodeJS.ProcessEnv): Config {
-  const problems: string[] = []
-
-  let port = DEFAULTS.port
-  const rawPort = read(env, 'PORT')
-  if (rawPort !== undefined) {
-    port = /^[0-9]{1,5}$/.test(rawPort) ? Number(rawPort) : NaN
-    // 0 asks the OS for a free port; the Consul registration uses whichever port was bound.
-    if (!(port >= 0 && port <= 65535)) problems.push(`PORT must be an integer from 0 to 65535, got "${rawPort}"`)
-  }
-
-  const rawLevel = read(env, 'LOG_LEVEL')
-  const logLevel = LOG_LEVELS.find((level) => level === rawLevel?.toLowerCase()) ?? DEFAULTS.logLevel
-  if (rawLevel !== undefined && logLevel !== rawLevel.toLowerCase()) {
-    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${rawLevel}"`)
-  }
-
+  const { config, problems } = readServerConfig(env, DEFAULTS)
   if (problems.length > 0) throw new ConfigError(problems.join('; '))
-
-  const address = read(env, 'CONSUL_HTTP_ADDR')
-  const token = read(env, 'CONSUL_HTTP_TOKEN')
   return {
-    port,
-    host: read(env, 'HOST') ?? DEFAULTS.host,
-    serviceName: read(env, 'SERVICE_NAME') ?? DEFAULTS.serviceName,
-    serviceId: read(env, 'SERVICE_ID'),
-    usersDb: read(env, 'USERS_DB') ?? DEFAULTS.usersDb,
-    logLevel,
-    consul: {
-      ...(address === undefined ? {} : { address }),
-      ...(token === undefined ? {} : { token })
-    }
+    ...config,
+    serviceName: readEnv(env, 'SERVICE_NAME') ?? DEFAULTS.serviceName,
+    usersDb: readEnv(env, 'USERS_DB') ?? DEFAULTS.usersDb
   }
 }

@@ -1,5 +1,4 @@
 import t from 'tap'
-import { appMetrics } from '../src/metrics.js'
 import { buildApp } from './fixtures/app.js'
 
 t.test('GET /metrics: Prometheus text with the plugins\' metrics and Node\'s own', async (t) => {
@@ -22,15 +21,4 @@ t.test('GET /metrics: Prometheus text with the plugins\' metrics and Node\'s own
 t.test('metrics: false serves no /metrics (negative control)', async (t) => {
   const app = await buildApp(t, { metrics: false })
   t.equal((await app.inject('/metrics')).statusCode, 404)
-})
-
-t.test('a failing callback costs its own series, not the scrape; it is reported as a warning', async (t) => {
-  const metrics = appMetrics()
-  t.teardown(() => metrics.shutdown())
-  metrics.provider.getMeter('test').createObservableGauge('broken').addCallback(() => { throw new Error('boom') })
-  metrics.provider.getMeter('test').createObservableGauge('fine').addCallback((r) => r.observe(1))
-  const warned = new Promise<Error>((resolve) => process.once('warning', resolve))
-  const text = await metrics.scrape()
-  t.match(text, /^fine\{[^}]*\} 1$/m)
-  t.match((await warned).message, /boom/)
 })

@@ -112,7 +112,7 @@ t.test('the user-service image: built from its Dockerfile\'s commands, started f
   rmSync(out, { recursive: true, force: true })
 
   t.ok(existsSync(join(app, 'dist/server.js')), 'the deploy folder has the built app')
-  for (const pkg of ['@reg/fastify-consul', '@reg/fastify-health', 'better-sqlite3']) {
+  for (const pkg of ['@reg/fastify-consul', '@reg/fastify-health', '@reg/app-kit', 'better-sqlite3']) {
     const real = realpathSync(join(app, 'node_modules', pkg))
     t.ok(real.startsWith(`${realpathSync(app)}/`), `${pkg} resolves inside the folder`)
   }

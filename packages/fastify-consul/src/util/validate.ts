@@ -76,8 +76,13 @@ function describe (error: ValueError, prefix: string): Problem {
 
 /** The first problem only: fix it, run again. A list of ten would mostly repeat one mistake. */
 export function firstProblem (check: TypeCheck<TSchema>, value: unknown, prefix = ''): Problem | undefined {
+  // The compiled check first: Errors() walks the schema dynamically, several times slower, and a valid
+  // value (every live configuration change but a refused one) has nothing to report.
+  if (check.Check(value)) return undefined
   const error = check.Errors(value).First()
-  return error === undefined ? undefined : describe(error, prefix)
+  /* c8 ignore next -- the compiled check and Errors() agree; were TypeBox ever to disagree, the value is still refused, not let through */
+  if (error === undefined) return { field: prefix === '' ? 'options' : prefix, expected: 'a value its schema accepts', value }
+  return describe(error, prefix)
 }
 
 /**

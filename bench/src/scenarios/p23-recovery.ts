@@ -5,6 +5,7 @@ import { HAPROXY_NAME, OURS_STEADY, onFreshReplicas, servedReplicas, sideRounds,
 import { openLoop, windowStats } from '../open-loop.js'
 import { firstServed, recovery, type Recovery } from '../recovery.js'
 import { sized, type Figure, type Scenario, type Window } from '../scenario.js'
+import { TAIL_SERVER } from '../replicas.js'
 import { summarize } from '../stats.js'
 
 // #30: a replica that stalled (SIGSTOP for 8 s under load) and recovered (SIGCONT): how soon does the
@@ -36,6 +37,15 @@ interface RecoveryRun extends Recovery {
   loadavg: number[]
 }
 
+/**
+ * The replicas: the tail server (user-service's shape) with Consul's HTTP check timeout (9 s) longer than
+ * the freeze (8 s). With the default 5 s, a check that met the frozen replica timed out and left it
+ * critical in Consul until the next check, up to 10 s after the thaw, in about half the rounds (seen by
+ * polling the agent during P23): the figure then measured Consul's check phase, which every side that
+ * follows Consul waits for, and not the front.
+ */
+const REPLICAS = { script: TAIL_SERVER, env: { CHECK_TIMEOUT: '9s' } }
+
 async function recoveryRun (agent: ConsulAgent, front: () => Promise<Front>, p: Phases): Promise<RecoveryRun> {
   return await onFreshReplicas(agent, front, async (url, _f, frozen) => {
     await servedReplicas(url)
@@ -51,7 +61,7 @@ async function recoveryRun (agent: ConsulAgent, front: () => Promise<Front>, p: 
     const samples = await loop.stop()
     const all = windowStats(samples, freeze, thaw + p.after * 1000)
     return { ...recovery(samples, FROZEN, thaw, p.after * 1000), failed: all.failed, sent: all.sent, loadavg: loadavg() }
-  })
+  }, REPLICAS)
 }
 
 function figures (runs: Record<Side, RecoveryRun[]>, p: Phases): Figure[] {

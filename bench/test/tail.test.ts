@@ -1,4 +1,6 @@
+import { startConsul } from '@reg/testkit'
 import t from 'tap'
+import { startReplicas, TAIL_SERVER } from '../src/replicas.js'
 import { runBench } from '../src/run.js'
 
 // P16, P17 and P18 (#23): one smoke round each against real replicas, our gateway and HAProxy. No
@@ -24,4 +26,18 @@ t.test('P16, P17 and P18 run one smoke round each and report finite figures', as
   const max = report.figures.find((f) => f.id === 'P18' && f.unit === 'ms')!
   if (max.baseline.median > 1000) t.ok(late.baseline.median > 0, 'P18: late tries are counted at the replicas (negative control)')
   else t.equal(late.baseline.median, 0, 'P18: no request was stuck this round, and no late try was counted')
+})
+
+// The replicas' late-try counter on its own, deterministically: the smoke round above counts late tries
+// only when a budget-less request happened to meet the frozen replica, which a short round may not do.
+t.test('the tail replica counts a try that reaches it after its caller\'s deadline, and only that one', async (t) => {
+  const agent = await startConsul()
+  const set = await startReplicas(agent, TAIL_SERVER, 1)
+  t.teardown(async () => { await set.stop(); await agent.stop() })
+  const base = `http://127.0.0.1:${set.ports[0]!}`
+  const send = async (headers: Record<string, string>): Promise<void> => { await (await fetch(`${base}/users`, { headers })).arrayBuffer() }
+  await send({ 'x-bench-deadline-at': String(Date.now() - 1000) })
+  await send({ 'x-bench-deadline-at': String(Date.now() + 60_000) })
+  await send({})
+  t.same(await (await fetch(`${base}/_tries`)).json(), { received: 3, late: 1 }, 'the one past its deadline, not the one in time nor the one without')
 })

@@ -3,7 +3,7 @@ import { BALANCERS, type Balancer } from '../src/discovery/lb/balancer.js'
 import { createBalancer } from '../src/discovery/lb/create-balancer.js'
 import { smoothSchedule } from '../src/discovery/lb/weighted.js'
 import type { Instance } from '../src/discovery/watch/instance.js'
-import { DECAY_MS, UpstreamLoad } from '../src/discovery/lb/upstream-load.js'
+import { DECAY_MS, STALE_MS, UpstreamLoad } from '../src/discovery/lb/upstream-load.js'
 
 function inst (id: string, weight = 1): Instance {
   return Object.freeze({
@@ -185,6 +185,52 @@ t.test('least-request keeps a frozen instance out once its requests pile up', as
   t.equal(frozen.outstanding, toFrozen)
 })
 
+t.test('least-request re-measures an idle instance whose estimate went stale: one request, not a flood, and it is back', async (t) => {
+  // a and b answer in 2 ms; c's one answer was slow (50 ms: a burst met it cold), and P2C over three
+  // never picks the one with the highest cost, so no sample could ever lower it: c would be starved
+  // for τ·ln(1 + 48 ÷ 2), 32 s, while its estimate decays (bench P23 saw a replica starved so).
+  let clock = 0
+  const loads = new Map(['a', 'b', 'c'].map((id) => [id, new UpstreamLoad()]))
+  const load = (i: Instance): UpstreamLoad => loads.get(i.id)!
+  loads.get('a')!.observe(2, 0)
+  loads.get('b')!.observe(2, 0)
+  loads.get('c')!.observe(50, 0)
+  const b = createBalancer('least-request', abc, { load, now: () => clock, random: seeded(11) })
+  const c = loads.get('c')!
+  // One pick every 5 ms; a and b answer at once in 2 ms.
+  const pick = (): string => {
+    const id = b.pick()!.id
+    if (id !== 'c') {
+      loads.get(id)!.begin(clock)
+      loads.get(id)!.end(clock)
+      loads.get(id)!.observe(2, clock)
+    }
+    return id
+  }
+  let first: number | undefined
+  for (; first === undefined && clock < 2 * STALE_MS; clock += 5) if (pick() === 'c') first = clock
+  t.ok(first !== undefined && first >= STALE_MS && first < STALE_MS + 50, `c loses every comparison while its estimate is fresh, and is picked once it is stale (${STALE_MS} ms): at ${first} ms`)
+  c.begin(first!)
+  const during: string[] = []
+  for (const end = clock + 100; clock < end; clock += 5) during.push(pick())
+  t.notOk(during.includes('c'), 'while that request is out (100 ms), c is not picked again: one request, not a flood')
+  c.end(first!)
+  c.observe(2, clock)
+  t.equal(c.latency(clock), 2, 'its answer replaces the stale estimate')
+  const after: string[] = []
+  for (const end = clock + 3000; clock < end; clock += 5) {
+    const id = pick()
+    if (id === 'c') {
+      c.begin(clock)
+      c.end(clock)
+      c.observe(2, clock)
+    }
+    after.push(id)
+  }
+  const share = after.filter((id) => id === 'c').length / after.length
+  t.ok(share > 0.25, `and it is back: ${(100 * share).toFixed(0)} % of the next 600 picks (a fair third is 33 %)`)
+})
+
 t.test('slow start (#29 item 12): a warming instance’s share ramps up and its cold latency is not held against it', async (t) => {
   await t.test('UpstreamLoad.warmth: Envoy’s factor, from at least 1 s, floor 10 %, linear; the window’s end drops the cold estimate', async (t) => {
     const l = new UpstreamLoad()
@@ -220,9 +266,9 @@ t.test('slow start (#29 item 12): a warming instance’s share ramps up and its 
     return { load: (i) => loads.get(i.id)!, at: (ms) => { clock = ms }, now: () => clock }
   }
 
-  await t.test('negative control, without slow start: the cold instance is never picked for seconds', async (t) => {
+  await t.test('negative control, without slow start: the cold instance loses every comparison until its estimate is stale', async (t) => {
     const { load, at, now } = cold(false)
-    at(2000)
+    at(STALE_MS - 1)
     const b = createBalancer('least-request', abc, { load, now, random: grid(101) })
     t.equal(shares(picks(b, 3000)).c, undefined, 'c loses every comparison on its one slow answer')
   })

@@ -1,6 +1,20 @@
 /** How fast an old latency sample fades: Finagle's and Linkerd's peak-EWMA decay time. */
 export const DECAY_MS = 10_000
 
+/**
+ * How long a latency estimate describes its instance. Peak EWMA over power of two choices starves the
+ * instance with the highest estimate: it loses every comparison, so it gets no sample that could lower
+ * it, and its estimate only decays (by e every 10 s) while the others' fall towards what they measure at
+ * the same pace. One slow answer, or a burst that met it cold, then kept a healthy replica of three
+ * without traffic for τ·ln(1 + lead ÷ latency): 15 s for a 7 ms lead over 2 ms answers (bench P23: a
+ * thawed replica served nothing for 4–5 s after its thaw, having been starved since the warm-up burst).
+ * An idle instance with no sample for this long is re-measured instead: it costs nothing, so the next
+ * comparison it is in sends it one real request (no extra load: a request routed, not added), and that
+ * answer replaces the estimate. An instance still slow is priced out again by that answer, at most one
+ * request per second; one frozen is priced out by the request's age in flight, and hedged or ejected.
+ */
+export const STALE_MS = 1000
+
 /** Envoy's slow-start floor (`min_weight_percent`): a warming instance is still picked at this share of its weight. */
 export const SLOW_START_FLOOR = 0.1
 
@@ -69,9 +83,10 @@ export class UpstreamLoad {
     this.#startSum = this.outstanding === 0 ? 0 : this.#startSum - startedAt
   }
 
-  /** A latency sample (ms), taken at `now`: time to response headers, or the per-try timeout that cut it short. */
+  /** A latency sample (ms), taken at `now`: time to response headers, or how long a try lost a race for. */
   observe (rtt: number, now: number): void {
-    const w = Math.exp(-(now - this.#stamp) / DECAY_MS)
+    // After a silence of STALE_MS the sample replaces the estimate: it describes the instance as it is now.
+    const w = now - this.#stamp < STALE_MS ? Math.exp(-(now - this.#stamp) / DECAY_MS) : 0
     this.#ewma = rtt > this.#ewma * w ? rtt : this.#ewma * w + rtt * (1 - w)
     this.#stamp = now
     this.#measured = true
@@ -93,10 +108,13 @@ export class UpstreamLoad {
   /**
    * Finagle's load: estimated latency × (outstanding + 1). An instance never measured costs 0 while
    * idle (so a new instance gets a first request at once) and the penalty while that request is in
-   * flight (so it is not flooded before it answered once).
+   * flight (so it is not flooded before it answered once). One idle with an estimate older than
+   * STALE_MS costs 0 as well, to be measured again; while that request is out, its old estimate and the
+   * request's age price it, so it gets one request, not a flood.
    */
   cost (now: number): number {
     if (!this.#measured) return this.outstanding === 0 ? 0 : PENALTY + this.outstanding
+    if (this.outstanding === 0 && now - this.#stamp >= STALE_MS) return 0
     return this.latency(now) * (this.outstanding + 1)
   }
 

@@ -95,9 +95,11 @@ t.test('a paused agent: the leader steps down once its TTL passes unrenewed; a w
   t.same(reasons, ['session not renewed within its TTL'])
   await eventually(async () => handle.isLeader, 'leader again once the agent is back', 60_000)
 
+  // The 'lost' event, not a poll of isLeader: on a wiped agent there is no lock delay, so the handle can
+  // step down and lead again with a new session between two polls 50 ms apart (a full run saw it).
+  const lostBefore = reasons.length
   await agent.restart()
-  await eventually(async () => !handle.isLeader, 'stepped down on the wipe', 15_000)
-  t.ok(reasons.length >= 2)
+  await eventually(async () => reasons.length > lostBefore, 'stepped down on the wipe', 15_000)
   await eventually(async () => handle.isLeader, 'leader again on the wiped agent, with a new session', 60_000)
   t.ok((await kvGet(agent, KEY)).entry?.Session)
 })

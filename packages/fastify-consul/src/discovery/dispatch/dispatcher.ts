@@ -6,8 +6,10 @@ import { createBalancer } from '../lb/create-balancer.js'
 import { DeadlineExceededError, NoInstanceError, WatchClosedError } from '../../errors.js'
 import { HedgeDelay } from './hedge-delay.js'
 import { RetryThrottle } from './retry-throttle.js'
+import { SelfExclusion } from './self-exclusion.js'
 import { dispatchFailed } from './failure.js'
 import type { Instance } from '../watch/instance.js'
+import { originOf } from './instance-origin.js'
 import { OutlierDetector } from './outlier-detector.js'
 import { RetryingHandler, type RetryRoute, type Target } from './retry.js'
 import { RetryBudget } from './retry-policy.js'
@@ -15,7 +17,6 @@ import type { DispatcherEvents, DispatcherStats, DispatcherTuning, ServiceDispat
 import { legacyHandler } from './undici-handler.js'
 import { UpstreamPools } from './upstream-pools.js'
 import type { ServiceWatch } from '../watch/service-watch.js'
-import { httpOrigin, urlHost } from '../../consul/address.js'
 
 /** The ServiceDispatcher; its RetryRoute half is a private object, so none of it shows on the public type. */
 export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher {
@@ -29,12 +30,9 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   readonly #random: () => number
   readonly #now: () => number
   readonly #onClose: (() => void) | undefined
-  #isSelf: (origin: string) => boolean
-  /** Origins of instances left out as our own address, so each is logged once while it stays. */
-  #selfSeen = new Set<string>()
+  readonly #self: SelfExclusion
   readonly #pools: UpstreamPools
   readonly #outliers: OutlierDetector
-  readonly #origins = new WeakMap<Instance, string>()
   readonly #stats: DispatcherStats = {
     requests: 0,
     retries: 0,
@@ -75,7 +73,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     this.#random = opts.random
     this.#now = opts.now ?? (() => performance.now())
     this.#onClose = opts.onClose
-    this.#isSelf = opts.isSelf ?? (() => false)
+    this.#self = new SelfExclusion(this.#log, opts.isSelf)
     this.#pools = new UpstreamPools(opts.pool)
     this.#outliers = new OutlierDetector({
       ejection: { baseMs: opts.ejectionMs, maxMs: opts.maxEjectionMs },
@@ -115,7 +113,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   }
 
   outstanding (instance: Instance): number {
-    return this.#outliers.outstanding(this.#originOf(instance))
+    return this.#outliers.outstanding(originOf(instance))
   }
 
   get closed (): boolean {
@@ -124,7 +122,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
 
   /** Our own listening origins became known (after listen): instances at them are dropped from routing. */
   setSelf (isSelf: (origin: string) => boolean): void {
-    this.#isSelf = isSelf
+    this.#self.set(isSelf)
     if (!this.#closed) this.#update(this.#instances)
   }
 
@@ -164,25 +162,25 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
         this.#pools.send(target.origin, opts, handler)
       },
       report: {
-        succeeded: (instance) => this.#outliers.succeeded(this.#originOf(instance)),
+        succeeded: (instance) => this.#outliers.succeeded(originOf(instance)),
         settled: (target) => this.#outliers.settled(target.origin, target),
         failed: (instance, kind, err) => {
-          const origin = this.#originOf(instance)
+          const origin = originOf(instance)
           this.#log.debug({ instance: instance.id, origin, kind, code: (err as Error & { code?: string } | undefined)?.code }, 'upstream attempt failed')
           if (!this.#closed) this.#outliers.failed(origin, this.#live.get(origin), kind, this.#routable)
         },
         outpaced: (instance) => {
-          const origin = this.#originOf(instance)
+          const origin = originOf(instance)
           this.#log.debug({ instance: instance.id, origin }, 'upstream attempt outpaced by a later try')
           if (!this.#closed) this.#outliers.outpaced(origin, this.#live.get(origin), this.#routable)
         },
         backOff: (instance, ms) => {
-          const origin = this.#originOf(instance)
+          const origin = originOf(instance)
           if (!this.#closed) this.#outliers.failed(origin, this.#live.get(origin), 'status', this.#routable, true, ms)
         },
         timedOut: (instance) => {
           this.#stats.perTryTimeouts++
-          const origin = this.#originOf(instance)
+          const origin = originOf(instance)
           this.#log.debug({ instance: instance.id, origin, perTryTimeout: opts.perTryTimeout }, 'per-try timeout')
           if (!this.#closed) this.#outliers.failed(origin, this.#live.get(origin), 'timeout', this.#routable, true)
         },
@@ -218,7 +216,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
 
   #target (instance: Instance | undefined): Target | undefined {
     if (instance === undefined) return undefined
-    const origin = this.#originOf(instance)
+    const origin = originOf(instance)
     return { instance, origin, load: this.#outliers.loadOf(origin) }
   }
 
@@ -231,11 +229,11 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     // The balancer's order first, so retries spread like first attempts do…
     for (let i = 0; i < balancer.size; i++) {
       const candidate = balancer.pick()!
-      if (!tried.has(this.#originOf(candidate))) return candidate
+      if (!tried.has(originOf(candidate))) return candidate
     }
     // …then a scan, for a random balancer that kept landing on instances already tried; ejected
     // instances last, because trying one beats failing the request (a success re-admits it).
-    const untried = (i: Instance): boolean => i.weight > 0 && !tried.has(this.#originOf(i))
+    const untried = (i: Instance): boolean => i.weight > 0 && !tried.has(originOf(i))
     return this.#admitted.find(untried) ?? this.#routed.find(untried)
   }
 
@@ -245,47 +243,22 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     return origin === undefined || this.#admitted === this.#routed ? undefined : this.#live.get(origin)
   }
 
-  #originOf (instance: Instance): string {
-    let origin = this.#origins.get(instance)
-    if (origin === undefined) {
-      // Parsing left out instances without an origin; one built by hand that has none still gets a
-      // string, and its pool fails to build: a failed attempt, not a crash (RetryingHandler#send).
-      const dialable = httpOrigin(instance.address, instance.port)
-      origin = 'origin' in dialable ? dialable.origin : `http://${urlHost(instance.address)}:${instance.port}`
-      this.#origins.set(instance, origin)
-    }
-    return origin
-  }
-
   #update (instances: readonly Instance[]): void {
     this.#instances = instances
-    this.#routed = this.#withoutSelf(instances)
-    this.#live = new Map(this.#routed.map((i) => [this.#originOf(i), i]))
+    this.#routed = this.#self.apply(instances)
+    this.#live = new Map(this.#routed.map((i) => [originOf(i), i]))
     this.#routable = this.#routed.filter((i) => i.weight > 0).length
     this.#pools.retain(this.#live)
     this.#outliers.retain(this.#live)
     this.#rebalance()
   }
 
-  #withoutSelf (instances: readonly Instance[]): readonly Instance[] {
-    const self = instances.filter((i) => this.#isSelf(this.#originOf(i)))
-    if (self.length === 0 && this.#selfSeen.size === 0) return instances
-    const seen = new Set<string>()
-    for (const i of self) {
-      const origin = this.#originOf(i)
-      seen.add(origin)
-      if (!this.#selfSeen.has(origin)) this.#log.warn({ instance: i.id, origin }, 'instance is registered at this process\'s own address; never routed to (it would be a forwarding loop)')
-    }
-    this.#selfSeen = seen
-    return self.length === 0 ? instances : instances.filter((i) => !seen.has(this.#originOf(i)))
-  }
-
   #balance (instances: readonly Instance[]): Balancer {
-    return createBalancer(this.#balancerName, instances, { random: this.#random, load: (i) => this.#outliers.loadOf(this.#originOf(i)), now: this.#now })
+    return createBalancer(this.#balancerName, instances, { random: this.#random, load: (i) => this.#outliers.loadOf(originOf(i)), now: this.#now })
   }
 
   #rebalance (): void {
-    const admitted = this.#routed.filter((i) => !this.#outliers.isEjected(this.#originOf(i)))
+    const admitted = this.#routed.filter((i) => !this.#outliers.isEjected(originOf(i)))
     // Envoy's panic mode: with every instance ejected (a pool of one, or maxEjectionPercent 100),
     // trying them beats refusing every request.
     this.#admitted = admitted.some((i) => i.weight > 0) ? admitted : this.#routed

@@ -1,15 +1,16 @@
 import type { Duplex } from 'node:stream'
 import { errors, type Dispatcher } from 'undici'
 import { UpstreamUnusableError } from '../../errors.js'
-import { LOST, settle, startAttempt, type Attempt } from './attempt.js'
-import { DEADLINE_HEADER, MIN_TRY_MS, requestDeadline, type Deadline } from './deadline.js'
+import { noteAnswer } from './answer-signals.js'
+import { settle, startAttempt, type Attempt } from './attempt.js'
+import { DEADLINE_HEADER, MIN_TRY_MS, requestDeadline } from './deadline.js'
 import { classifyFailure } from './failure.js'
-import { retryAfterMs } from './retry-after.js'
 import { headerValues, withHeaders } from './request-headers.js'
 import { isIdempotent, isReplayableBody, type RequestOutcome, type RetryPolicy } from './retry-policy.js'
 import type { RetryCause, RetryReport, RetryRoute, Target } from './retry-route.js'
 import type { Instance } from '../watch/instance.js'
 import { endSpan, startRequestSpan, startTrySpan, type RequestTrace, type TryReason } from './try-spans.js'
+import { TryRace } from './try-race.js'
 import type { LegacyHandler } from './undici-handler.js'
 
 // What a request's own headers carry into the dispatcher: its deadline and its trace context, read in one pass.
@@ -25,6 +26,7 @@ export type { RetryCause, RetryReport, RetryRoute, Target } from './retry-route.
  * drained and dropped); sends an idempotent request a second time beside a try slower than the hedge
  * delay, the first answer winning and the other aborted; and fails it with a coded 504 the moment its
  * deadline passes. The caller sees one onConnect, and one response or one error, whatever the attempts.
+ * It decides; the TryRace it holds carries the decisions out on the tries in flight.
  */
 export class RetryingHandler {
   readonly #route: RetryRoute
@@ -36,23 +38,16 @@ export class RetryingHandler {
   /** The instance IDs of its attempts, in order: how many were made, and who, for the error when it gives up. */
   readonly #path: string[] = []
   readonly #idempotent: boolean
-  /** Attempts whose answer may still reach the caller (a `retryOn` answer being drained keeps its place). */
-  readonly #live = new Set<Attempt>()
-  /** The attempt whose answer the caller gets. */
-  #winner: Attempt | undefined
+  /** The tries that may still answer, the winner, their timers and the caller's abort; decisions stay here. */
+  readonly #race: TryRace
   /** The instance of the latest attempt, for `ended`. */
   #last: Instance | undefined
   #trace!: RequestTrace
   #startedAt = 0
   #status = 0
-  #aborted: Error | undefined
   #connected = false
   #responded = false
   #hedged = false
-  #hedgeTimer: NodeJS.Timeout | undefined
-  #deadline: Deadline | undefined
-  #deadlineMs = 0
-  #deadlineTimer: NodeJS.Timeout | undefined
 
   constructor (route: RetryRoute, opts: Dispatcher.DispatchOptions, handler: LegacyHandler) {
     this.#route = route
@@ -61,6 +56,7 @@ export class RetryingHandler {
     this.#opts = opts
     this.#handler = handler
     this.#idempotent = isIdempotent(opts)
+    this.#race = new TryRace(route.report, route.policy.now)
   }
 
   start (): void {
@@ -70,15 +66,9 @@ export class RetryingHandler {
     const carried = headerValues(this.#opts.headers, CARRIED_HEADERS)
     this.#trace = startRequestSpan(policy.service, this.#opts.method, carried)
     const deadline = requestDeadline(carried[DEADLINE_HEADER], policy.deadlineMs)
-    if (deadline !== undefined) {
-      this.#deadline = deadline
-      this.#deadlineMs = Math.max(0, Math.round(deadline.remaining()))
-      if (deadline.remaining() < MIN_TRY_MS) {
-        this.#expire()
-        return
-      }
-      this.#deadlineTimer = setTimeout(() => this.#expire(), deadline.remaining())
-      this.#deadlineTimer.unref()
+    if (deadline !== undefined && !this.#race.runUntil(deadline, () => this.#expire())) {
+      this.#expire()
+      return
     }
     const first = this.#route.choose(this.#tried)
     if (first === undefined) this.#fail(policy.noInstance(), 'no_instance')
@@ -87,8 +77,7 @@ export class RetryingHandler {
 
   /** Tells the route once how the request ended, and ends its span and timers; the caller's own callback follows. */
   #finish (outcome: RequestOutcome, err?: Error): void {
-    clearTimeout(this.#deadlineTimer)
-    clearTimeout(this.#hedgeTimer)
+    this.#race.stop()
     const attempts = this.#path.length
     this.#report.ended(this.#last, outcome, this.#policy.now() - this.#startedAt, attempts > 0 ? attempts - 1 : 0)
     endSpan(this.#trace.span, err === undefined ? { status: this.#status } : { error: err })
@@ -105,14 +94,14 @@ export class RetryingHandler {
   // Never called once the request is finished: every path that finishes it (#fail, #onComplete of the
   // winner, #onUpgrade) has no send queued behind it, and #finish clears the hedge and deadline timers.
   #send (target: Target, reason: TryReason): void {
-    if (this.#aborted !== undefined) {
-      if (this.#live.size === 0) this.#fail(this.#aborted, 'aborted')
+    if (this.#race.aborted !== undefined) {
+      if (this.#race.size === 0) this.#fail(this.#race.aborted, 'aborted')
       return
     }
-    const left = this.#deadline?.remaining()
+    const left = this.#race.remaining()
     if (left !== undefined && left < MIN_TRY_MS) {
       // Too little left for an answer to come back: no try starts (the deadline's timer ends the request).
-      if (this.#live.size === 0) this.#expire()
+      if (this.#race.size === 0) this.#expire()
       return
     }
     const policy = this.#policy
@@ -124,11 +113,7 @@ export class RetryingHandler {
     if (left !== undefined) headers[DEADLINE_HEADER] = String(Math.floor(left))
     const opts = Object.keys(headers).length === 0 ? this.#opts : { ...this.#opts, headers: withHeaders(this.#opts.headers, headers) }
     const a = startAttempt(target, reason, span, policy.now())
-    this.#live.add(a)
-    if (policy.perTryTimeout > 0 && this.#idempotent) {
-      a.timer = setTimeout(() => this.#timeout(a), policy.perTryTimeout)
-      a.timer.unref()
-    }
+    this.#race.enter(a, this.#idempotent ? policy.perTryTimeout : 0, () => this.#timeout(a))
     this.#armHedge()
     try {
       this.#route.send(a, opts, this.#handlerFor(a))
@@ -149,7 +134,7 @@ export class RetryingHandler {
       onResponseStarted: () => {},
       onHeaders: (status, headers, resume, text) => this.#onHeaders(a, status, headers, resume, text),
       // Only the winner's body reaches the caller; returning true keeps reading a drained one to its end.
-      onData: (chunk) => a !== this.#winner || this.#handler.onData!(chunk),
+      onData: (chunk) => a !== this.#race.winner || this.#handler.onData!(chunk),
       onComplete: (trailers) => this.#onComplete(a, trailers),
       onUpgrade: (status, headers, socket) => this.#onUpgrade(a, status, headers, socket),
       onBodySent: (chunk, total) => this.#handler.onBodySent?.(chunk, total),
@@ -158,16 +143,11 @@ export class RetryingHandler {
   }
 
   // Handed to the caller once; aborts every try in flight, or the next one.
-  readonly #abort = (reason?: Error): void => {
-    if (this.#aborted !== undefined) return
-    this.#aborted = reason ?? new errors.RequestAbortedError()
-    clearTimeout(this.#hedgeTimer)
-    for (const a of this.#live) a.abort?.(this.#aborted)
-  }
+  readonly #abort = (reason?: Error): void => this.#race.abort(reason ?? new errors.RequestAbortedError())
 
   #onConnect (a: Attempt, abort: (err?: Error) => void, context?: unknown): void {
     a.abort = abort
-    const reason = a.detached ?? this.#aborted
+    const reason = a.detached ?? this.#race.aborted
     if (reason !== undefined) {
       abort(reason)
       return
@@ -180,35 +160,20 @@ export class RetryingHandler {
   #onHeaders (a: Attempt, status: number, headers: Buffer[], resume: () => void, text: string): boolean {
     clearTimeout(a.timer)
     a.status = status
-    const report = this.#report
-    const now = this.#policy.now()
-    a.load.observe(now - a.startedAt, now)
-    // A 5xx to a request that is not idempotent says nothing either way: it may be the request's fault.
-    if (status < 500) {
-      report.succeeded(a.instance)
-      this.#policy.hedge?.observe(now - a.startedAt)
-    } else if (this.#idempotent) report.failed(a.instance, 'status')
-    if (status === 503 || status === 429) {
-      const ms = retryAfterMs(headers, Date.now())
-      if (ms !== undefined) report.backOff(a.instance, ms)
-    }
+    noteAnswer(a, status, headers, this.#idempotent, this.#policy, this.#report)
     const retryable = this.#policy.retryOn.has(status)
-    // Answers only: a fleet that answers 5xx is overloaded or broken, and retries add to it. A refused
-    // connection or a stalled try is one instance's failure, which ejection handles and a retry escapes.
-    if (retryable || status >= 500) this.#policy.throttle?.failed()
-    else this.#policy.throttle?.succeeded()
     if (this.#idempotent && retryable) {
-      if (this.#live.size > 1) {
+      if (this.#race.size > 1) {
         // Another try is still out: it answers instead; this one is drained and dropped.
-        this.#live.delete(a)
+        this.#race.leave(a)
         return true
       }
       if (this.#mayRetry()) {
         const next = this.#route.choose(this.#tried)
         if (next !== undefined && this.#spend(`status ${status}`)) {
-          report.retrying(next.instance, 'status')
+          this.#report.retrying(next.instance, 'status')
           // The retry's own send arms a new hedge timer: nothing to race meanwhile.
-          clearTimeout(this.#hedgeTimer)
+          this.#race.stopHedge()
           a.next = next
           return true
         }
@@ -219,37 +184,17 @@ export class RetryingHandler {
     return this.#handler.onHeaders!(status, headers, resume, text)
   }
 
-  /** `a`'s answer goes to the caller: every other try is aborted, and the hedge timer stops. */
+  /** `a`'s answer goes to the caller; the race aborts every other try. */
   #commit (a: Attempt, status: number): void {
-    this.#winner = a
     this.#responded = true
     this.#status = status
-    clearTimeout(this.#hedgeTimer)
-    // Out of `live` before aborting: undici may report an abort synchronously, and it is no failure.
-    const others = [...this.#live].filter((other) => other !== a)
-    this.#live.clear()
-    this.#live.add(a)
-    const now = this.#policy.now()
-    for (const other of others) {
-      // Beaten without a word by a later try: its time so far is a floor on its latency, and least-request
-      // should see it (aborting the try ends its time in flight, which priced a stalled instance out). It
-      // counts as a slow failure too: a frozen instance loses every race and is ejected after
-      // `consecutiveFailures` of them, where a healthy one that lost one race answers the next.
-      // Only a try that started before the winner was beaten on speed; a hedge that started after it just ran out of race.
-      if (other.status === 0 && other.startedAt < a.startedAt) {
-        other.load.observe(now - other.startedAt, now)
-        this.#report.outpaced(other.instance)
-      }
-      other.detached = LOST
-      other.abort?.(LOST)
-    }
-    if (a.reason === 'hedge') this.#report.hedgeWon(a.instance)
+    this.#race.commit(a)
   }
 
   #onComplete (a: Attempt, trailers: string[] | Buffer[] | null): void {
     settle(a, this.#report)
-    this.#live.delete(a)
-    if (a === this.#winner) {
+    this.#race.leave(a)
+    if (a === this.#race.winner) {
       this.#finish(this.#status >= 500 ? 'server_error' : 'success')
       this.#handler.onComplete!(trailers)
       return
@@ -273,7 +218,7 @@ export class RetryingHandler {
     // A second error for one attempt: a pool that reported a failure and then threw as well.
     if (!settle(a, this.#report)) return
     // Detached (per-try timeout, a faster try, the deadline) or dropped: the request has moved on already.
-    if (!this.#live.delete(a)) return
+    if (!this.#race.leave(a)) return
     const next = a.next
     if (next !== undefined) {
       // The connection died while a `retryOn` answer was drained: the retry was decided and paid for.
@@ -281,9 +226,9 @@ export class RetryingHandler {
       return
     }
     const failure = classifyFailure(err)
-    if (this.#aborted === undefined && failure.kind !== undefined) this.#report.failed(a.instance, failure.kind, err)
+    if (this.#race.aborted === undefined && failure.kind !== undefined) this.#report.failed(a.instance, failure.kind, err)
     // Another try is still out (a hedge): it answers instead.
-    if (this.#live.size > 0) return
+    if (this.#race.size > 0) return
     // Idempotent requests may be retried after any connection failure; others only when nothing was sent.
     this.#retryOrFail(err, this.#idempotent ? failure.connection : failure.neverSent, 'error')
   }
@@ -295,20 +240,15 @@ export class RetryingHandler {
     // of least-request for a minute while it decayed (P23 measured it); the ejection and its probe decide.
     this.#report.timedOut(a.instance)
     const err = new errors.HeadersTimeoutError(`no response headers within the per-try timeout (${policy.perTryTimeout} ms)`)
-    this.#live.delete(a)
-    a.detached = err
-    // Not on a connection yet (queued in the pool): onConnect aborts it when it gets one.
-    a.abort?.(err)
-    if (this.#live.size === 0) this.#retryOrFail(err, true, 'timeout')
+    this.#race.cutOff(a, err)
+    if (this.#race.size === 0) this.#retryOrFail(err, true, 'timeout')
   }
 
   /** After the hedge delay, a lone try that has not answered gets a twin on another instance. */
   #armHedge (): void {
     const hedge = this.#policy.hedge
-    if (hedge === undefined || this.#hedged || this.#live.size !== 1 || !this.#idempotent || this.#opts.upgrade != null || !this.#mayRetry()) return
-    clearTimeout(this.#hedgeTimer)
-    this.#hedgeTimer = setTimeout(() => this.#hedge(), hedge.ms)
-    this.#hedgeTimer.unref()
+    if (hedge === undefined || this.#hedged || this.#race.size !== 1 || !this.#idempotent || this.#opts.upgrade != null || !this.#mayRetry()) return
+    this.#race.armHedge(hedge.ms, () => this.#hedge())
   }
 
   // The timer runs only while one try is out and nothing else was decided: every path that answers,
@@ -325,20 +265,9 @@ export class RetryingHandler {
 
   /** The deadline passed: every try in flight is aborted, and the caller gets the coded 504 now. */
   #expire (): void {
-    const err = this.#policy.expired(this.#deadlineMs)
+    const err = this.#policy.expired(this.#race.budgetMs)
     this.#report.expired()
-    const live = [...this.#live]
-    this.#live.clear()
-    this.#winner = undefined
-    const now = this.#policy.now()
-    for (const a of live) {
-      // No answer within what was left of the deadline: a floor on its latency, for least-request. Without
-      // it the abort frees the try's place in flight and a frozen instance looks idle again (a P18 round
-      // sent 26 of 799 requests into one that way; with the sample, 1 per round).
-      if (a.status === 0) a.load.observe(now - a.startedAt, now)
-      a.detached = err
-      a.abort?.(err)
-    }
+    this.#race.abandon(err)
     this.#fail(err, 'deadline_exceeded')
   }
 
@@ -354,9 +283,9 @@ export class RetryingHandler {
   }
 
   #retryOrFail (err: Error, retryable: boolean, cause: RetryCause): void {
-    clearTimeout(this.#hedgeTimer)
-    if (this.#aborted !== undefined) {
-      this.#fail(this.#aborted, 'aborted')
+    this.#race.stopHedge()
+    if (this.#race.aborted !== undefined) {
+      this.#fail(this.#race.aborted, 'aborted')
       return
     }
     const next = retryable && this.#mayRetry() ? this.#route.choose(this.#tried) : undefined

@@ -8,8 +8,9 @@ import type { RetryReport } from './retry-route.js'
  * as soon as the headers arrive, whatever then happens to the answer (passed on, drained for a retry,
  * dropped because another try won): the instance's latency (least-request) and its verdict (outlier
  * detection), the hedge delay's latency sample, a `Retry-After` back-off, and the retry throttle.
+ * `retryable`: the status is in the policy's `retryOn` (the caller looked it up once for its own decision).
  */
-export function noteAnswer (a: Attempt, status: number, headers: Buffer[], idempotent: boolean, policy: RetryPolicy, report: RetryReport): void {
+export function noteAnswer (a: Attempt, status: number, headers: Buffer[], retryable: boolean, idempotent: boolean, policy: RetryPolicy, report: RetryReport): void {
   const now = policy.now()
   a.load.observe(now - a.startedAt, now)
   // A 5xx to a request that is not idempotent says nothing either way: it may be the request's fault.
@@ -23,6 +24,6 @@ export function noteAnswer (a: Attempt, status: number, headers: Buffer[], idemp
   }
   // Answers only: a fleet that answers 5xx is overloaded or broken, and retries add to it. A refused
   // connection or a stalled try is one instance's failure, which ejection handles and a retry escapes.
-  if (policy.retryOn.has(status) || status >= 500) policy.throttle?.failed()
+  if (retryable || status >= 500) policy.throttle?.failed()
   else policy.throttle?.succeeded()
 }

@@ -160,8 +160,8 @@ export class RetryingHandler {
   #onHeaders (a: Attempt, status: number, headers: Buffer[], resume: () => void, text: string): boolean {
     clearTimeout(a.timer)
     a.status = status
-    noteAnswer(a, status, headers, this.#idempotent, this.#policy, this.#report)
     const retryable = this.#policy.retryOn.has(status)
+    noteAnswer(a, status, headers, retryable, this.#idempotent, this.#policy, this.#report)
     if (this.#idempotent && retryable) {
       if (this.#race.size > 1) {
         // Another try is still out: it answers instead; this one is drained and dropped.

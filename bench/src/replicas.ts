@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,21 +21,65 @@ export async function triesAt (ports: readonly number[]): Promise<Array<{ receiv
   return await Promise.all(ports.map(async (port) => await (await fetch(`http://127.0.0.1:${port}/_tries`)).json() as { received: number, late: number }))
 }
 
-export interface Replica { child: ChildProcess, exited: Promise<number | null> }
+export interface Replica { child: ChildProcess, exited: Promise<number | null>, log: string }
+
+/** The last lines a replica wrote, for an error message. */
+function tail (file: string): string {
+  return readFileSync(file, 'utf8').slice(-2000).trimEnd()
+}
 
 /** N replicas of `script` on free ports, as separate processes, sharing one SQLite file; `env` over the process's. */
 export async function startReplicas (agent: ConsulAgent, script: string, count: number, env: Record<string, string> = {}): Promise<{ replicas: Replica[], ports: readonly number[], restart (i: number, signal: NodeJS.Signals): Promise<number | null>, stop (): Promise<void> }> {
   const ports = await freePorts(count)
-  const db = join(mkdtempSync(join(tmpdir(), 'reg-bench-')), 'users.db')
+  const dir = mkdtempSync(join(tmpdir(), 'reg-bench-'))
+  const db = join(dir, 'users.db')
   const spawnOne = (i: number): Replica => {
+    // Output goes to a file, not a pipe: the bench process measures, and must not read replicas' logs.
+    const log = join(dir, `replica-${i}.log`)
+    const fd = openSync(log, 'a')
     const child = spawn(process.execPath, [script], {
       env: { ...process.env, ...env, PORT: String(ports[i]), SERVICE_ID: `user-service-${i}`, CONSUL_HTTP_ADDR: agent.address, USERS_DB: db, LOG_LEVEL: 'warn' },
-      stdio: 'ignore'
+      stdio: ['ignore', fd, fd]
     })
-    return { child, exited: once(child, 'exit').then(([code]) => code as number | null) }
+    closeSync(fd)
+    return { child, exited: once(child, 'exit').then(([code]) => code as number | null), log }
   }
   const replicas = Array.from({ length: count }, (_, i) => spawnOne(i))
-  await untilPassing(agent, count)
+  async function stop (): Promise<void> {
+    // Gracefully where possible (both kinds deregister on SIGTERM), then make sure: a replica killed
+    // with -9 stays registered and passing until its check fails, and would count as passing in the
+    // next round's untilPassing().
+    for (const r of replicas) r.child.kill('SIGTERM')
+    const hard = setTimeout(() => { for (const r of replicas) r.child.kill('SIGKILL') }, 15_000)
+    await Promise.all(replicas.map((r) => r.exited))
+    clearTimeout(hard)
+    await deregisterAll(agent, 'user-service')
+  }
+  /**
+   * Until every replica passes. A replica that exits first ends the wait at once (a port taken, a crash),
+   * and so does the 60 s bound; either way the replicas are stopped (a leak would keep the bench
+   * process alive until tap's timeout) and the error says how each one ended and what it last wrote.
+   */
+  async function allPassing (): Promise<void> {
+    const died = new AbortController()
+    const current = [...replicas]
+    const onExit = current.map((r, i) => {
+      const abort = (): void => { died.abort(new Error(`replica ${i} exited before every replica passed`)) }
+      r.child.once('exit', abort)
+      return abort
+    })
+    try {
+      await serviceUntil(agent.url, 'user-service', (entries) => entries.length >= count, { passing: true, signal: died.signal })
+    } catch (err) {
+      const states = replicas.map((r, i) => `replica ${i} on port ${ports[i]}: ${r.child.exitCode === null && r.child.signalCode === null ? 'running' : `exited ${r.child.exitCode ?? r.child.signalCode}`}\n${tail(r.log)}`)
+      await stop()
+      throw new Error(`${(err as Error).message}\n${states.join('\n')}\n--- consul agent log ---\n${agent.log().slice(-4000)}`)
+    } finally {
+      // Later exits (a restart's signal, the final stop) are not this wait's business.
+      for (const [i, r] of current.entries()) r.child.off('exit', onExit[i]!)
+    }
+  }
+  await allPassing()
   return {
     replicas,
     ports,
@@ -44,19 +88,10 @@ export async function startReplicas (agent: ConsulAgent, script: string, count: 
       replicas[i]!.child.kill(signal)
       const code = await replicas[i]!.exited
       replicas[i] = spawnOne(i)
-      await untilPassing(agent, count)
+      await allPassing()
       return code
     },
-    async stop () {
-      // Gracefully where possible (both kinds deregister on SIGTERM), then make sure: a replica killed
-      // with -9 stays registered and passing until its check fails, and would count as passing in the
-      // next round's untilPassing().
-      for (const r of replicas) r.child.kill('SIGTERM')
-      const hard = setTimeout(() => { for (const r of replicas) r.child.kill('SIGKILL') }, 15_000)
-      await Promise.all(replicas.map((r) => r.exited))
-      clearTimeout(hard)
-      await deregisterAll(agent, 'user-service')
-    }
+    stop
   }
 }
 

@@ -9,6 +9,8 @@ export interface ServiceUntilOptions {
   passing?: boolean
   /** Give up after this many ms with an error naming the service. Default 60 s. */
   timeoutMs?: number
+  /** Stops waiting at once, rejecting with the signal's reason (e.g. the process that should register has died). */
+  signal?: AbortSignal
 }
 
 /**
@@ -21,11 +23,12 @@ export async function serviceUntil (consulUrl: string, name: string, predicate: 
   const deadline = Date.now() + timeoutMs
   let index = 0
   while (Date.now() < deadline) {
+    opts.signal?.throwIfAborted()
     // Never block past the deadline.
     const wait = Math.max(1, Math.min(5, Math.floor((deadline - Date.now()) / 1000)))
     const query = new URLSearchParams({ index: String(index), wait: `${wait}s` })
     if (opts.passing) query.set('passing', '')
-    const res = await fetch(`${consulUrl}/v1/health/service/${encodeURIComponent(name)}?${query}`)
+    const res = await fetch(`${consulUrl}/v1/health/service/${encodeURIComponent(name)}?${query}`, { signal: opts.signal })
     const entries = await res.json() as HealthEntry[]
     if (predicate(entries)) return entries
     const next = Number(res.headers.get('x-consul-index'))

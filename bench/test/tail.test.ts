@@ -21,11 +21,12 @@ t.test('P16, P17 and P18 run one smoke round each and report finite figures', as
   // The negative control of P18's counter: a caller without a budget whose request was stuck on the
   // frozen replica waits out the 2 s per-try timeout and is retried elsewhere long after its deadline;
   // the replicas must count that. Least-request may send no request there in a short smoke round
-  // (then no side waited 2 s, and there is nothing to count).
+  // (then no side waited 2 s, and there is nothing to check here: a loaded box can still make a try a
+  // few ms late without any stall, so no count is required either way; the test below pins the counter).
   const late = report.figures.find((f) => f.id === 'P18' && f.unit === 'tries')!
   const max = report.figures.find((f) => f.id === 'P18' && f.unit === 'ms')!
   if (max.baseline.median > 1000) t.ok(late.baseline.median > 0, 'P18: late tries are counted at the replicas (negative control)')
-  else t.equal(late.baseline.median, 0, 'P18: no request was stuck this round, and no late try was counted')
+  else t.comment(`P18: no budget-less request was stuck this round (max ${max.baseline.median.toFixed(0)} ms); ${late.baseline.median} late tries`)
 })
 
 // The replicas' late-try counter on its own, deterministically: the smoke round above counts late tries

@@ -71,7 +71,11 @@ export async function startReplicas (agent: ConsulAgent, script: string, count: 
     try {
       await serviceUntil(agent.url, 'user-service', (entries) => entries.length >= count, { passing: true, signal: died.signal })
     } catch (err) {
-      const states = replicas.map((r, i) => `replica ${i} on port ${ports[i]}: ${r.child.exitCode === null && r.child.signalCode === null ? 'running' : `exited ${r.child.exitCode ?? r.child.signalCode}`}\n${tail(r.log)}`)
+      const states = replicas.map((r, i) => {
+        const state = r.child.exitCode === null && r.child.signalCode === null ? 'running' : `exited ${r.child.exitCode ?? r.child.signalCode}`
+        const last = tail(r.log)
+        return `replica ${i} on port ${ports[i]}: ${state}${last === '' ? '' : `\n${last}`}`
+      })
       await stop()
       throw new Error(`${(err as Error).message}\n${states.join('\n')}\n--- consul agent log ---\n${agent.log().slice(-4000)}`)
     } finally {

@@ -7,13 +7,15 @@ const EXITS = fileURLToPath(new URL('fixtures/exit-at-once.js', import.meta.url)
 
 t.test('startReplicas(): a replica that dies before passing fails the start at once, and says why', async (t) => {
   const agent = await startConsul({ t })
-  const started = Date.now()
-  let message = ''
-  await startReplicas(agent, EXITS, 2).catch((err: Error) => { message = err.message })
-  t.match(message, /^replica \d exited before every replica passed/, 'the death ends the wait')
-  t.match(message, /replica \d on port \d+: exited 3\ncannot listen on port \d+/, 'how each replica ended, and its last words')
-  t.match(message, /--- consul agent log ---/, 'and the agent\'s log')
-  t.ok(Date.now() - started < 30_000, 'not the 60 s bound')
+  for (const [by, how] of [['code', 'exited 3'], ['signal', 'exited SIGKILL']] as const) {
+    const started = Date.now()
+    let message = ''
+    await startReplicas(agent, EXITS, 2, { EXIT_BY: by }).catch((err: Error) => { message = err.message })
+    t.match(message, /^replica 1 exited before every replica passed/, `${by}: the death ends the wait`)
+    t.match(message, new RegExp(`replica 0 on port \\d+: running\nreplica 1 on port \\d+: ${how}\ncannot listen on port \\d+`), `${by}: how each replica ended, and its last words`)
+    t.match(message, /--- consul agent log ---/, 'and the agent\'s log')
+    t.ok(Date.now() - started < 30_000, 'not the 60 s bound')
+  }
 })
 
 t.test('startReplicas(): replicas that pass are returned running, restart() and stop() leave none behind', async (t) => {

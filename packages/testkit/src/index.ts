@@ -1,6 +1,7 @@
 export { ensureConsul, debianMirror, projectRoot, ConsulNotFoundError, type EnsureConsulOptions } from './ensure-consul.js'
 export { startConsul, type ConsulAgent, type StartConsulOptions, type TestLike } from './consul-agent.js'
 export { startConsulCluster, type ConsulCluster, type StartClusterOptions } from './consul-cluster.js'
+export { startConsulFederation, type ConsulFederation, type StartFederationOptions } from './consul-federation.js'
 export { freePorts } from './free-ports.js'
 export { ensureHaproxy, HaproxyNotFoundError, type EnsureHaproxyOptions } from './ensure-haproxy.js'
 export { ensureDockerCompose, DockerComposeNotFoundError, type EnsureDockerComposeOptions } from './ensure-docker-compose.js'

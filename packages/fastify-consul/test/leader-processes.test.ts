@@ -54,6 +54,12 @@ t.test('never two leaders: three processes, random kills (SIGKILL and SIGTERM), 
     return state / 2147483647
   }
   t.comment(`seed ${seed} (LEADER_SEED=${seed} replays it)`)
+  // Consul's own view of who holds the key, sampled from before the first contender starts (the first
+  // leader is elected while the others are still starting) until after the last one is elected.
+  const sessions = new Set<string>()
+  const sample = async (): Promise<void> => { const { entry } = await kvGet(agent, KEY); if (entry?.Session) sessions.add(entry.Session) }
+  const sampler = setInterval(() => { sample().catch(() => {}) }, 100)
+  t.teardown(() => clearInterval(sampler))
   const all: Contender[] = []
   const live: Contender[] = []
   for (let i = 0; i < 3; i++) {
@@ -61,11 +67,6 @@ t.test('never two leaders: three processes, random kills (SIGKILL and SIGTERM), 
     all.push(c)
     live.push(c)
   }
-  const sessions = new Set<string>()
-  const sampler = setInterval(() => {
-    kvGet(agent, KEY).then(({ entry }) => { if (entry?.Session) sessions.add(entry.Session) }, () => {})
-  }, 100)
-  t.teardown(() => clearInterval(sampler))
 
   const ROUNDS = 5
   let leaderKilled = false
@@ -85,11 +86,18 @@ t.test('never two leaders: three processes, random kills (SIGKILL and SIGTERM), 
   }
   await theLeader(live, 90_000)
   clearInterval(sampler)
+  await sample() // the last leader, elected a moment ago, holds the key now
   const list = intervals(all, Date.now())
   t.comment(`${list.length} leadership terms over ${all.length} processes; ${sessions.size} sessions seen holding the key`)
+  for (const c of all) t.comment(`pid ${c.pid}: ${c.events.filter((e) => e.event === 'elected' || e.event === 'lost').map((e) => e.event === 'lost' ? `lost (${String(e.reason)})` : e.event).join(', ')}`)
+  for (const c of all) t.comment(`pid ${c.pid}: ${c.events.filter((e) => e.event === 'elected' || e.event === 'lost').map((e) => `${e.event}${e.event === 'lost' ? ` (${String(e.reason)})` : ''}`).join(', ')}`)
   t.ok(list.length >= 2, 'leadership did change hands')
   t.same(overlaps(list), [], 'no two processes led at the same time, by their own clocks')
   // Negative control for the checker: two overlapping terms are found.
   t.same(overlaps([{ pid: 1, from: 0, to: 10 }, { pid: 2, from: 5, to: 20 }]), [[1, 2, 5]])
-  t.ok(sessions.size >= list.length - 1, 'Consul saw a session on the key for each term')
+  // Per process, not per term: a leader that stepped down on a doubt it could clear (the key unreadable
+  // for a moment on a loaded box) and took the key back did so with the same session, which is one
+  // session for two terms. The sampler may miss the last leader's first 100 ms, hence the one spare.
+  const leaders = new Set(list.map((term) => term.pid)).size
+  t.ok(sessions.size >= leaders - 1, `Consul saw a session of its own on the key for each process that led (${sessions.size} sessions, ${leaders} leaders)`)
 })

@@ -1,19 +1,13 @@
 import { startConsul } from '@reg/testkit'
 import t from 'tap'
 import { startReplicas, TAIL_SERVER } from '../../src/replicas.js'
-import { round } from '../fixtures/smoke.js'
+import { sidesRound } from '../fixtures/smoke.js'
 
 // #23's tail scenarios run against real replicas, our gateway and HAProxy. No figure is judged (a smoke
 // round on a shared box measures nothing); what is checked is the harness: every side ran, the windows
 // are finite, and the counters at the replicas really count.
 t.test('P18 runs one smoke round: every side ran, with finite windows', async (t) => {
-  const lines: string[] = []
-  const report = await round('P18', lines)
-  t.same([...new Set(report.figures.map((f) => f.id))], ['P18'])
-  for (const f of report.figures) {
-    t.ok(f.windows && f.windows.length >= 2 && f.windows.every((w) => Number.isFinite(w.value) && w.value >= 0), `${f.id} ${f.what}: finite windows`)
-  }
-  for (const side of ['P18 round 1 ours', 'P18 round 1 no-deadline']) t.ok(lines.some((l) => l.startsWith(`${side}: `)), `${side} ran`)
+  const report = await sidesRound(t, 'P18', ['P18 round 1 ours', 'P18 round 1 no-deadline'])
   // The negative control of P18's counter: a caller without a budget whose request was stuck on the
   // frozen replica waits out the 2 s per-try timeout and is retried elsewhere long after its deadline;
   // the replicas must count that. Least-request may send no request there in a short smoke round

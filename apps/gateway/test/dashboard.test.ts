@@ -9,7 +9,7 @@ import { RequestWindow, snapshot, WINDOW_SECONDS, type DashboardSnapshot } from 
 import { buildGateway, instancesBecome, startReplica } from './fixtures/app.js'
 
 function instance (id: string, status: Instance['status'], port: number): Instance {
-  return { id, service: 'users', node: 'n1', address: '10.0.0.1', port, host: '10.0.0.1', tags: [], meta: {}, weight: status === 'critical' ? 0 : 1, status, maintenance: false }
+  return { id, service: 'users', node: 'n1', datacenter: 'dc1', nodeMeta: {}, address: '10.0.0.1', port, host: '10.0.0.1', tags: [], meta: {}, weight: status === 'critical' ? 0 : 1, status, maintenance: false }
 }
 
 t.test('RequestWindow: counts per instance over the last 10 s, in one-second buckets', async (t) => {

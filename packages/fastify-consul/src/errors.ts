@@ -30,6 +30,14 @@ export const NotListeningError = createError<'FST_REG_CONSUL_NOT_LISTENING', 500
 export const DiscoveryInvalidOptionError = createError<'FST_REG_DISCOVERY_INVALID_OPTION', 500, [string, string]>(
   'FST_REG_DISCOVERY_INVALID_OPTION', 'Invalid discovery option %s: expected %s', 500)
 
+/**
+ * A failover datacenter the local agent does not know (not in `/v1/catalog/datacenters`). `%s` is the
+ * field as written (`discovery.failover.datacenters[1]`): a typo in a failover list would otherwise
+ * only show in the outage it was meant for.
+ */
+export const UnknownDatacenterError = createError<'FST_REG_DISCOVERY_UNKNOWN_DATACENTER', 500, [string, string, string]>(
+  'FST_REG_DISCOVERY_UNKNOWN_DATACENTER', 'Invalid discovery option %s: Consul knows no datacenter "%s" (it knows %s)', 500)
+
 export const NoInstanceError = createError<'FST_REG_DISCOVERY_NO_INSTANCE', 503, [string]>(
   'FST_REG_DISCOVERY_NO_INSTANCE', 'No healthy instance of %s', 503)
 

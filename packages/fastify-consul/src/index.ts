@@ -10,7 +10,7 @@ import { preflight } from './consul/preflight.js'
 import { ConsulHttp } from './consul/http.js'
 import type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
 import type { ServiceDispatcher } from './discovery/dispatch/service-dispatcher.js'
-import { DiscoveryRegistry } from './discovery/registry.js'
+import { DiscoveryRegistry, checkFailoverDatacenters } from './discovery/registry.js'
 import type { ServiceWatch } from './discovery/watch/service-watch.js'
 import { LiveConfig, type ConfigHandle } from './config/live-config.js'
 import { LeaderElection, type LeaderHandle } from './leader/leader-election.js'
@@ -120,7 +120,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   // ── end of configuration wiring ──
   const ownsClient = opts.client === undefined
   const client = opts.client ?? consulClient(connection, http)
-  const discovery = new DiscoveryRegistry({ http, log, defaults: opts.discovery })
+  const discovery = new DiscoveryRegistry({ http, log, defaults: opts.discovery, zone: opts.service.zone })
   const registrar = new Registrar({
     http,
     log,
@@ -234,6 +234,12 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   fastify.addHook('onReady', async () => {
     // Fail before binding: an unreachable agent or an unknown token is a deploy error.
     if (opts.failFast) await preflight(http, connection.address)
+    // A datacenter name in the plugin's failover list that Consul does not know is a deploy error too;
+    // without failFast an unreachable agent only postpones the check to each watch's `ready`.
+    const failover = opts.discovery.failover
+    if (failover?.datacenters !== undefined && failover.datacenters.length > 0) {
+      await checkFailoverDatacenters(http, failover.datacenters, 'discovery.failover', opts.failFast, log)
+    }
   })
 
   // Known only once bound; dispatchers then never route to our own address (a forwarding loop).
@@ -277,7 +283,7 @@ export type { HealthSource } from './registration/health-contribution.js'
 export type { DiscoverOptions, DiscoverOptions as DiscoveryOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
 export type { ServiceDispatcher, DispatcherStats, DispatcherEvents } from './discovery/dispatch/service-dispatcher.js'
 export type { RequestOutcome } from './discovery/dispatch/retry-policy.js'
-export type { ServiceWatch, WatchState } from './discovery/watch/service-watch.js'
+export type { PriorityLevel, ServiceWatch, WatchState } from './discovery/watch/service-watch.js'
 export type { Instance, InstanceStatus } from './discovery/watch/instance.js'
 export type { BalancerName } from './discovery/lb/balancer.js'
 export type { FailureKind, Failure } from './discovery/dispatch/failure.js'

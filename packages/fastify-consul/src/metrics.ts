@@ -29,7 +29,7 @@ export interface ConsulMetricsSources {
   /** The service this process registers, and its Consul id once known. */
   registration (): { service: string, id: string | undefined, state: RegistrationState }
   /** The running watchers (one per distinct query). */
-  watchers (): readonly Pick<Watcher, 'query' | 'all' | 'panic' | 'outageSince' | 'invalid'>[]
+  watchers (): ReadonlyArray<Pick<Watcher, 'all' | 'panic' | 'outageSince' | 'invalid'> & { query: Pick<Watcher['query'], 'service' | 'dc'> }>
   /** Calls `listener` after each self-heal; returns the unsubscribe function. */
   onHealed (listener: () => void): () => void
   /** Epoch ms; Date.now by default. */
@@ -108,17 +108,22 @@ export function consulMetrics (provider: MeterProvider, sources: ConsulMetricsSo
     const seen = new Set<string>()
     for (const watcher of sources.watchers()) {
       const service = watcher.query.service
-      // Two queries on one service (say, two tags) would report the same series twice: the first wins.
-      if (seen.has(service)) continue
-      seen.add(service)
+      // The datacenter asked (`dc`), else the one its instances are in (the local agent's): with failover
+      // a service is watched once per datacenter, and each reports its own series.
+      const datacenter = watcher.query.dc ?? watcher.all.instances[0]?.datacenter ?? ''
+      // Two queries on one service in one datacenter (say, two tags) would report the same series twice: the first wins.
+      const key = `${service}\n${watcher.query.dc ?? ''}`
+      if (seen.has(key)) continue
+      seen.add(key)
       const counts: Record<InstanceStatus, number> = { passing: 0, warning: 0, critical: 0 }
       for (const instance of watcher.all.instances) counts[instance.status]++
-      for (const status of STATUSES) result.observe(instances, counts[status], { service, status })
+      const attrs = { service, datacenter }
+      for (const status of STATUSES) result.observe(instances, counts[status], { ...attrs, status })
       // Since the outage began, not since the last answer: a blocking query answers only every `wait`.
       const since = watcher.outageSince
-      result.observe(stale, since === undefined ? 0 : Math.max(0, (now() - since) / 1000), { service })
-      result.observe(panic, watcher.panic ? 1 : 0, { service })
-      result.observe(invalid, watcher.invalid, { service })
+      result.observe(stale, since === undefined ? 0 : Math.max(0, (now() - since) / 1000), attrs)
+      result.observe(panic, watcher.panic ? 1 : 0, attrs)
+      result.observe(invalid, watcher.invalid, attrs)
     }
   }
   const observables: ObservableGauge[] = [registrationState, instances, stale, panic, invalid]

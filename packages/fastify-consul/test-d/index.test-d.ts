@@ -25,6 +25,7 @@ import consulPlugin, {
   type DispatchFailure,
   type HealthSource,
   type ServiceRegistration,
+  type PriorityLevel,
   type ServiceWatch,
   type WatchState
 } from '@reg/fastify-consul'
@@ -144,6 +145,23 @@ expectType<boolean>(watch.panic)
 expectType<number | undefined>(watch.lastContact)
 expectType<boolean>(picked.maintenance)
 expectType<ServiceWatch>(watch.on('panic', (panic) => { expectType<boolean>(panic) }))
+
+// ── failover and locality (#25) ──────────────────────────────────────────────────────────────────
+const failing = app.consul.discover('users', { failover: { datacenters: ['dc2', 'dc3'], nearest: 1 }, locality: { zone: 'eu-1a' } })
+expectType<readonly PriorityLevel[]>(failing.priorities)
+expectType<string | undefined>(failing.priorities[0]!.datacenter)
+expectType<number>(failing.priorities[0]!.load)
+expectType<WatchState>(failing.priorities[0]!.state)
+expectType<readonly Instance[]>(failing.fallback)
+expectType<string>(picked.datacenter)
+expectType<Readonly<Record<string, string>>>(picked.nodeMeta)
+expectAssignable<DiscoverOptions>({ locality: true })
+expectError(app.consul.discover('users', { failover: ['dc2'] }))
+expectError(app.consul.discover('users', { failover: { datacenters: 'dc2' } }))
+expectError(app.consul.discover('users', { locality: 'eu-1a' }))
+expectError(failing.priorities[0]!.load = 1)
+fastify().register(consulPlugin, { service: { name: 'x', zone: 'eu-1a' }, discovery: { failover: { datacenters: ['dc2'] } } })
+expectError(fastify().register(consulPlugin, { service: { name: 'x', zone: 1 } }))
 
 // ── dispatcher() ─────────────────────────────────────────────────────────────────────────────────
 const users = app.consul.dispatcher('users', { retries: 2, ejectionMs: 30_000, balancer: 'weighted', pool: { connections: 16 } })

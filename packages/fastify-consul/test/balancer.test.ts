@@ -10,6 +10,8 @@ function inst (id: string, weight = 1): Instance {
     id,
     service: 'svc',
     node: 'n1',
+    datacenter: 'dc1',
+    nodeMeta: {},
     address: '127.0.0.1',
     port: 1000,
     host: '127.0.0.1',

@@ -111,6 +111,8 @@ t.test('three instances: picks rotate across all; instances carry what Consul sa
     id: 'web-1',
     service: 'web',
     node: agent.nodeName,
+    datacenter: 'dc1',
+    nodeMeta: { 'consul-network-segment': '' },
     address: '127.0.0.1',
     port: 8001,
     host: '127.0.0.1',

@@ -12,7 +12,7 @@ import { faultServer, healthBody } from './fixtures/discovery-fault-server.js'
 // Fail static: a signal that drops (almost) everyone is routed around, an operator's maintenance never is.
 
 const inst = (id: string, status: Instance['status'], weight = 1, maintenance = false): Instance =>
-  Object.freeze({ id, service: 's', node: 'n', address: '127.0.0.1', port: 1, host: '127.0.0.1', tags: [], meta: {}, weight: status === 'critical' ? 0 : weight, status, maintenance })
+  Object.freeze({ id, service: 's', node: 'n', datacenter: 'dc1', nodeMeta: {}, address: '127.0.0.1', port: 1, host: '127.0.0.1', tags: [], meta: {}, weight: status === 'critical' ? 0 : weight, status, maintenance })
 
 t.test('route(): the panic threshold, warning at its weight, maintenance always obeyed', async (t) => {
   const [a, b, c] = [inst('a', 'passing', 10), inst('b', 'critical'), inst('c', 'critical')]
@@ -28,7 +28,7 @@ t.test('route(): the panic threshold, warning at its weight, maintenance always 
   t.same(ids(route([a, zeroWarning], false, 0).instances), ['a'], 'Weights.Warning 0 is left out, as Consul DNS does')
   const m = inst('m', 'passing', 10, true)
   t.same(ids(route([m, b], false, 0.5).instances), ['b'], 'maintenance is never routed to, even in panic')
-  t.same(route([m], false, 0.5), { instances: [], panic: false, routable: 0, candidates: 0 }, 'only maintenance: nothing, and no panic')
+  t.same(route([m], false, 0.5), { instances: [], panic: false, routable: 0, candidates: 0, levels: [], fallback: [] }, 'only maintenance: nothing, and no panic')
 })
 
 t.test('real Consul: every replica critical → panic routes to all; maintenance stays out; healthy again → panic over', async (t) => {

@@ -32,6 +32,8 @@ t.test('parseHealth maps an entry to a frozen Instance', async (t) => {
     id: 'web-1',
     service: 'web',
     node: 'reg-1',
+    datacenter: 'dc1',
+    nodeMeta: { 'consul-network-segment': '' },
     address: '127.0.0.1',
     port: 1234,
     host: '127.0.0.1',
@@ -123,4 +125,14 @@ t.test('InstanceSet: every field that matters changes the hash; meta key order a
   t.equal(hashOf(entry({ tags: ['a'], meta: { y: '2', x: '1' }, weights: { Passing: 2, Warning: 1 } })), h, 'meta key order')
   const noisy = { ...base, Checks: [{ CheckID: 'c0', Status: 'passing', Output: 'different output' }] }
   t.equal(hashOf(noisy), h, 'check output and indexes are not part of identity')
+})
+
+t.test('sorted by datacenter first: a failover watch\'s set hashes the same whatever order the datacenters answered in', async (t) => {
+  const [a] = parse(entry({ id: 'a', node: 'n2' }))
+  const [b] = parse(entry({ id: 'b', node: 'n1' }))
+  const inDc2 = Object.freeze({ ...b!, datacenter: 'dc2' })
+  const one = InstanceSet.from([inDc2, a!])
+  const other = InstanceSet.from([a!, inDc2])
+  t.same(one.instances.map((i) => i.datacenter), ['dc1', 'dc2'], 'dc1 before dc2 though its node sorts after')
+  t.ok(one.equals(other))
 })

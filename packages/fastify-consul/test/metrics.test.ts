@@ -12,7 +12,7 @@ import type { RegistrationState } from '../src/registration/registrar.js'
 import { echoReplica as replica, stateBecomes } from './fixtures/app.js'
 
 function instance (id: string, status: InstanceStatus): Instance {
-  return Object.freeze({ id, service: 'users', node: 'n', address: '127.0.0.1', port: 1, host: '127.0.0.1', tags: [], meta: {}, weight: status === 'critical' ? 0 : 1, status, maintenance: false })
+  return Object.freeze({ id, service: 'users', node: 'n', datacenter: 'dc1', nodeMeta: {}, address: '127.0.0.1', port: 1, host: '127.0.0.1', tags: [], meta: {}, weight: status === 'critical' ? 0 : 1, status, maintenance: false })
 }
 
 interface FakeWatch { query: { service: string }, all: InstanceSet, panic: boolean, outageSince: number | undefined, invalid: number }

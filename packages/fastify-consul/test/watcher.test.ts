@@ -26,14 +26,14 @@ function watcher (t: Teardown, opts: Partial<Omit<WatcherOptions, 'query'>> & Pi
 
 function changes (w: Watcher): string[][] {
   const seen: string[][] = []
-  w.subscribe({ change: (set) => seen.push(set.instances.map((i) => i.id)), state: () => {} })
+  w.subscribe({ change: (set) => seen.push(set.instances.map((i) => i.id)), state: () => {}, panic: () => {}, all: () => {} })
   return seen
 }
 
 async function untilState (w: Watcher, state: WatchState): Promise<void> {
   if (w.state === state) return
   await within(`state ${state}`, new Promise<void>((resolve) => {
-    const off = w.subscribe({ change: () => {}, state: (s) => { if (s === state) { off(); resolve() } } })
+    const off = w.subscribe({ change: () => {}, state: (s) => { if (s === state) { off(); resolve() } }, panic: () => {}, all: () => {} })
   }))
 }
 
@@ -114,7 +114,7 @@ t.test('bad bodies are FST_REG_DISCOVERY_BAD_RESPONSE: logged, backed off, the l
   const w = watcher(t, { http: consulHttp(t, server), log: logger.log, staleTtl: 60_000 })
   const seen = changes(w)
   const states: Array<[WatchState, number]> = []
-  w.subscribe({ change: () => {}, state: (s) => states.push([s, w.current.size]) })
+  w.subscribe({ change: () => {}, state: (s) => states.push([s, w.current.size]), panic: () => {}, all: () => {} })
   w.start()
   await w.ready
   await within('5 requests', server.received(5))
@@ -229,7 +229,7 @@ t.test('a listener that throws is logged and does not stop the loop or the other
   const server = await faultServer(t, (n) => script[n] ?? HOLD)
   const logger = recordingLogger()
   const w = watcher(t, { http: consulHttp(t, server), log: logger.log })
-  w.subscribe({ change: () => { throw new Error('consumer bug') }, state: () => {} })
+  w.subscribe({ change: () => { throw new Error('consumer bug') }, state: () => {}, panic: () => {}, all: () => {} })
   const seen = changes(w)
   w.start()
   await within('3 requests', server.received(3))
@@ -244,7 +244,7 @@ t.test('real Consul: a blocking query wakes on a change instead of polling', asy
   const w = watcher(t, { http: consulHttp(t, agent, { dispatcher: counter.dispatcher }), log: logger.log, wait: 5 * 60_000 })
   const seen = changes(w)
   const changed = (): Promise<unknown> => within('a change', new Promise((resolve) => {
-    const off = w.subscribe({ change: (set) => { off(); resolve(set) }, state: () => {} })
+    const off = w.subscribe({ change: (set) => { off(); resolve(set) }, state: () => {}, panic: () => {}, all: () => {} })
   }))
   w.start()
   await w.ready

@@ -13,10 +13,22 @@ const NonEmpty = (what: string): TSchema => Type.String({ minLength: 1, descript
 const Bool = Type.Boolean({ description: 'a boolean' })
 const Random = Type.Function([], Type.Number(), { description: 'a function returning a number in [0, 1)' })
 
+const LocalityObject = Type.Object({
+  zone: Type.Optional(NonEmpty('zone name')),
+  key: Type.Optional(NonEmpty('meta key'))
+}, { additionalProperties: false, description: 'an object { zone?, key? }' })
+// Checked on its own when an object is given, as `hedge` is, so the message names `locality.zone`.
+export const localityObjectSchema = TypeCompiler.Compile(LocalityObject)
+
 /** The watch's fields: a dispatcher given a watch must not restate them. */
 export const queryFields = {
   tag: Type.Optional(NonEmpty('tag')),
   dc: Type.Optional(NonEmpty('datacenter name')),
+  failover: Type.Optional(Type.Object({
+    datacenters: Type.Optional(Type.Array(NonEmpty('datacenter name'), { uniqueItems: true, description: 'an array of distinct datacenter names' })),
+    nearest: Type.Optional(Type.Integer({ minimum: 0, maximum: 64, description: 'an integer from 0 to 64' }))
+  }, { additionalProperties: false, description: 'an object { datacenters?, nearest? }' })),
+  locality: Type.Optional(Type.Union([Bool, LocalityObject], { description: 'a boolean or an object { zone?, key? }' })),
   passingOnly: Type.Optional(Bool),
   panicThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'a share from 0 to 1' })),
   filter: Type.Optional(NonEmpty('bexpr expression')),

@@ -4,13 +4,15 @@ import { DiscoveryInvalidOptionError } from '../errors.js'
 import type { BackoffOptions } from '../util/backoff.js'
 import type { Unset } from '../util/unset.js'
 import { fieldOf, firstProblem, objectFormProblem } from '../util/validate.js'
-import { hedgeObjectSchema, queryFields, retryThrottleSchema, SCHEMAS, type OptionsKind } from './option-schemas.js'
+import { hedgeObjectSchema, localityObjectSchema, queryFields, retryThrottleSchema, SCHEMAS, type OptionsKind } from './option-schemas.js'
 import type { BalancerName } from './lb/balancer.js'
 import type { DispatcherTuning } from './dispatch/service-dispatcher.js'
 import type { HedgeSettings } from './dispatch/hedge-delay.js'
 import type { RetryBudgetOptions } from './dispatch/retry-policy.js'
 import type { RetryThrottleOptions } from './dispatch/retry-throttle.js'
 import type { RateLimit, WatchQuery, WatchTuning } from './watch/service-watch.js'
+import type { FailoverSettings } from './watch/failover-datacenters.js'
+import type { Locality } from './watch/locality.js'
 
 // Discovery's options: what a user may write, every default, and the one function that turns what a user
 // wrote into complete settings (validated against option-schemas.ts). The watcher, the balancers and the
@@ -21,6 +23,19 @@ interface DiscoverFields {
   tag?: string
   /** Datacenter to query; the agent's own by default. */
   dc?: string
+  /**
+   * Fail over to other datacenters when this one runs short (Envoy's priority levels): `nearest: N`
+   * takes the N nearest other datacenters by Consul's round-trip ranking, then `datacenters` in order.
+   * Traffic stays local while at least ~71 % of the local instances are healthy, then spills to the
+   * next datacenter in proportion (see README, "Failover across datacenters"). Default: none.
+   */
+  failover?: { datacenters?: string[], nearest?: number }
+  /**
+   * Prefer instances in the caller's zone (service meta `key`, else node meta): they take all traffic
+   * while healthy enough and spill to the other zones as they run short. `true` uses the plugin's
+   * zone (`service.zone` or `REG_ZONE`); `key` defaults to 'zone'. Default false.
+   */
+  locality?: boolean | { zone?: string, key?: string }
   /**
    * Default false: warning instances (an overloaded replica answers 429 to its check) are routed to at
    * their `Weights.Warning`, as Consul's DNS does. True routes to passing instances only.
@@ -192,6 +207,7 @@ export function validateDiscoveryOptions<T extends DispatcherOptions> (input: un
   }
   const { hedge, retryThrottle } = given as DispatcherOptions
   const inner = objectFormProblem(hedgeObjectSchema, hedge, fieldOf(prefix, 'hedge')) ??
+    objectFormProblem(localityObjectSchema, (given as DispatcherOptions).locality, fieldOf(prefix, 'locality')) ??
     objectFormProblem(retryThrottleSchema, retryThrottle, fieldOf(prefix, 'retryThrottle'))
   if (inner !== undefined) throw new DiscoveryInvalidOptionError(inner.field, inner.expected)
   // The object form passed its own schema, so both delays, when given, are durations toMs reads.
@@ -210,6 +226,8 @@ export function validateDiscoveryOptions<T extends DispatcherOptions> (input: un
 
 export interface WatchSettings extends WatchTuning {
   query: WatchQuery
+  /** Set when the watch fails over to other datacenters: a PriorityWatcher over one watcher per datacenter. */
+  failover: FailoverSettings | undefined
   /** Equal keys share one watcher: the query only, never the tuning. */
   key: string
 }
@@ -222,8 +240,15 @@ export interface BalancerSettings {
 
 export interface DispatchSettings extends DispatcherTuning, BalancerSettings {}
 
-/** The complete watch settings for `service`: the call's options over the plugin's, over the defaults. */
-export function watchSettings (service: string, o: DiscoverOptions): WatchSettings {
+/**
+ * The complete watch settings for `service`: the call's options over the plugin's, over the defaults.
+ * `zone` is the plugin's own (for `locality: true`); `failoverField` names where `failover` was written.
+ */
+export function watchSettings (service: string, o: DiscoverOptions, zone?: string, failoverField = 'failover'): WatchSettings {
+  const locality = localitySettings(o.locality, zone)
+  const failover: FailoverSettings | undefined = o.failover === undefined || ((o.failover.datacenters ?? []).length === 0 && (o.failover.nearest ?? 0) === 0)
+    ? undefined
+    : { datacenters: o.failover.datacenters ?? [], nearest: o.failover.nearest ?? 0, field: failoverField }
   const query: WatchQuery = {
     service,
     tag: o.tag,
@@ -231,7 +256,8 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
     passingOnly: o.passingOnly ?? DISCOVERY_DEFAULTS.passingOnly,
     filter: o.filter,
     stale: o.stale ?? DISCOVERY_DEFAULTS.stale,
-    cached: o.cached ?? DISCOVERY_DEFAULTS.cached
+    cached: o.cached ?? DISCOVERY_DEFAULTS.cached,
+    locality
   }
   const panicThreshold = o.panicThreshold ?? DISCOVERY_DEFAULTS.panicThreshold
   const backoff: BackoffOptions = {
@@ -242,7 +268,9 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
   if (backoff.cap < backoff.base) throw new DiscoveryInvalidOptionError('backoff.cap', `a duration >= backoff.base (${backoff.base} ms)`)
   return {
     query,
-    key: JSON.stringify([query.service, query.tag ?? null, query.dc ?? null, query.passingOnly, query.filter ?? null, query.stale, query.cached, panicThreshold]),
+    key: JSON.stringify([query.service, query.tag ?? null, query.dc ?? null, query.passingOnly, query.filter ?? null, query.stale, query.cached, panicThreshold,
+      locality === undefined ? null : [locality.zone, locality.key], failover === undefined ? null : [failover.nearest, failover.datacenters]]),
+    failover,
     wait: msOr(o.wait, DISCOVERY_DEFAULTS.wait),
     panicThreshold,
     staleTtl: msOr(o.staleTtl, DISCOVERY_DEFAULTS.staleTtl),
@@ -250,6 +278,14 @@ export function watchSettings (service: string, o: DiscoverOptions): WatchSettin
     rateLimit: { ...DISCOVERY_DEFAULTS.rateLimit, ...o.rateLimit },
     random: o.random ?? Math.random
   }
+}
+
+function localitySettings (o: DiscoverOptions['locality'], zone: string | undefined): Locality | undefined {
+  if (o === undefined || o === false) return undefined
+  const given = o === true ? {} : o
+  const own = given.zone ?? zone
+  if (own === undefined) throw new DiscoveryInvalidOptionError('locality.zone', 'a zone name: set locality.zone, or the plugin\'s service.zone or REG_ZONE')
+  return { zone: own, key: given.key ?? 'zone' }
 }
 
 /** The balancer a handle or dispatcher picks with: the call's options over the plugin's, over the default. */

@@ -8,13 +8,17 @@ import { balancerSettings, dispatchSettings, validateDiscoveryOptions, watchSett
 import { WatchHandle } from './watch-handle.js'
 import { selfMatcher, type ListeningAddress } from './self-address.js'
 import { Watcher } from './watch/watcher.js'
-import type { ServiceWatch } from './watch/service-watch.js'
+import { PriorityWatcher } from './watch/priority-watcher.js'
+import { datacenterFacts, failoverOrder } from './watch/failover-datacenters.js'
+import type { ServiceWatch, WatchSource } from './watch/service-watch.js'
 
 export interface DiscoveryOptions {
   http: ConsulHttp
   log: Logger
   /** Applied under every discover()/dispatcher() call's own options; validated by the caller. */
   defaults?: DispatcherOptions
+  /** This process's zone (`service.zone` or `REG_ZONE`), for `locality: true`. */
+  zone?: string | undefined
 }
 
 /**
@@ -23,7 +27,7 @@ export interface DiscoveryOptions {
  */
 interface SharedWatcher {
   key: string
-  watcher: Watcher
+  watcher: WatchSource & { start (): void }
   refs: number
 }
 
@@ -31,6 +35,7 @@ export class DiscoveryRegistry {
   readonly #http: ConsulHttp
   readonly #log: Logger
   readonly #defaults: DispatcherOptions
+  readonly #zone: string | undefined
   readonly #watchers = new Map<string, SharedWatcher>()
   readonly #handles = new Map<ServiceWatch, SharedWatcher>()
   readonly #dispatchers = new Set<BalancedDispatcher>()
@@ -41,6 +46,7 @@ export class DiscoveryRegistry {
     this.#http = opts.http
     this.#log = opts.log
     this.#defaults = opts.defaults ?? {}
+    this.#zone = opts.zone
   }
 
   /** Watchers currently running (one per distinct query). */
@@ -48,9 +54,12 @@ export class DiscoveryRegistry {
     return this.#watchers.size
   }
 
-  /** The running watchers themselves, for read-only views such as metrics: state, `all`, panic. */
+  /**
+   * The running single-query watchers, for read-only views such as metrics: state, `all`, panic. A
+   * failover watch is not listed itself: each of its datacenters' watchers is.
+   */
   get running (): readonly Watcher[] {
-    return [...this.#watchers.values()].map((entry) => entry.watcher)
+    return [...this.#watchers.values()].map((entry) => entry.watcher).filter((w) => w instanceof Watcher)
   }
 
   /**
@@ -58,8 +67,9 @@ export class DiscoveryRegistry {
    * watcher stops with its last handle, or on DiscoveryRegistry.close().
    */
   discover (service: string, opts?: DiscoverOptions): ServiceWatch {
-    const o = mergeOver(this.#defaults, validateDiscoveryOptions<DiscoverOptions>(opts, 'discover'))
-    return this.#open(this.#entry(serviceName(service), o), balancerSettings(o), readyTimeoutOf(o))
+    const given = validateDiscoveryOptions<DiscoverOptions>(opts, 'discover')
+    const o = mergeOver(this.#defaults, given)
+    return this.#open(this.#entry(serviceName(service), o, failoverField(given)), balancerSettings(o), readyTimeoutOf(o))
   }
 
   /**
@@ -71,8 +81,9 @@ export class DiscoveryRegistry {
     let shared: SharedWatcher
     let o: DispatcherOptions
     if (typeof target === 'string') {
-      o = mergeOver(this.#defaults, validateDiscoveryOptions<DispatcherOptions>(opts, 'dispatcher'))
-      shared = this.#entry(serviceName(target), o)
+      const given = validateDiscoveryOptions<DispatcherOptions>(opts, 'dispatcher')
+      o = mergeOver(this.#defaults, given)
+      shared = this.#entry(serviceName(target), o, failoverField(given))
     } else {
       o = mergeOver(this.#defaults, validateDiscoveryOptions<DispatchOptions>(opts, 'dispatch'))
       const found = this.#handles.get(target)
@@ -110,13 +121,33 @@ export class DiscoveryRegistry {
     ])
   }
 
-  /** The shared watcher for this query: found, or created and started. */
-  #entry (service: string, o: DiscoverOptions): SharedWatcher {
+  /**
+   * The shared watcher for this query: found, or created and started. With failover, a PriorityWatcher
+   * that holds the shared watcher of the same query in each datacenter (so a plain `dc` watch of one
+   * of them shares its query with the failover watch).
+   */
+  #entry (service: string, o: DiscoverOptions, field: string): SharedWatcher {
     if (this.#closed) throw new WatchClosedError(service)
-    const settings: WatchSettings = watchSettings(service, o)
+    const settings: WatchSettings = watchSettings(service, o, this.#zone, field)
     let entry = this.#watchers.get(settings.key)
     if (entry === undefined) {
-      const watcher = new Watcher({ http: this.#http, log: this.#log, ...settings })
+      const watcher = settings.failover === undefined
+        ? new Watcher({ http: this.#http, log: this.#log, ...settings })
+        : new PriorityWatcher({
+          http: this.#http,
+          log: this.#log,
+          query: settings.query,
+          failover: settings.failover,
+          panicThreshold: settings.panicThreshold,
+          backoff: settings.backoff,
+          random: settings.random,
+          acquire: (dc) => {
+            // The datacenter's own watch: the same query and tuning, without failover or locality.
+            const child = this.#entry(service, { ...o, dc, failover: undefined, locality: undefined }, field)
+            child.refs++
+            return { watcher: child.watcher, release: () => this.#release(child) }
+          }
+        })
       entry = { key: settings.key, watcher, refs: 0 }
       this.#watchers.set(settings.key, entry)
       watcher.start()
@@ -129,13 +160,40 @@ export class DiscoveryRegistry {
     shared.refs++
     const handle: WatchHandle = new WatchHandle(shared.watcher, picking, readyTimeout, async () => {
       this.#handles.delete(handle)
-      if (--shared.refs > 0) return
-      this.#watchers.delete(shared.key)
-      await shared.watcher.stop()
+      await this.#release(shared)
     })
     this.#handles.set(handle, shared)
     return handle
   }
+
+  /** One holder less; the last one stops the watcher (a failover watch then releases its datacenters'). */
+  async #release (shared: SharedWatcher): Promise<void> {
+    if (--shared.refs > 0) return
+    this.#watchers.delete(shared.key)
+    await shared.watcher.stop()
+  }
+}
+
+/**
+ * The plugin's failover list against the datacenters Consul knows, at `ready()`: an unknown name throws
+ * FST_REG_DISCOVERY_UNKNOWN_DATACENTER naming `field.datacenters[i]`. An agent that cannot be read
+ * throws only with `failFast` (it is a deploy error then); otherwise each watch checks on its own.
+ */
+export async function checkFailoverDatacenters (http: ConsulHttp, datacenters: readonly string[], field: string, failFast: boolean, log: Logger): Promise<void> {
+  let facts
+  try {
+    facts = await datacenterFacts(http, AbortSignal.timeout(10_000))
+  } catch (err) {
+    if (failFast) throw err
+    log.warn({ err }, 'discovery failover: datacenters not checked at startup (Consul unreachable); each watch checks when it can')
+    return
+  }
+  failoverOrder({ datacenters, nearest: 0, field }, facts, undefined)
+}
+
+/** Where a failover list was written: in this call's options, or in the plugin's `discovery`. */
+function failoverField (given: DiscoverOptions): string {
+  return given.failover === undefined ? 'discovery.failover' : 'failover'
 }
 
 /** Merges a call's options over the plugin's: a key the call left undefined keeps the plugin's value. */

@@ -4,8 +4,7 @@ import { createBalancer } from './lb/create-balancer.js'
 import type { BalancerSettings } from './options.js'
 import type { Instance } from './watch/instance.js'
 import type { InstanceSet } from './watch/instance-set.js'
-import type { Watcher } from './watch/watcher.js'
-import type { ServiceWatch, WatchState } from './watch/service-watch.js'
+import type { PriorityLevel, ServiceWatch, WatchSource, WatchState } from './watch/service-watch.js'
 
 interface Listeners {
   change: (instances: readonly Instance[]) => void
@@ -18,7 +17,7 @@ type WatchEvent = keyof Listeners
 export class WatchHandle implements ServiceWatch {
   readonly service: string
   readonly ready: Promise<void>
-  readonly #watcher: Watcher
+  readonly #watcher: WatchSource
   readonly #picking: BalancerSettings
   readonly #release: () => Promise<void>
   readonly #unsubscribe: () => void
@@ -29,7 +28,7 @@ export class WatchHandle implements ServiceWatch {
   #readyTimer: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
 
-  constructor (watcher: Watcher, picking: BalancerSettings, readyTimeout: number | undefined, release: () => Promise<void>) {
+  constructor (watcher: WatchSource, picking: BalancerSettings, readyTimeout: number | undefined, release: () => Promise<void>) {
     this.service = watcher.query.service
     this.#watcher = watcher
     this.#picking = picking
@@ -46,7 +45,9 @@ export class WatchHandle implements ServiceWatch {
     this.#unsubscribe = watcher.subscribe({
       change: (set) => { for (const fn of [...this.#listeners.change]) fn(set.instances) },
       state: (state) => { for (const fn of [...this.#listeners.state]) fn(state) },
-      panic: (panic) => { for (const fn of [...this.#listeners.panic]) fn(panic) }
+      panic: (panic) => { for (const fn of [...this.#listeners.panic]) fn(panic) },
+      // `all` feeds failover watches; a holder sees its effect through `change`.
+      all: () => {}
     })
   }
 
@@ -58,12 +59,20 @@ export class WatchHandle implements ServiceWatch {
     return this.#closing === undefined ? this.#watcher.all.instances : []
   }
 
+  get fallback (): readonly Instance[] {
+    return this.#closing === undefined ? this.#watcher.fallback.instances : []
+  }
+
   get state (): WatchState {
     return this.#closing === undefined ? this.#watcher.state : 'closed'
   }
 
   get panic (): boolean {
     return this.#closing === undefined && this.#watcher.panic
+  }
+
+  get priorities (): readonly PriorityLevel[] {
+    return this.#closing === undefined ? this.#watcher.priorities : []
   }
 
   get lastContact (): number | undefined {

@@ -93,7 +93,7 @@ export function buildDefinition (input: DefinitionInput): { body: AgentServiceRe
     Address: address,
     Port: port,
     Tags: [...(service.tags ?? [])],
-    Meta: { ...(service.meta ?? {}) }
+    Meta: { ...(service.meta ?? {}), ...(service.zone !== undefined && { zone: service.zone }) }
   }
   const weights = service.weights ?? REGISTRATION_DEFAULTS.weights
   body.Weights = { Passing: weights.passing, Warning: weights.warning }

@@ -29,8 +29,9 @@ export const ServiceSchema = Type.Object({
   tags: Type.Optional(Type.Array(Type.String({ minLength: 1, description: 'a non-empty string' }), { maxItems: 256, description: 'an array of non-empty strings' })),
   meta: Type.Optional(Meta),
   weights: Type.Optional(Weights),
-  enableTagOverride: Type.Optional(Type.Boolean({ description: 'a boolean' }))
-}, { additionalProperties: false, description: 'an object { name, id?, address?, port?, tags?, meta?, weights?, enableTagOverride? }' })
+  enableTagOverride: Type.Optional(Type.Boolean({ description: 'a boolean' })),
+  zone: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'a non-empty zone name, e.g. "eu-west-1a"' }))
+}, { additionalProperties: false, description: 'an object { name, id?, address?, port?, tags?, meta?, weights?, enableTagOverride?, zone? }' })
 
 export type ServiceOptions = Unset<Static<typeof ServiceSchema>>
 
@@ -137,7 +138,15 @@ const compiledService = TypeCompiler.Compile(ServiceSchema)
 export function normalizeService (input: unknown): ServiceOptions {
   const problem = firstProblem(compiledService, input, 'service')
   if (problem) fail(problem.field, input === undefined ? `${problem.expected} (it is required)` : problem.expected)
-  const service = input as ServiceOptions
+  const given = input as ServiceOptions
+  // The zone is registered as meta `zone`, where locality-aware callers look for it; REG_ZONE sets it
+  // for a deployment without a code change (as CONSUL_HTTP_ADDR does for the agent).
+  const envZone = process.env.REG_ZONE
+  const zone = given.zone ?? (envZone !== undefined && envZone !== '' ? envZone : undefined)
+  if (zone !== undefined && given.meta?.zone !== undefined && given.meta.zone !== zone) {
+    fail(given.zone !== undefined ? 'service.zone' : 'service.meta.zone', `one zone: service.zone (or REG_ZONE) is "${zone}" and service.meta.zone is "${given.meta.zone}"`)
+  }
+  const service: ServiceOptions = zone === undefined ? given : { ...given, zone }
   for (const [key, value] of Object.entries(service.meta ?? {})) {
     // TypeBox records ignore a key pattern, so keys are checked here, against the same rule.
     if (!META_KEY.test(key)) fail(`service.meta[${JSON.stringify(key)}]`, 'a key of 1–128 characters [A-Za-z0-9_-] not starting with "consul-"')

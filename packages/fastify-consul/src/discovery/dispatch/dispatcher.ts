@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Logger } from '../../util/logger.js'
 import { Dispatcher, errors, type Pool } from 'undici'
-import type { Balancer, BalancerName } from '../lb/balancer.js'
+import { randomIndex, type Balancer, type BalancerName } from '../lb/balancer.js'
 import { createBalancer } from '../lb/create-balancer.js'
 import { DeadlineExceededError, NoInstanceError, WatchClosedError } from '../../errors.js'
 import { HedgeDelay } from './hedge-delay.js'
@@ -56,12 +56,16 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   /** The current instances by origin, and how many of them can be picked at all (weight > 0). */
   #live = new Map<string, Instance>()
   #routable = 0
+  /** The watch's fallback level less our own address: a request's last try goes there (see #choose). */
+  #fallback: readonly Instance[] = []
   #admitted: readonly Instance[] = []
   #balancer: Balancer
   #closed = false
   #closing: Promise<void> | undefined
   readonly #onChange = (instances: readonly Instance[]): void => this.#update(instances)
   readonly #route: RetryRoute
+  /** Retries a request may make: the try after the last of them is the one that may spill to the fallback. */
+  readonly #retries: number
 
   constructor (opts: ServiceDispatcherOptions) {
     super()
@@ -88,6 +92,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
       probeFailed: (instance, ms) => this.events.emit('probe', instance, { passed: false, ms }),
       onChange: () => this.#rebalance()
     })
+    this.#retries = opts.retries
     this.#route = this.#makeRoute(opts, new RetryBudget(opts.retryBudget, this.#now))
     this.#balancer = this.#balance([])
     this.#watch.on('change', this.#onChange)
@@ -226,6 +231,13 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     if (tried.size === 0) return this.#probeTarget() ?? balancer.pick()
     // A retry whose first attempt failed because we were closing: no new pools after close().
     if (this.#closed) return undefined
+    // The last try a request may make goes to the next priority level when there is one (Envoy's
+    // previous_priorities): when a whole datacenter or zone dies, every try on it fails until Consul
+    // notices, and this one try elsewhere is what keeps those requests from failing.
+    if (tried.size >= this.#retries) {
+      const spare = this.#spare(tried)
+      if (spare !== undefined) return spare
+    }
     // The balancer's order first, so retries spread like first attempts do…
     for (let i = 0; i < balancer.size; i++) {
       const candidate = balancer.pick()!
@@ -234,7 +246,13 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     // …then a scan, for a random balancer that kept landing on instances already tried; ejected
     // instances last, because trying one beats failing the request (a success re-admits it).
     const untried = (i: Instance): boolean => i.weight > 0 && !tried.has(originOf(i))
-    return this.#admitted.find(untried) ?? this.#routed.find(untried)
+    return this.#admitted.find(untried) ?? this.#spare(tried) ?? this.#routed.find(untried)
+  }
+
+  /** An untried fallback instance, at random so that the spilled tries spread over the level. */
+  #spare (tried: ReadonlySet<string>): Instance | undefined {
+    const spares = this.#fallback.filter((i) => !tried.has(originOf(i)))
+    return spares.length === 0 ? undefined : spares[randomIndex(this.#random, spares.length)]
   }
 
   #probeTarget (): Instance | undefined {
@@ -245,8 +263,18 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
 
   #update (instances: readonly Instance[]): void {
     this.#instances = instances
-    this.#routed = this.#self.apply(instances)
-    this.#live = new Map(this.#routed.map((i) => [originOf(i), i]))
+    const fallback = this.#watch.fallback
+    if (fallback.length === 0) {
+      this.#routed = this.#self.apply(instances)
+      this.#fallback = fallback
+    } else {
+      // One pass over both, so an instance at our own address is logged once, whichever level it is in.
+      const kept = new Set(this.#self.apply([...instances, ...fallback]))
+      this.#routed = instances.filter((i) => kept.has(i))
+      this.#fallback = fallback.filter((i) => kept.has(i))
+    }
+    // Fallback instances keep their pools and records too: they are tried, just not picked first.
+    this.#live = new Map([...this.#fallback, ...this.#routed].map((i) => [originOf(i), i]))
     this.#routable = this.#routed.filter((i) => i.weight > 0).length
     this.#pools.retain(this.#live)
     this.#outliers.retain(this.#live)

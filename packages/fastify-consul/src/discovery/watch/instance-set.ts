@@ -4,10 +4,12 @@ import type { Instance } from './instance.js'
 /** Everything about an instance that changes how it is picked or reached, in a fixed order. */
 function canonical (i: Instance): string {
   const meta = Object.keys(i.meta).sort().map((k) => [k, i.meta[k]])
-  return JSON.stringify([i.node, i.id, i.service, i.address, i.port, i.weight, i.status, i.maintenance, i.tags, meta])
+  const nodeMeta = Object.keys(i.nodeMeta).sort().map((k) => [k, i.nodeMeta[k]])
+  return JSON.stringify([i.datacenter, i.node, i.id, i.service, i.address, i.port, i.weight, i.status, i.maintenance, i.tags, meta, nodeMeta])
 }
 
 function byNodeThenId (a: Instance, b: Instance): number {
+  if (a.datacenter !== b.datacenter) return a.datacenter < b.datacenter ? -1 : 1
   if (a.node !== b.node) return a.node < b.node ? -1 : 1
   /* c8 ignore next -- Consul never returns one service ID twice on a node; the tie is for totality */
   if (a.id === b.id) return 0
@@ -15,7 +17,7 @@ function byNodeThenId (a: Instance, b: Instance): number {
 }
 
 /**
- * An immutable snapshot of a service's instances, sorted by node then ID, with a content hash. Two
+ * An immutable snapshot of a service's instances, sorted by datacenter, node then ID, with a content hash. Two
  * answers from Consul that differ only in order or in fields we ignore (indexes, check output) hash
  * the same, which is how watchers emit `change` only when something that matters changed.
  */

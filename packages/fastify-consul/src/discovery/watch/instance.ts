@@ -12,6 +12,10 @@ export interface Instance {
   readonly service: string
   /** The Consul node (agent) the instance is registered on. */
   readonly node: string
+  /** The node's datacenter (`Node.Datacenter`); '' from an agent that does not report it. */
+  readonly datacenter: string
+  /** The node's metadata (`Node.Meta`), where a zone may be kept for the whole node. */
+  readonly nodeMeta: Readonly<Record<string, string>>
   /** Raw host: `Service.Address`, or `Node.Address` when the service registered none. */
   readonly address: string
   readonly port: number
@@ -32,7 +36,7 @@ export interface Instance {
 const Nullable = <T extends TSchema>(t: T) => Type.Optional(Type.Union([t, Type.Null()]))
 
 const HealthEntry = Type.Object({
-  Node: Type.Object({ Node: Type.String(), Address: Type.String() }),
+  Node: Type.Object({ Node: Type.String(), Address: Type.String(), Datacenter: Type.Optional(Type.String()), Meta: Nullable(Type.Record(Type.String(), Type.String())) }),
   Service: Type.Object({
     ID: Type.String(),
     Service: Type.String(),
@@ -49,7 +53,7 @@ const HealthEntry = Type.Object({
 const healthEntry = TypeCompiler.Compile(HealthEntry)
 
 interface RawEntry {
-  Node: { Node: string, Address: string }
+  Node: { Node: string, Address: string, Datacenter?: string, Meta?: Record<string, string> | null }
   Service: {
     ID: string
     Service: string
@@ -91,6 +95,8 @@ function toInstance (entry: RawEntry): Instance {
     id: s.ID,
     service: s.Service,
     node: entry.Node.Node,
+    datacenter: entry.Node.Datacenter ?? '',
+    nodeMeta: Object.freeze({ ...(entry.Node.Meta ?? {}) }),
     address,
     port: s.Port,
     host: urlHost(address),

@@ -1,5 +1,7 @@
 import type { BackoffOptions } from '../../util/backoff.js'
 import type { Instance } from './instance.js'
+import type { InstanceSet } from './instance-set.js'
+import type { Locality } from './locality.js'
 
 /**
  * - `starting`: no answer from Consul yet.
@@ -23,6 +25,55 @@ export interface WatchQuery {
   stale: boolean
   /** `?cached`: served by the agent's background-refreshed cache (one server query per agent). */
   cached?: boolean | undefined
+  /** Prefer the caller's zone: its instances are the first priority level, the rest of the datacenter the next. */
+  locality?: Locality | undefined
+}
+
+/** One priority level of a watch: what it holds and the share of traffic it takes now. */
+export interface PriorityLevel {
+  /** The datacenter as the options name it; undefined for the local agent's own. */
+  readonly datacenter: string | undefined
+  /** With locality: the caller's zone for its level, undefined for the level of every other zone. */
+  readonly zone: string | undefined
+  /** The state of the watch feeding this level: 'stale' means its last known instances are kept. */
+  readonly state: WatchState
+  /** Instances neither in maintenance nor failing. */
+  readonly routable: number
+  /** Instances not in maintenance. */
+  readonly candidates: number
+  /** min(1, 1.4 × routable ÷ candidates): the level keeps all its traffic down to ~71 % healthy. */
+  readonly health: number
+  /** The share of traffic this level takes now, from 0 to 1. */
+  readonly load: number
+}
+
+export interface WatchListener {
+  change (set: InstanceSet): void
+  state (state: WatchState): void
+  panic (panic: boolean): void
+  /** Every instance of the last answer changed (a status, maintenance, an instance added or gone). `change` also fires when only `fallback` changed. */
+  all (set: InstanceSet): void
+}
+
+/** What a watch handle reads: a Watcher (one query) or a PriorityWatcher (failover over datacenters). */
+export interface WatchSource {
+  readonly query: WatchQuery
+  readonly ready: Promise<void>
+  /** Resolves once Consul was asked once, whatever it answered (never rejects). */
+  readonly attempted: Promise<void>
+  /** The routed snapshot: what balancers pick from. */
+  readonly current: InstanceSet
+  /** Every instance known, routed or not. */
+  readonly all: InstanceSet
+  /** The next level's healthy instances, for a request's last try (see Routing.fallback). */
+  readonly fallback: InstanceSet
+  readonly state: WatchState
+  readonly panic: boolean
+  readonly lastContact: number | undefined
+  readonly priorities: readonly PriorityLevel[]
+  /** Returns the unsubscribe function. */
+  subscribe (listener: WatchListener): () => void
+  stop (): Promise<void>
 }
 
 export interface RateLimit {
@@ -51,11 +102,21 @@ export interface ServiceWatch {
   readonly instances: readonly Instance[]
   /** Every instance Consul lists, with its status and maintenance flag, routed to or not. */
   readonly all: readonly Instance[]
+  /**
+   * With `failover` or `locality`: the healthy instances of the first level that takes no traffic now.
+   * A dispatcher sends a request's last try there when the routed instances failed it. Empty otherwise.
+   */
+  readonly fallback: readonly Instance[]
   readonly state: WatchState
   /** True while the healthy share is below `panicThreshold` and every non-maintenance instance is routed to. */
   readonly panic: boolean
   /** When Consul was last read successfully (epoch ms), or undefined before the first answer. */
   readonly lastContact: number | undefined
+  /**
+   * The priority levels traffic is split over, local first: one per datacenter with `failover`, the
+   * caller's zone and the rest with `locality`, one level otherwise.
+   */
+  readonly priorities: readonly PriorityLevel[]
   /** Resolves on the first successful answer; rejects only when the watch is closed first. */
   readonly ready: Promise<void>
   /** The next instance by this watch's balancer. Throws FST_REG_DISCOVERY_NO_INSTANCE when empty. */

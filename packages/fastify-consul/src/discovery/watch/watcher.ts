@@ -6,9 +6,12 @@ import { httpError, type ConsulHttp } from '../../consul/http.js'
 import { WatchClosedError } from '../../errors.js'
 import { parseHealth, type Instance, type InvalidInstance } from './instance.js'
 import { InstanceSet } from './instance-set.js'
-import { NO_ROUTE, route, type Routing } from './routing.js'
+import { NO_ROUTE, prioritize, type Routing } from './routing.js'
 import { TokenBucket } from '../../util/token-bucket.js'
-import type { WatchQuery, WatchState, WatchTuning } from './service-watch.js'
+import { zoneLevels } from './locality.js'
+import type { PriorityLevel, WatchListener, WatchQuery, WatchSource, WatchState, WatchTuning } from './service-watch.js'
+
+export type { WatchListener } from './service-watch.js'
 
 /** Longest pause between two reads of Consul while a last known set is being served. */
 const STALE_RETRY_CAP = 1000
@@ -19,20 +22,15 @@ export interface WatcherOptions extends WatchTuning {
   query: WatchQuery
 }
 
-export interface WatchListener {
-  change (set: InstanceSet): void
-  state (state: WatchState): void
-  panic? (panic: boolean): void
-}
-
 /**
  * The go-kit "instancer": one blocking-query loop on `/v1/health/service/:name` that publishes
  * immutable InstanceSet snapshots. It never does anything per pick; consumers read `current`.
  */
-export class Watcher {
+export class Watcher implements WatchSource {
   readonly query: WatchQuery
   /** Resolves on the first successful answer; rejects with FST_REG_DISCOVERY_CLOSED if stopped first. */
   readonly ready: Promise<void>
+  readonly attempted: Promise<void>
 
   readonly #http: ConsulHttp
   readonly #log: Logger
@@ -43,6 +41,7 @@ export class Watcher {
   readonly #listeners = new Set<WatchListener>()
   #current = InstanceSet.EMPTY
   #all = InstanceSet.EMPTY
+  #fallback = InstanceSet.EMPTY
   #routing: Routing = NO_ROUTE
   #lastContact: number | undefined
   #invalid = new Map<string, InvalidInstance>()
@@ -52,6 +51,7 @@ export class Watcher {
   #staleSince = 0
   #resolveReady!: () => void
   #rejectReady!: (err: Error) => void
+  #attempted!: () => void
 
   constructor (opts: WatcherOptions) {
     this.query = opts.query
@@ -67,6 +67,7 @@ export class Watcher {
     })
     // Holders that never await `ready` must not turn a close-before-ready into an unhandled rejection.
     this.ready.catch(() => {})
+    this.attempted = new Promise<void>((resolve) => { this.#attempted = resolve })
   }
 
   get state (): WatchState {
@@ -83,8 +84,22 @@ export class Watcher {
     return this.#all
   }
 
+  get fallback (): InstanceSet {
+    return this.#fallback
+  }
+
   get panic (): boolean {
     return this.#routing.panic
+  }
+
+  get priorities (): readonly PriorityLevel[] {
+    const q = this.query
+    return this.#routing.levels.map((level, i) => ({
+      datacenter: q.dc,
+      zone: q.locality !== undefined && i === 0 ? q.locality.zone : undefined,
+      state: this.#state,
+      ...level
+    }))
   }
 
   /** Entries of the last answer left out because their address and port make no origin. */
@@ -130,6 +145,7 @@ export class Watcher {
       this.#abort.abort()
       clearTimeout(this.#staleTimer)
       this.#rejectReady(new WatchClosedError(this.query.service))
+      this.#attempted()
       this.#setState('closed')
       this.#listeners.clear()
     }
@@ -176,7 +192,9 @@ export class Watcher {
         failures = 0
         this.#reportInvalid(invalid)
         this.#succeed(instances)
+        this.#attempted()
       } catch (err) {
+        this.#attempted()
         if (signal.aborted) break
         // After any failure the index we hold may belong to an agent that no longer exists (a -dev
         // restart starts over at a low index), and blocking on it would stall for a whole wait.
@@ -195,8 +213,10 @@ export class Watcher {
     this.#lastContact = Date.now()
     // Every instance with its checks comes back (no `?passing`): what to route to is decided here, where
     // a health signal that drops everyone can be recognised as a signal, not an outage.
-    this.#all = InstanceSet.from(instances)
-    const routing = route(this.#all.instances, q.passingOnly, this.#tuning.panicThreshold)
+    const all = InstanceSet.from(instances)
+    const allChanged = !all.equals(this.#all)
+    this.#all = all
+    const routing = prioritize(zoneLevels(all.instances, q.locality), q.passingOnly, this.#tuning.panicThreshold)
     const set = InstanceSet.from(routing.instances)
     const was = this.#state
     if (this.#staleTimer !== undefined) {
@@ -211,7 +231,11 @@ export class Watcher {
         : 'no instances yet (with ACLs on, a read without a token also comes back empty)')
     }
     this.#setPanic(routing)
-    if (!set.equals(this.#current)) {
+    if (allChanged) this.#emit('all', (l) => l.all(all))
+    const fallback = InstanceSet.from(routing.fallback)
+    const fallbackChanged = !fallback.equals(this.#fallback)
+    this.#fallback = fallback
+    if (!set.equals(this.#current) || fallbackChanged) {
       this.#current = set
       this.#log.debug({ instances: set.size }, 'discovery set changed')
       this.#emit('change', (l) => l.change(set))
@@ -243,7 +267,9 @@ export class Watcher {
     this.#log.error({ staleTtl: this.#tuning.staleTtl }, 'discovery stale for longer than staleTtl; instances cleared')
     this.#setState('expired')
     this.#all = InstanceSet.EMPTY
+    this.#fallback = InstanceSet.EMPTY
     this.#setPanic(NO_ROUTE)
+    this.#emit('all', (l) => l.all(InstanceSet.EMPTY))
     if (this.#current.size > 0) {
       this.#current = InstanceSet.EMPTY
       this.#emit('change', (l) => l.change(InstanceSet.EMPTY))
@@ -257,7 +283,7 @@ export class Watcher {
     const detail = { routable: routing.routable, candidates: routing.candidates, panicThreshold: this.#tuning.panicThreshold }
     if (routing.panic) this.#log.warn(detail, 'discovery panic: too few healthy instances; routing to every instance not in maintenance')
     else this.#log.warn(detail, 'discovery panic over: routing to healthy instances only')
-    this.#emit('panic', (l) => l.panic?.(routing.panic))
+    this.#emit('panic', (l) => l.panic(routing.panic))
   }
 
   #setState (state: WatchState): void {
@@ -266,7 +292,7 @@ export class Watcher {
     this.#emit('state', (l) => l.state(state))
   }
 
-  #emit (event: 'change' | 'state' | 'panic', call: (listener: WatchListener) => void): void {
+  #emit (event: 'change' | 'state' | 'panic' | 'all', call: (listener: WatchListener) => void): void {
     for (const listener of [...this.#listeners]) {
       try {
         call(listener)

@@ -25,6 +25,7 @@ interface Agent {
   /** Answers to /v1/agent/self, in order; the last one repeats. */
   self?: string[]
   datacenters?: string
+  nodes?: string
   /** Health answers per datacenter ('' for the local one), in order; then every blocking query is held. */
   health: Record<string, string[]>
 }
@@ -42,6 +43,7 @@ async function agent (t: Test, spec: Agent): Promise<Awaited<ReturnType<typeof f
       return status === null ? { body: answer } : { status: Number(status[1]), body: status[2]! }
     }
     if (url.pathname === '/v1/catalog/datacenters') return { body: spec.datacenters ?? '["dc1","dc2"]' }
+    if (url.pathname === '/v1/catalog/nodes') return { body: spec.nodes ?? '[{"Node":"n1","Datacenter":"dc1"}]' }
     const dc = url.searchParams.get('dc') ?? ''
     const n = healthCalls[dc] = (healthCalls[dc] ?? 0) + 1
     const answer = spec.health[dc]?.[n - 1]
@@ -60,7 +62,7 @@ const loads = (w: ServiceWatch): number[] => w.priorities.map((p) => p.load)
 
 t.test('the datacenter list cannot be read at first (garbage, wrong shapes): retried, warned once, then ready', async (t) => {
   const server = await agent(t, {
-    self: ['!403 Permission denied', '<html>proxy error</html>', '{"Config":{}}', '{"Config":{"Datacenter":"dc1"}}'],
+    self: ['!500 No cluster leader', '<html>proxy error</html>', '{"Config":{}}', '{"Config":{"Datacenter":"dc1"}}'],
     health: { '': [body('dc1', [['a', 'critical']])], dc2: [body('dc2', [['b', 'passing']])] }
   })
   const { d, logger } = registry(t, server)
@@ -69,10 +71,35 @@ t.test('the datacenter list cannot be read at first (garbage, wrong shapes): ret
   t.same(loads(watch), [0, 1], 'dc1 has nothing healthy: dc2 takes it all')
   t.same(watch.instances.map((i) => i.id), ['b'])
   t.equal(server.requests.filter((u) => u.pathname === '/v1/agent/self').length, 4, 'asked until it made sense')
-  t.match(logger.dump(), /FST_REG_CONSUL_ACL_DENIED/)
+  t.match(logger.dump(), /FST_REG_CONSUL_HTTP/)
   const warned = logger.at('warn').filter((e) => e.msg === 'discovery failover: cannot read the datacenters yet; retrying')
   t.equal(warned.length, 1, 'one warning, not one per try')
   t.match(logger.dump(), /FST_REG_DISCOVERY_BAD_RESPONSE/)
+})
+
+t.test('a token without agent:read: the local datacenter is read from the nodes it may read', async (t) => {
+  const server = await agent(t, {
+    self: ['!403 Permission denied'],
+    nodes: '[{"Node":"n1","Datacenter":"dc1"}]',
+    health: { '': [body('dc1', [['a', 'critical']])], dc2: [body('dc2', [['b', 'passing']])] }
+  })
+  const { d } = registry(t, server)
+  const watch = d.discover('web', { failover: { datacenters: ['dc1', 'dc2'] } })
+  await within('ready', watch.ready)
+  t.same(watch.priorities.map((p) => p.datacenter), [undefined, 'dc2'], 'dc1 is known as the own datacenter: not listed twice')
+  t.same(watch.instances.map((i) => i.id), ['b'])
+})
+
+t.test('nodes that name no datacenter are a bad answer', async (t) => {
+  for (const nodes of ['{}', '[]', '[{"Node":"n1"}]']) {
+    const server = await agent(t, { self: ['!403 Permission denied'], nodes, health: { '': [body('dc1', [['a', 'passing']])] } })
+    const { d, logger } = registry(t, server)
+    d.discover('web', { failover: { datacenters: ['dc2'] } })
+    const warned = (): boolean => logger.at('warn').some((e) => e.msg === 'discovery failover: cannot read the datacenters yet; retrying')
+    await within('the warning', (async () => { while (!warned()) await new Promise((resolve) => setTimeout(resolve, 10)) })())
+    t.match(logger.dump(), /catalog\/nodes with a malformed body: \/0\/Datacenter: expected a string/, nodes)
+    await d.close()
+  }
 })
 
 t.test('a datacenter list that is not an array of names is a bad answer, retried', async (t) => {

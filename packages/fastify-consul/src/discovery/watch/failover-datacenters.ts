@@ -37,15 +37,31 @@ async function getJson (http: ConsulHttp, path: string, signal: AbortSignal): Pr
 }
 
 /**
- * Reads the agent's datacenter (`/v1/agent/self`, which needs `agent:read` on the agent's node with
- * ACLs) and the known datacenters (`/v1/catalog/datacenters`, which needs no ACL).
+ * The agent's own datacenter: `/v1/agent/self` (which needs `agent:read`), else, when the token may not
+ * read the agent, the datacenter of the nodes in `/v1/catalog/nodes` (`node:read`, which discovery needs
+ * anyway: health answers leave out nodes the token cannot read). So a discovery-only token is enough.
  */
-export async function datacenterFacts (http: ConsulHttp, signal: AbortSignal): Promise<DatacenterFacts> {
-  const [self, known] = await Promise.all([getJson(http, '/v1/agent/self', signal), getJson(http, '/v1/catalog/datacenters', signal)])
-  // A watch stopped while the answers were on their way acts on nothing: its caller sees the abort.
-  signal.throwIfAborted()
+async function localDatacenter (http: ConsulHttp, signal: AbortSignal): Promise<string> {
+  let self: unknown
+  try {
+    self = await getJson(http, '/v1/agent/self', signal)
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'FST_REG_CONSUL_ACL_DENIED') throw err
+    const nodes = await getJson(http, '/v1/catalog/nodes', signal)
+    const dc = Array.isArray(nodes) ? (nodes[0] as { Datacenter?: unknown } | undefined)?.Datacenter : undefined
+    if (typeof dc !== 'string' || dc === '') throw new BadResponseError('GET /v1/catalog/nodes', '/0/Datacenter: expected a string')
+    return dc
+  }
   const local = (self as { Config?: { Datacenter?: unknown } } | null)?.Config?.Datacenter
   if (typeof local !== 'string' || local === '') throw new BadResponseError('GET /v1/agent/self', '/Config/Datacenter: expected a string')
+  return local
+}
+
+/** The agent's datacenter and the datacenters it knows (`/v1/catalog/datacenters`, which needs no ACL). */
+export async function datacenterFacts (http: ConsulHttp, signal: AbortSignal): Promise<DatacenterFacts> {
+  const [local, known] = await Promise.all([localDatacenter(http, signal), getJson(http, '/v1/catalog/datacenters', signal)])
+  // A watch stopped while the answers were on their way acts on nothing: its caller sees the abort.
+  signal.throwIfAborted()
   if (!Array.isArray(known) || !known.every((dc) => typeof dc === 'string')) throw new BadResponseError('GET /v1/catalog/datacenters', '/: expected an array of strings')
   return { local, known }
 }

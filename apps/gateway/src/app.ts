@@ -30,6 +30,18 @@ export interface GatewayOptions {
   pseudonym?: string
   /** How to reach the agent; unset fields fall back to CONSUL_HTTP_* (read by @reg/fastify-consul). */
   consul?: { address?: string, token?: string }
+  /**
+   * Datacenters the upstream fails over to, in priority order after the local agent's own (Envoy's
+   * priority levels, through the local agent). A name Consul does not know makes `ready()` reject with
+   * FST_REG_DISCOVERY_UNKNOWN_DATACENTER. Default none: the local datacenter only.
+   */
+  failover?: string[]
+  /**
+   * The gateway's zone: registered as its meta `zone`, and the upstream's instances in it are preferred
+   * (`locality: true`) while healthy enough. Default none; @reg/fastify-consul then still registers
+   * REG_ZONE as meta `zone`, but the gateway prefers no zone (server.ts passes REG_ZONE here).
+   */
+  zone?: string
   /** Register the gateway itself in Consul on listen. Default true. Under inject() nothing is registered either way. */
   register?: boolean
   /**
@@ -135,18 +147,24 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
 
   // Health first: the Consul plugin reads fastify.health for the check's path and initial status.
   await fastify.register(healthPlugin, { ...opts.health, meterProvider })
+  const failover = opts.failover ?? []
   await fastify.register(consulPlugin, {
-    service: { name: SERVICE_NAME, id: opts.serviceId },
+    service: { name: SERVICE_NAME, id: opts.serviceId, zone: opts.zone },
     consul: opts.consul,
     register: opts.register,
-    meterProvider
+    meterProvider,
+    // The plugin's own option rather than the dispatcher's: the plugin checks the names against the
+    // datacenters Consul knows at ready(), so a typo stops the gateway at startup instead of leaving it
+    // without failover and a warning nobody reads. The dispatcher inherits it.
+    ...(failover.length > 0 && { discovery: { failover: { datacenters: failover } } })
   })
 
   // It starts watching now, so the first Consul answer is usually in before the first request. The
   // gateway's one `discovery` option goes to the dispatcher whole (@reg/fastify-consul splits the query
   // from the dispatching); its watch is the one view of the instances that the health check and the
-  // live view read.
-  const dispatcher = fastify.consul.dispatcher(upstream, { ...DEFAULTS.discovery, ...discovery })
+  // live view read. With a zone, instances in it take the traffic while healthy enough (the plugin reads
+  // the zone from `service.zone` above); an explicit `discovery.locality` still wins.
+  const dispatcher = fastify.consul.dispatcher(upstream, { ...DEFAULTS.discovery, ...(opts.zone !== undefined && { locality: true }), ...discovery })
   const watch = dispatcher.watch
   fastify.addHook('onClose', async () => {
     // @reg/fastify-consul would close it too; closing what we opened keeps that an implementation detail.

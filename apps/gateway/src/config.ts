@@ -1,4 +1,5 @@
 import { readEnv, readServerConfig, type ServerConfig } from '@reg/app-kit'
+import type { GatewayOptions } from './app.js'
 import { ConfigError } from './errors.js'
 import { isHostName } from './dashboard-host.js'
 import { isPseudonym } from './via.js'
@@ -16,6 +17,10 @@ export interface Config extends ServerConfig {
   dashboard: boolean
   /** GATEWAY_DASHBOARD_HOSTS: names the live view answers to besides loopback ones (comma-separated). */
   dashboardHosts: string[]
+  /** REG_FAILOVER: datacenters to fail over to, in priority order after the local agent's own; [] for none. */
+  failover: string[]
+  /** REG_ZONE: the gateway's zone, registered as meta `zone` and preferred among the upstream's instances. */
+  zone: string | undefined
 }
 
 export const DEFAULTS: Readonly<Pick<Config, 'port' | 'host' | 'upstream' | 'logLevel'>> = Object.freeze({
@@ -44,12 +49,55 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
   const badHost = dashboardHosts.find((host) => !isHostName(host))
   if (badHost !== undefined) problems.push(`GATEWAY_DASHBOARD_HOSTS must be host names separated by commas, got "${badHost}"`)
 
+  const rawFailover = readEnv(env, 'REG_FAILOVER')
+  const failover = rawFailover === undefined ? [] : rawFailover.split(',').map((dc) => dc.trim())
+  const failoverProblem = datacenterListProblem(failover)
+  if (failoverProblem !== undefined) problems.push(`REG_FAILOVER must be ${failoverProblem}, got "${rawFailover}"`)
+
   if (problems.length > 0) throw new ConfigError(problems.join('; '))
   return {
     ...config,
     upstream: readEnv(env, 'UPSTREAM_SERVICE') ?? DEFAULTS.upstream,
     pseudonym,
     dashboard,
-    dashboardHosts
+    dashboardHosts,
+    failover,
+    zone: readEnv(env, 'REG_ZONE')
+  }
+}
+
+/**
+ * The characters Consul agents have accepted in a datacenter name (`[a-zA-Z0-9_-]+`). Current agents
+ * lowercase their own, so `DC2` passes here and is then refused at ready() as a datacenter Consul does
+ * not know, which names the known ones: the case is for Consul to judge, the shape for us.
+ */
+const DATACENTER = /^[A-Za-z0-9_-]+$/
+
+/**
+ * What is wrong with a failover list, or undefined. Unlike GATEWAY_DASHBOARD_HOSTS, an empty entry is
+ * refused, not skipped: in a priority list `dc2,,dc3` more likely lost a name than gained a comma. A
+ * name given twice is refused too: its second place would mean nothing, so the order is probably wrong.
+ */
+function datacenterListProblem (datacenters: readonly string[]): string | undefined {
+  const expected = 'datacenter names (letters, digits, _ and -) separated by commas, in priority order'
+  if (!datacenters.every((dc) => DATACENTER.test(dc))) return expected
+  const twice = datacenters.find((dc, i) => datacenters.indexOf(dc) !== i)
+  if (twice !== undefined) return `${expected}, each named once ("${twice}" is repeated)`
+  return undefined
+}
+
+/**
+ * The plugin options server.ts registers the gateway with, from the environment. Pure, so a test builds
+ * the app exactly as the process does (`buildGateway(t, gatewayOptions(loadConfig(env)))`).
+ */
+export function gatewayOptions (config: Config): GatewayOptions {
+  return {
+    upstream: config.upstream,
+    serviceId: config.serviceId,
+    pseudonym: config.pseudonym,
+    consul: config.consul,
+    dashboard: config.dashboard && { allowedHosts: config.dashboardHosts },
+    failover: config.failover,
+    zone: config.zone
   }
 }

@@ -10,6 +10,10 @@ export interface InstanceRow {
   /** The Consul service id. */
   id: string
   node: string
+  /** The node's datacenter, as Consul reports it ('' from an agent that does not). */
+  datacenter: string
+  /** Its zone: service meta `zone`, else node meta `zone` (where locality looks), or null. */
+  zone: string | null
   address: string
   port: number
   status: Instance['status']
@@ -21,6 +25,20 @@ export interface InstanceRow {
   /** Its share (0–1) of the requests answered in the last WINDOW_SECONDS. */
   share: number
   state: RowState
+}
+
+/** One priority level of the watch (a datacenter, or a zone of the local one) and its share of traffic now. */
+export interface PriorityRow {
+  /** The datacenter's name; null for the local agent's own while no instance there says its name. */
+  datacenter: string | null
+  /** With locality: the gateway's zone for its level; null for every other level. */
+  zone: string | null
+  /** The state of that datacenter's watch: 'stale' means its last known instances are kept. */
+  state: WatchState
+  routable: number
+  candidates: number
+  /** Its share of the traffic now, 0–1. */
+  load: number
 }
 
 export interface DashboardSnapshot {
@@ -35,6 +53,8 @@ export interface DashboardSnapshot {
     staleSeconds: number
     panic: boolean
   }
+  /** The traffic split over datacenters (failover) and zones (locality), first priority first; one level otherwise. */
+  priorities: PriorityRow[]
   instances: InstanceRow[]
   /** Since the gateway started. */
   totals: { requests: number, retries: number, ejections: number, hedges: number, hedgesWon: number, deadlinesExceeded: number }
@@ -92,9 +112,12 @@ export function snapshot (watch: ServiceWatch, dispatcher: ServiceDispatcher, wi
       staleSeconds: stale && watch.lastContact !== undefined ? Math.round((now - watch.lastContact) / 1000) : 0,
       panic: watch.panic
     },
+    priorities: priorityRows(watch),
     instances: watch.all.map((i) => ({
       id: i.id,
       node: i.node,
+      datacenter: i.datacenter,
+      zone: i.meta.zone ?? i.nodeMeta.zone ?? null,
       address: i.address,
       port: i.port,
       status: i.status,
@@ -108,4 +131,23 @@ export function snapshot (watch: ServiceWatch, dispatcher: ServiceDispatcher, wi
     totals: { requests: stats.requests, retries: stats.retries, ejections: stats.ejections, hedges: stats.hedges, hedgesWon: stats.hedgesWon, deadlinesExceeded: stats.deadlinesExceeded },
     windowRequests
   }
+}
+
+/**
+ * The watch's priority levels as plain JSON. A level of the local agent's own datacenter has no name in
+ * the watch (the gateway asks its agent, which answers for its datacenter): the name is taken from an
+ * instance that came from none of the named levels, so an operator reads "dc1", not "local", whenever
+ * Consul lists at least one instance there (critical ones count: Consul lists them too).
+ */
+function priorityRows (watch: Pick<ServiceWatch, 'priorities' | 'all'>): PriorityRow[] {
+  const named = new Set(watch.priorities.map((p) => p.datacenter))
+  const local = watch.all.find((i) => i.datacenter !== '' && !named.has(i.datacenter))?.datacenter ?? null
+  return watch.priorities.map((p) => ({
+    datacenter: p.datacenter ?? local,
+    zone: p.zone ?? null,
+    state: p.state,
+    routable: p.routable,
+    candidates: p.candidates,
+    load: p.load
+  }))
 }

@@ -1,6 +1,6 @@
 import { serve } from '@reg/app-kit'
 import gateway from './app.js'
-import { loadConfig } from './config.js'
+import { gatewayOptions, loadConfig } from './config.js'
 
 // The process around the app: @reg/app-kit's serve() reads the environment, builds the logger and server
 // timeouts, listens and shuts down on a signal; this says which plugin, with which options, and how it leaves.
@@ -9,16 +9,10 @@ await serve({
   name: 'gateway',
   loadConfig,
   register (app, config) {
-    app.register(gateway, {
-      upstream: config.upstream,
-      serviceId: config.serviceId,
-      pseudonym: config.pseudonym,
-      consul: config.consul,
-      dashboard: config.dashboard && { allowedHosts: config.dashboardHosts }
-    })
+    app.register(gateway, gatewayOptions(config))
   },
   started (app, config) {
-    app.log.info({ upstream: config.upstream }, `proxying /users to healthy instances of ${config.upstream}`)
+    app.log.info({ upstream: config.upstream, failover: config.failover, zone: config.zone }, `proxying /users to healthy instances of ${config.upstream}`)
     if (config.dashboard) app.log.info(`live view of ${config.upstream} at /_gateway/`)
   },
   // @reg/fastify-consul's shutdown() stops advertising (health drain + deregister), waits until Consul's

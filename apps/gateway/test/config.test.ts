@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DEFAULTS, loadConfig } from '../src/config.js'
+import { DEFAULTS, gatewayOptions, loadConfig } from '../src/config.js'
 
 t.test('defaults for an empty environment', async (t) => {
   t.same(loadConfig({}), {
@@ -11,7 +11,9 @@ t.test('defaults for an empty environment', async (t) => {
     logLevel: 'info',
     consul: {},
     dashboard: false,
-    dashboardHosts: []
+    dashboardHosts: [],
+    failover: [],
+    zone: undefined
   })
   t.equal(loadConfig({}).port, DEFAULTS.port)
 })
@@ -27,7 +29,9 @@ t.test('every variable is read', async (t) => {
     CONSUL_HTTP_TOKEN: 'secret',
     GATEWAY_PSEUDONYM: 'edge-1',
     GATEWAY_DASHBOARD: 'true',
-    GATEWAY_DASHBOARD_HOSTS: 'gateway.internal, 10.0.0.5,[fd00::1]'
+    GATEWAY_DASHBOARD_HOSTS: 'gateway.internal, 10.0.0.5,[fd00::1]',
+    REG_FAILOVER: 'dc2, eu_west-3',
+    REG_ZONE: ' eu-west-1a '
   }), {
     port: 9090,
     host: '0.0.0.0',
@@ -37,7 +41,50 @@ t.test('every variable is read', async (t) => {
     pseudonym: 'edge-1',
     consul: { address: 'consul:8500', token: 'secret' },
     dashboard: true,
-    dashboardHosts: ['gateway.internal', '10.0.0.5', '[fd00::1]']
+    dashboardHosts: ['gateway.internal', '10.0.0.5', '[fd00::1]'],
+    failover: ['dc2', 'eu_west-3'],
+    zone: 'eu-west-1a'
+  })
+})
+
+t.test('REG_FAILOVER: datacenter names in priority order, each once, no empty entry', async (t) => {
+  t.same(loadConfig({ REG_FAILOVER: 'dc3,dc2' }).failover, ['dc3', 'dc2'], 'the order is kept: it is the priority')
+  t.same(loadConfig({ REG_FAILOVER: ' dc2 ' }).failover, ['dc2'])
+  for (const unset of ['', '  ']) t.same(loadConfig({ REG_FAILOVER: unset }).failover, [], `${JSON.stringify(unset)} is unset`)
+  for (const bad of ['dc2,,dc3', 'dc2,', ',dc2', 'dc2, ,dc3', 'dc 2', 'dc2;dc3', 'dc.2', 'dc2/x', 'd\u00e9']) {
+    t.throws(() => loadConfig({ REG_FAILOVER: bad }), { code: 'FST_REG_GATEWAY_CONFIG', message: /REG_FAILOVER must be datacenter names/ }, bad)
+  }
+  t.throws(() => loadConfig({ REG_FAILOVER: 'dc2,dc3,dc2' }), { code: 'FST_REG_GATEWAY_CONFIG', message: /REG_FAILOVER .*each named once \("dc2" is repeated\)/ })
+  t.throws(() => loadConfig({ PORT: 'abc', REG_FAILOVER: 'dc2,,' }), { message: /PORT.*; REG_FAILOVER/ }, 'named with the other bad variables, at once')
+})
+
+t.test('gatewayOptions: what server.ts registers the gateway with', async (t) => {
+  t.same(gatewayOptions(loadConfig({})), {
+    upstream: 'user-service',
+    serviceId: undefined,
+    pseudonym: undefined,
+    consul: {},
+    dashboard: false,
+    failover: [],
+    zone: undefined
+  })
+  t.same(gatewayOptions(loadConfig({
+    UPSTREAM_SERVICE: 'users',
+    SERVICE_ID: 'gw-1',
+    GATEWAY_PSEUDONYM: 'edge',
+    CONSUL_HTTP_ADDR: 'consul:8500',
+    GATEWAY_DASHBOARD: '1',
+    GATEWAY_DASHBOARD_HOSTS: 'gw.internal',
+    REG_FAILOVER: 'dc2,dc3',
+    REG_ZONE: 'a'
+  })), {
+    upstream: 'users',
+    serviceId: 'gw-1',
+    pseudonym: 'edge',
+    consul: { address: 'consul:8500' },
+    dashboard: { allowedHosts: ['gw.internal'] },
+    failover: ['dc2', 'dc3'],
+    zone: 'a'
   })
 })
 
@@ -57,7 +104,7 @@ t.test('GATEWAY_PSEUDONYM must be a token; GATEWAY_DASHBOARD_HOSTS host names wi
 })
 
 t.test('empty and blank values count as unset', async (t) => {
-  t.same(loadConfig({ PORT: '', HOST: ' ', UPSTREAM_SERVICE: '', SERVICE_ID: '', LOG_LEVEL: '', CONSUL_HTTP_ADDR: '', CONSUL_HTTP_TOKEN: '' }), loadConfig({}))
+  t.same(loadConfig({ PORT: '', HOST: ' ', UPSTREAM_SERVICE: '', SERVICE_ID: '', LOG_LEVEL: '', CONSUL_HTTP_ADDR: '', CONSUL_HTTP_TOKEN: '', REG_FAILOVER: '', REG_ZONE: ' ' }), loadConfig({}))
 })
 
 t.test('ports from 0 (any free port) to 65535', async (t) => {

@@ -1,15 +1,19 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Instance, ServiceDispatcher, ServiceWatch } from '@reg/fastify-consul'
+import type { Instance, PriorityLevel, ServiceDispatcher, ServiceWatch } from '@reg/fastify-consul'
 import { startConsul } from '@reg/testkit'
 import t from 'tap'
 import { request } from 'undici'
 import { RequestWindow, snapshot, WINDOW_SECONDS, type DashboardSnapshot } from '../src/dashboard-snapshot.js'
 import { buildGateway, instancesBecome, startReplica } from './fixtures/app.js'
 
-function instance (id: string, status: Instance['status'], port: number): Instance {
-  return { id, service: 'users', node: 'n1', datacenter: 'dc1', nodeMeta: {}, address: '10.0.0.1', port, host: '10.0.0.1', tags: [], meta: {}, weight: status === 'critical' ? 0 : 1, status, maintenance: false }
+function instance (id: string, status: Instance['status'], port: number, where: Partial<Pick<Instance, 'datacenter' | 'meta' | 'nodeMeta'>> = {}): Instance {
+  return { id, service: 'users', node: 'n1', datacenter: 'dc1', nodeMeta: {}, address: '10.0.0.1', port, host: '10.0.0.1', tags: [], meta: {}, weight: status === 'critical' ? 0 : 1, status, maintenance: false, ...where }
+}
+
+function level (datacenter: string | undefined, load: number, more: Partial<PriorityLevel> = {}): PriorityLevel {
+  return { datacenter, zone: undefined, state: 'live', routable: 2, candidates: 2, health: 1, load, ...more }
 }
 
 t.test('RequestWindow: counts per instance over the last 10 s, in one-second buckets', async (t) => {
@@ -29,7 +33,7 @@ t.test('snapshot: Consul\'s view, the dispatcher\'s ejections and load, shares a
   const a = instance('users-1', 'passing', 1)
   const b = instance('users-2', 'passing', 2)
   const c = instance('users-3', 'critical', 3)
-  const watch = { service: 'users', all: [a, b, c], state: 'live', panic: false, lastContact: 9000 } as unknown as ServiceWatch
+  const watch = { service: 'users', all: [a, b, c], state: 'live', panic: false, lastContact: 9000, priorities: [level(undefined, 1)] } as unknown as ServiceWatch
   const dispatcher = {
     ejected: [b],
     stats: { requests: 7, retries: 2, ejections: 1, hedges: 1, hedgesWon: 1, deadlinesExceeded: 3 },
@@ -46,12 +50,41 @@ t.test('snapshot: Consul\'s view, the dispatcher\'s ejections and load, shares a
   ])
   t.same(snap.totals, { requests: 7, retries: 2, ejections: 1, hedges: 1, hedgesWon: 1, deadlinesExceeded: 3 })
   t.equal(snap.windowRequests, 4)
+  t.same(snap.priorities, [{ datacenter: 'dc1', zone: null, state: 'live', routable: 2, candidates: 2, load: 1 }], 'one level, named after its instances\' datacenter')
+  t.same(snap.instances.map((i) => [i.datacenter, i.zone]), [['dc1', null], ['dc1', null], ['dc1', null]], 'no zone anywhere: null')
 
   const stale = snapshot({ ...watch, state: 'stale', panic: true, service: 'users' } as unknown as ServiceWatch, dispatcher, new RequestWindow(), 21_000)
   t.same(stale.watch, { state: 'stale', lastContact: 9000, staleSeconds: 12, panic: true })
   t.same(stale.instances.map((i) => i.share), [0, 0, 0], 'no request in the window: no share')
   const never = snapshot({ ...watch, state: 'starting', lastContact: undefined, service: 'users' } as unknown as ServiceWatch, dispatcher, w, 1)
   t.same(never.watch, { state: 'starting', lastContact: null, staleSeconds: 0, panic: false })
+})
+
+t.test('snapshot: each instance\'s datacenter and zone, and the split over datacenters and zones', async (t) => {
+  const dispatcher = { ejected: [], stats: {}, outstanding: () => 0 } as unknown as ServiceDispatcher
+  const inZone = instance('users-1', 'passing', 1, { meta: { zone: 'a' }, nodeMeta: { zone: 'ignored' } })
+  const nodeZone = instance('users-2', 'critical', 2, { nodeMeta: { zone: 'b' } })
+  const remote = instance('users-3', 'passing', 3, { datacenter: 'dc2' })
+  const unnamed = instance('users-4', 'passing', 4, { datacenter: '' })
+  // The local level of a failover watch is undefined; the gateway's zone comes first, then the other zones.
+  const priorities = [level(undefined, 0.7, { zone: 'a', routable: 1, candidates: 1 }), level(undefined, 0, { routable: 0, candidates: 1 }), level('dc2', 0.3, { state: 'stale' })]
+  const watch = { service: 'users', all: [unnamed, inZone, nodeZone, remote], state: 'live', panic: false, lastContact: 1, priorities } as unknown as ServiceWatch
+  const snap = snapshot(watch, dispatcher, new RequestWindow(), 1)
+  t.same(snap.instances.map((i) => [i.id, i.datacenter, i.zone]), [
+    ['users-4', '', null],
+    ['users-1', 'dc1', 'a'],
+    ['users-2', 'dc1', 'b'],
+    ['users-3', 'dc2', null]
+  ], 'service meta zone first, then node meta zone')
+  t.same(snap.priorities, [
+    { datacenter: 'dc1', zone: 'a', state: 'live', routable: 1, candidates: 1, load: 0.7 },
+    { datacenter: 'dc1', zone: null, state: 'live', routable: 0, candidates: 1, load: 0 },
+    { datacenter: 'dc2', zone: null, state: 'stale', routable: 2, candidates: 2, load: 0.3 }
+  ], 'the local levels take the name of the datacenter no named level has; a stale one says so')
+  t.same(JSON.parse(JSON.stringify(snap.priorities)), snap.priorities, 'plain JSON: nothing is lost on the wire')
+
+  const onlyRemote = snapshot({ ...watch, all: [remote], priorities: [level(undefined, 0, { routable: 0, candidates: 0 }), level('dc2', 1)] } as unknown as ServiceWatch, dispatcher, new RequestWindow(), 1)
+  t.same(onlyRemote.priorities.map((p) => p.datacenter), [null, 'dc2'], 'no instance says the local datacenter\'s name: null, drawn as "local"')
 })
 
 /** Reads `count` snapshot events from an event stream. */
@@ -109,6 +142,8 @@ t.test('GET /_gateway/ and /_gateway/events against real replicas', async (t) =>
   t.equal(first!.service, 'dash')
   t.equal(first!.watch.state, 'live')
   t.same(first!.instances.map((i) => [i.id, i.state]).sort(), [['dash-1', 'passing'], ['dash-2', 'passing']])
+  t.same(first!.instances.map((i) => [i.datacenter, i.zone]), [['dc1', null], ['dc1', null]], 'a -dev agent\'s datacenter, no zone')
+  t.same(first!.priorities, [{ datacenter: 'dc1', zone: null, state: 'live', routable: 2, candidates: 2, load: 1 }], 'no failover: one level with all the traffic')
   t.equal(first!.totals.requests, 4)
   t.equal(first!.windowRequests, 4, 'the last 10 s of requests')
   t.equal(first!.instances.reduce((sum, i) => sum + i.share, 0), 1, 'shares add up')

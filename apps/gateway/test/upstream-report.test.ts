@@ -3,7 +3,7 @@ import type { Instance } from '@reg/fastify-consul'
 import { upstreamReport } from '../src/app.js'
 
 const instance = (id: string, status: Instance['status'], maintenance = false): Instance => ({
-  id, service: 'users', node: 'n', address: '127.0.0.1', port: 1, host: '127.0.0.1', tags: [], meta: {}, weight: 1, status, maintenance
+  id, service: 'users', node: 'n', datacenter: 'dc1', nodeMeta: {}, address: '127.0.0.1', port: 1, host: '127.0.0.1', tags: [], meta: {}, weight: 1, status, maintenance
 })
 const a = instance('a', 'passing')
 const b = instance('b', 'critical')

@@ -25,6 +25,11 @@ interface CommonOptions {
   instanceId?: string
   /** How to reach the agent; unset fields fall back to CONSUL_HTTP_* (read by @reg/fastify-consul). */
   consul?: { address?: string, token?: string }
+  /**
+   * The instance's zone, registered as meta `zone`: a caller with `locality` (the gateway with REG_ZONE)
+   * prefers the instances of its own zone. Default: REG_ZONE, read by @reg/fastify-consul; none without it.
+   */
+  zone?: string
   /** Register in Consul on listen. Default true. Under inject() nothing is registered either way. */
   register?: boolean
   /** Passed to @reg/fastify-health (paths, details, thresholds); the database check is added here. */
@@ -77,7 +82,7 @@ const userService: FastifyPluginAsync<UserServiceOptions> = async function userS
   })
 
   await fastify.register(consulPlugin, {
-    service: { name: serviceName, id: opts.serviceId },
+    service: { name: serviceName, id: opts.serviceId, zone: opts.zone },
     consul: opts.consul,
     register: opts.register,
     meterProvider,

@@ -8,6 +8,8 @@ import { ConfigError } from './errors.js'
 export interface Config extends ServerConfig {
   serviceName: string
   usersDb: string
+  /** REG_ZONE: the instance's zone, registered as meta `zone` for callers that prefer their own zone. */
+  zone: string | undefined
 }
 
 export const DEFAULTS: Readonly<Pick<Config, 'port' | 'host' | 'serviceName' | 'usersDb' | 'logLevel'>> = Object.freeze({
@@ -25,6 +27,7 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
   return {
     ...config,
     serviceName: readEnv(env, 'SERVICE_NAME') ?? DEFAULTS.serviceName,
-    usersDb: readEnv(env, 'USERS_DB') ?? DEFAULTS.usersDb
+    usersDb: readEnv(env, 'USERS_DB') ?? DEFAULTS.usersDb,
+    zone: readEnv(env, 'REG_ZONE')
   }
 }

@@ -13,7 +13,10 @@ await serve({
       dbPath: config.usersDb,
       serviceName: config.serviceName,
       serviceId: config.serviceId,
-      consul: config.consul
+      consul: config.consul,
+      // @reg/fastify-consul would read REG_ZONE itself; read here, it is in the one place that says what
+      // the process takes from its environment, and an embedding app passes `zone` the same way.
+      zone: config.zone
     })
   },
   // @reg/fastify-consul's shutdown() stops advertising (health drain + deregister), waits until Consul's

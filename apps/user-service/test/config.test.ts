@@ -9,7 +9,8 @@ t.test('defaults for an empty environment', async (t) => {
     serviceId: undefined,
     usersDb: './users.db',
     logLevel: 'info',
-    consul: {}
+    consul: {},
+    zone: undefined
   })
   t.equal(loadConfig({}).port, DEFAULTS.port)
 })
@@ -23,7 +24,8 @@ t.test('every variable is read', async (t) => {
     USERS_DB: '/data/users.db',
     LOG_LEVEL: 'DEBUG',
     CONSUL_HTTP_ADDR: 'consul:8500',
-    CONSUL_HTTP_TOKEN: 'secret'
+    CONSUL_HTTP_TOKEN: 'secret',
+    REG_ZONE: ' eu-west-1a '
   }), {
     port: 3001,
     host: '0.0.0.0',
@@ -31,12 +33,13 @@ t.test('every variable is read', async (t) => {
     serviceId: 'users-1',
     usersDb: '/data/users.db',
     logLevel: 'debug',
-    consul: { address: 'consul:8500', token: 'secret' }
+    consul: { address: 'consul:8500', token: 'secret' },
+    zone: 'eu-west-1a'
   })
 })
 
 t.test('empty and blank values count as unset', async (t) => {
-  t.same(loadConfig({ PORT: '', HOST: ' ', SERVICE_ID: '', LOG_LEVEL: '', CONSUL_HTTP_ADDR: '', CONSUL_HTTP_TOKEN: '' }), loadConfig({}))
+  t.same(loadConfig({ PORT: '', HOST: ' ', SERVICE_ID: '', LOG_LEVEL: '', CONSUL_HTTP_ADDR: '', CONSUL_HTTP_TOKEN: '', REG_ZONE: ' ' }), loadConfig({}))
 })
 
 t.test('ports from 0 (any free port) to 65535', async (t) => {

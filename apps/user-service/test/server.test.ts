@@ -7,6 +7,13 @@ import { startServer, whileRunning } from './fixtures/server.js'
 
 // The built server as a real process against a real Consul agent: what `pnpm start` and issue #6 run.
 
+/** The agent's own record of a service it registered (`/v1/agent/service/:id`), as far as these tests read it. */
+async function agentService (agentUrl: string, id: string): Promise<{ Meta: Record<string, string> }> {
+  const res = await fetch(`${agentUrl}/v1/agent/service/${encodeURIComponent(id)}`)
+  if (!res.ok) throw new Error(`GET /v1/agent/service/${id}: ${res.status} ${await res.text()}`)
+  return await res.json() as { Meta: Record<string, string> }
+}
+
 t.test('registers passing in Consul, serves, and on SIGTERM deregisters and exits 0', async (t) => {
   const agent = await startConsul({ t })
   const [port] = await freePorts(1) as [number]
@@ -19,6 +26,7 @@ t.test('registers passing in Consul, serves, and on SIGTERM deregisters and exit
   t.equal(entry!.Service.Port, port, 'registered with the bound port')
   t.equal(entry!.Service.Address, '127.0.0.1', 'and the bound address (HOST defaults to 127.0.0.1)')
   const serviceId = entry!.Service.ID
+  t.equal((await agentService(agent.url, serviceId)).Meta.zone, undefined, 'no REG_ZONE: no zone in its meta')
 
   const base = `http://127.0.0.1:${port}`
   const created = await fetch(`${base}/users`, {
@@ -49,6 +57,17 @@ t.test('registers passing in Consul, serves, and on SIGTERM deregisters and exit
   t.ok(logs.every((r) => typeof r.level === 'number' && typeof r.time === 'number'), 'every stdout line is a pino JSON record')
   t.ok(logs.some((r) => r.msg === `Server listening at ${base}`), 'listening is logged with the URL')
   t.ok(logs.some((r) => r.msg === 'shutting down' && r.signal === 'SIGTERM'), 'the signal is logged')
+  t.equal(server.stderr(), '')
+})
+
+t.test('REG_ZONE: registered as the instance\'s meta zone, where a caller with locality looks for it', async (t) => {
+  const agent = await startConsul({ t })
+  const [port] = await freePorts(1) as [number]
+  const server = startServer(t, { PORT: String(port), CONSUL_HTTP_ADDR: agent.address, USERS_DB: ':memory:', SERVICE_ID: 'user-service-zoned', REG_ZONE: 'eu-west-1a' })
+  await whileRunning(server, serviceUntil(agent.url, 'user-service', (e) => e.length === 1, { passing: true }))
+  t.equal((await agentService(agent.url, 'user-service-zoned')).Meta.zone, 'eu-west-1a')
+  server.child.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
   t.equal(server.stderr(), '')
 })
 

@@ -1,7 +1,7 @@
 // Import rules that `pnpm lint` enforces (with eslint). Type-only imports count: a cycle or a layer
 // violation through `import type` is still one concept depending on another.
 const CONSUL = '^packages/fastify-consul/src/'
-const CORE = `${CONSUL}(consul|registration|discovery|config|leader|util)/`
+const CORE = `${CONSUL}(consul|registration|discovery|config|leader|connect|util)/`
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -41,6 +41,19 @@ module.exports = {
       to: { path: `${CONSUL}(registration|discovery|config|leader)/`, pathNot: `${CONSUL}$1/` }
     },
     {
+      name: 'connect-stands-alone',
+      comment: 'connect/ (Consul Connect: certificates, server TLS, authorization) imports only consul/ and util/ (and errors.ts); discovery/dispatch may import it to dial Connect-native instances.',
+      severity: 'error',
+      from: { path: `${CONSUL}connect/` },
+      to: { path: `${CONSUL}(registration|discovery|config|leader)/` }
+    },
+    {
+      name: 'only-the-adapter-and-dispatch-import-connect',
+      severity: 'error',
+      from: { path: `${CONSUL}(registration|config|leader|consul|util)/|${CONSUL}discovery/(?!dispatch/)` },
+      to: { path: `${CONSUL}connect/` }
+    },
+    {
       name: 'siblings-do-not-import-config-or-leader',
       severity: 'error',
       from: { path: `${CONSUL}(registration|discovery)/` },
@@ -57,7 +70,7 @@ module.exports = {
       name: 'consul-layer-is-the-bottom-of-the-domain',
       severity: 'error',
       from: { path: `${CONSUL}consul/` },
-      to: { path: `${CONSUL}(registration|discovery|config|leader)/` }
+      to: { path: `${CONSUL}(registration|discovery|config|leader|connect)/` }
     },
     {
       name: 'util-is-a-leaf',

@@ -125,3 +125,33 @@ export const ConfigUnavailableError = createError<'FST_REG_CONFIG_UNAVAILABLE', 
 
 export const LeaderInvalidOptionError = createError<'FST_REG_LEADER_INVALID_OPTION', 500, [string, string]>(
   'FST_REG_LEADER_INVALID_OPTION', 'Invalid leader() option %s: expected %s', 500)
+
+// Consul Connect (connect/). A message that reaches a caller (401, 403, 503) names services, never an
+// intention ID, a reason text or an address.
+
+/** Intentions deny this caller: an answer, not a failure, so a caller's dispatcher neither retries nor ejects. */
+export const ConnectForbiddenError = createError<'FST_REG_CONNECT_FORBIDDEN', 403, [string, string]>(
+  'FST_REG_CONNECT_FORBIDDEN', 'Consul Connect intentions do not allow %s to call %s', 403)
+
+/** The peer has no Connect identity we accept (no verified certificate, no or several URI SANs, another trust domain). */
+export const ConnectUnauthenticatedError = createError<'FST_REG_CONNECT_UNAUTHENTICATED', 401, [string]>(
+  'FST_REG_CONNECT_UNAUTHENTICATED', 'Consul Connect: the caller has no acceptable identity: %s', 401)
+
+/** A caller with no cached decision while the agent cannot answer `authorize`: retry elsewhere or later. */
+export const ConnectAuthorizeUnavailableError = createError<'FST_REG_CONNECT_AUTHORIZE_UNAVAILABLE', 503, [string]>(
+  'FST_REG_CONNECT_AUTHORIZE_UNAVAILABLE', 'Consul Connect cannot decide whether %s may call: the local agent could not answer', 503)
+
+/** `ready` of something stopped before it was ready. */
+export const ConnectClosedError = createError<'FST_REG_CONNECT_CLOSED', 500, [string]>(
+  'FST_REG_CONNECT_CLOSED', 'Consul Connect %s was closed before it was ready', 500)
+
+/** The TLS options were asked for before the first leaf certificate and roots arrived. */
+export const ConnectNotReadyError = createError<'FST_REG_CONNECT_NOT_READY', 500, [string]>(
+  'FST_REG_CONNECT_NOT_READY', 'Consul Connect certificates for %s are not ready yet: await ready first', 500)
+
+/**
+ * The agent answered a Connect endpoint with something we cannot use. (../errors.ts has the same shape
+ * as FST_REG_DISCOVERY_BAD_RESPONSE; folding the two into one Consul-wide code is for the integration.)
+ */
+export const ConnectBadResponseError = createError<'FST_REG_CONNECT_BAD_RESPONSE', 502, [string, string]>(
+  'FST_REG_CONNECT_BAD_RESPONSE', 'Consul answered %s with a malformed body: %s', 502)

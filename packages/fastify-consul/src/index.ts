@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net'
+import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { randomBytes } from 'node:crypto'
 import { metrics } from '@opentelemetry/api'
 import type Consul from 'consul'
@@ -17,7 +18,8 @@ import { LeaderElection, type LeaderHandle } from './leader/leader-election.js'
 import { normalizeLeaderOptions, type LeaderOptions } from './leader/options.js'
 import { configMetrics, consulMetrics, leaderMetrics } from './metrics.js'
 import { Deadline, DEADLINE_HEADER, parseDeadlineHeader, runWithDeadline } from './discovery/dispatch/deadline.js'
-import { AlreadyRegisteredError, NotListeningError } from './errors.js'
+import { AlreadyRegisteredError, InvalidOptionError, NotListeningError } from './errors.js'
+import { attachServerTls } from './connect/server-tls.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
 import { buildDefinition, resolveAddress, type ServiceRegistration } from './registration/definition.js'
 import { advertisedStatus, registrationCheck, type HealthSource, REGISTRATION_CHECK, REGISTRATION_CHECK_INTERVAL } from './registration/health-contribution.js'
@@ -165,7 +167,8 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       healthPath: health?.path ?? '/health',
       // With an initial Status we are discoverable as soon as we listen, not after the first probe.
       initialStatus: health ? advertisedStatus(health.status()) : 'passing',
-      bootId
+      bootId,
+      connectNative: opts.connect !== undefined
     })
   }
 
@@ -230,6 +233,28 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       close: () => fastify.close()
     })
   }
+
+  // ── Connect native (#24): the logic lives in connect/; here the server's TLS and every request ──
+  const connect = opts.connect
+  let detachTls = (): void => {}
+  if (connect !== undefined) {
+    fastify.addHook('onReady', async () => {
+      const server = fastify.server as unknown as TlsServer
+      if (typeof server.setSecureContext !== 'function') throw new InvalidOptionError('connect', 'an app created with Fastify({ https: connect.https }): this server speaks plain HTTP')
+      detachTls = attachServerTls(server, connect.certificates, { log })
+    })
+    // Callback style: a caller already allowed costs no promise per request.
+    fastify.addHook('onRequest', (request, _reply, done) => {
+      const verdict = connect.authorizer.check(request.raw.socket as TLSSocket)
+      if (verdict === undefined) done()
+      else verdict.then(() => done(), done)
+    })
+    fastify.addHook('onClose', async () => {
+      detachTls()
+      await connect.close()
+    })
+  }
+  // ── end of Connect wiring ──
 
   fastify.addHook('onReady', async () => {
     // Fail before binding: an unreachable agent or an unknown token is a deploy error.
@@ -297,3 +322,4 @@ export type { LeaderOptions } from './leader/options.js'
 export type { DispatchFailure } from './errors.js'
 export { Deadline, DEADLINE_HEADER } from './discovery/dispatch/deadline.js'
 export * as errors from './errors.js'
+export { connectNative, type ConnectNative, type ConnectNativeOptions } from './connect/native.js'

@@ -6,6 +6,7 @@ import { ConnectionSchema, type ConsulConnectionOptions } from './consul/connect
 import { BackoffDurations, Duration, msOr } from './consul/duration.js'
 import { validateDiscoveryOptions, type DispatcherOptions } from './discovery/options.js'
 import { normalizeConfigOptions, type ConfigOptions, type ConfigSettings } from './config/options.js'
+import { CONNECT_NATIVE, type ConnectNative } from './connect/native.js'
 import { fail, normalizeCheck, normalizeService, type CheckConfig, type GrpcCheckOptions, type HttpCheckOptions, type ServiceOptions, type TcpCheckOptions, type TtlCheckOptions } from './registration/options.js'
 import type { Unset } from './util/unset.js'
 import { firstProblem, objectFormProblem } from './util/validate.js'
@@ -33,7 +34,9 @@ const Schema = Type.Object({
   meterProvider: Type.Optional(Type.Unknown()),
   inboundDeadline: Type.Optional(Type.Union([Type.Literal(false), InboundDeadline], { description: 'false or an object { max? }' })),
   // Checked by config/options.ts (its schema holds the user's TypeBox schema, which is not walked here).
-  config: Type.Optional(Type.Unknown())
+  config: Type.Optional(Type.Unknown()),
+  // Checked by shape in normalizeConnectCheck(): a handle with live keepers, not a value to walk.
+  connect: Type.Optional(Type.Unknown())
 }, { additionalProperties: false, description: 'an options object with at least { service: { name } }' })
 
 const compiled = TypeCompiler.Compile(Schema)
@@ -71,6 +74,12 @@ export interface ConsulPluginOptions {
   /** Configuration from Consul KV, typed by a TypeBox schema, live-reloaded (see README, Configuration from KV). */
   config?: ConfigOptions | undefined
   /**
+   * Consul Connect native (see README, Connect): the handle of `await connectNative({ service })`, whose
+   * `https` the app was created with. The plugin registers `Connect: { Native: true }`, swaps the TLS
+   * context on rotation, and authorizes every request against intentions. Default: off.
+   */
+  connect?: ConnectNative | undefined
+  /**
    * Reads the caller's remaining budget (`x-envoy-expected-rq-timeout-ms`) into `request.deadline`,
    * which dispatches made while handling the request inherit. A budget above `max` is clamped to it;
    * a malformed, repeated, zero or negative header is ignored. `false` ignores the header. Default { max: '5m' }.
@@ -95,6 +104,7 @@ export interface NormalizedOptions {
   discovery: DispatcherOptions
   meterProvider: MeterProvider | undefined
   config: ConfigSettings | undefined
+  connect: ConnectNative | undefined
   /** ms; false when the header is not read */
   inboundDeadline: { max: number } | false
 }
@@ -111,15 +121,30 @@ export const PLUGIN_DEFAULTS = Object.freeze({
   inboundDeadlineMax: 5 * 60_000
 })
 
+/**
+ * The check, knowing whether the service is Connect-native. Under mutual TLS Consul's HTTP and gRPC
+ * checks cannot present a client certificate (they stay critical, even with tlsSkipVerify), so the
+ * default check becomes TTL, driven by the app's own health, and an explicit HTTP or gRPC one is refused.
+ */
+function normalizeConnectCheck (connect: unknown, given: unknown, name: string): CheckConfig {
+  if (connect === undefined) return normalizeCheck(given)
+  if (!(connect instanceof Object) || !(CONNECT_NATIVE in connect)) fail('connect', 'the handle of await connectNative({ service })')
+  const handle = connect as ConnectNative
+  if (handle.service !== name) fail('connect', `a connectNative() handle for service "${name}" (this one is for "${String(handle.service)}")`)
+  const check = normalizeCheck(given ?? { type: 'ttl' })
+  if (check.type === 'http' || check.type === 'grpc') fail('check.type', '"ttl", "tcp" or false under connect: Consul\'s HTTP and gRPC checks cannot present a client certificate')
+  return check
+}
+
 export function normalizeOptions (input: unknown): NormalizedOptions {
   if (typeof input !== 'object' || input === null) fail('options', 'an options object with at least { service: { name } }')
   // `client` and `meterProvider` are object graphs TypeBox should not walk; they are checked by shape below.
-  const { client, meterProvider, ...rest } = input as Record<string, unknown>
+  const { client, meterProvider, connect, ...rest } = input as Record<string, unknown>
   const problem = objectFormProblem(inboundDeadlineSchema, rest.inboundDeadline, 'inboundDeadline') ?? firstProblem(compiled, rest)
   if (problem) fail(problem.field, problem.expected)
   const opts = rest as Omit<ConsulPluginOptions, 'client'>
   const service = normalizeService(opts.service)
-  const check = normalizeCheck(opts.check)
+  const check = normalizeConnectCheck(connect, opts.check, service.name)
   const discovery = validateDiscoveryOptions<DispatcherOptions>(opts.discovery, 'dispatcher', 'discovery')
   if (client !== undefined && (typeof client !== 'object' || client === null || typeof (client as { agent?: unknown }).agent !== 'object')) {
     fail('client', 'an instance of the `consul` npm client')
@@ -144,6 +169,7 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
     discovery,
     meterProvider: meterProvider as MeterProvider | undefined,
     config: opts.config === undefined ? undefined : normalizeConfigOptions(opts.config, service.name),
+    connect: connect as ConnectNative | undefined,
     inboundDeadline: opts.inboundDeadline === false ? false : { max: msOr(opts.inboundDeadline?.max, PLUGIN_DEFAULTS.inboundDeadlineMax) }
   }
 }

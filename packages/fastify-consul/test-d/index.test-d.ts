@@ -9,6 +9,8 @@ import { expectAssignable, expectError, expectNotAssignable, expectType } from '
 import { request, type Dispatcher } from 'undici'
 import consulPlugin, {
   consulPlugin as namedPlugin,
+  connectNative,
+  type ConnectNative,
   errors,
   classifyFailure,
   Deadline,
@@ -228,7 +230,7 @@ expectType<boolean>(classifyFailure(new Error('x')).late)
 expectError(classifyFailure('ECONNREFUSED'))
 
 // ── the public API, pinned: these are the runtime exports, and only these ───────────────────────────
-expectType<'default' | 'consulPlugin' | 'errors' | 'classifyFailure' | 'Deadline' | 'DEADLINE_HEADER'>(null as unknown as keyof typeof api)
+expectType<'default' | 'consulPlugin' | 'errors' | 'classifyFailure' | 'Deadline' | 'DEADLINE_HEADER' | 'connectNative'>(null as unknown as keyof typeof api)
 // The fastify.health that this plugin reads (structurally, @reg/fastify-health being optional) is the one fastify-health decorates.
 expectAssignable<HealthSource>(app.health)
 
@@ -266,3 +268,13 @@ if (caught instanceof errors.DispatchFailedError) {
   expectType<number>(failure.tries)
   expectType<readonly string[]>(failure.instances)
 }
+
+// ── Connect native (#24) ─────────────────────────────────────────────────────────────────────────
+const native = await connectNative({ service: 'users', consul: { address: '127.0.0.1:8500' }, readyTimeout: 5000 })
+expectType<ConnectNative>(native)
+expectType<string>(native.service)
+expectType<true>(native.https.requestCert)
+expectType<Promise<void>>(native.close())
+fastify({ https: native.https }).register(consulPlugin, { service: { name: 'users' }, connect: native, check: { type: 'ttl' } })
+expectError(connectNative({}))
+expectError(fastify().register(consulPlugin, { service: { name: 'users' }, connect: { service: 'users' } }))

@@ -4,8 +4,8 @@ import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporte
 import { MeterProvider } from '@opentelemetry/sdk-metrics'
 import type { FastifyPluginAsync } from 'fastify'
 
-// The OpenTelemetry SDK for this process, read by Prometheus at GET /metrics on the app's own port (the
-// address it registers in Consul, so a scraper that finds it there reads it). The plugins record through
+// The OpenTelemetry SDK for this process, read by Prometheus at GET /metrics on the app's admin listener
+// (its registered address, at the port in its meta `metrics_port`, so a scraper that finds it in Consul reads it). The plugins record through
 // @opentelemetry/api into the provider they are given; Node's runtime and process metrics come from
 // OpenTelemetry's own packages. One provider per app, not the global one: tests build many apps in one process.
 

@@ -1,7 +1,11 @@
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
+import { get as httpsGet } from 'node:https'
+import { createServer, type AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { KEEP_ALIVE_TIMEOUT, REQUEST_TIMEOUT } from '../src/index.js'
 
@@ -22,7 +26,7 @@ interface Run {
 
 function start (t: Test, env: Record<string, string>): Run {
   if (!existsSync(DIST)) throw new Error(`${DIST} is missing: run \`pnpm build\` first (pnpm test does)`)
-  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(PORT|HOST|SERVICE_ID|LOG_LEVEL|CONSUL_.*|FIXTURE_.*)$/.test(name)))
+  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(PORT|HOST|ADMIN_PORT|ADMIN_HOST|SERVICE_ID|LOG_LEVEL|CONSUL_.*|FIXTURE_.*)$/.test(name)))
   const child = spawn(process.execPath, [FIXTURE], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
@@ -81,8 +85,97 @@ t.test('a bad environment: one plain line on stderr naming every bad variable, e
 t.test('a port in use is a failed start: logged at fatal with the cause, exit 1', async (t) => {
   const first = start(t, {})
   const { port } = await first.until((r) => r.msg === 'started')
-  const clash = start(t, { PORT: String(port) })
+  const clash = start(t, { PORT: String(port), ADMIN_PORT: '0' })
   t.same(await clash.exited, { code: 1, signal: null })
   t.match(clash.logs().find((r) => r.msg === 'could not start'), { level: 60, err: { code: 'EADDRINUSE' } })
   t.notOk(clash.logs().some((r) => r.msg === 'started'), 'started() is not called for a failed start')
+})
+
+/** A port nothing listens on (bound by the OS, then released). */
+async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+t.test('the admin listener: its own routes on ADMIN_PORT, none of the app\'s; open while the app closes, then closed', async (t) => {
+  const run = start(t, {})
+  const ready = await run.until((r) => r.msg === 'admin listener ready')
+  const { port } = await run.until((r) => r.msg === 'started')
+  const admin = String(ready.url)
+  t.match(admin, /^http:\/\/127\.0\.0\.1:\d+$/, 'loopback by default')
+  const get = async (url: string): Promise<number> => {
+    const res = await fetch(url)
+    await res.arrayBuffer()
+    return res.status
+  }
+  t.equal(await get(`${admin}/admin-ping`), 200, 'the admin route on the admin port')
+  t.equal(await get(`http://127.0.0.1:${String(port)}/admin-ping`), 404, 'and not on the public one')
+  t.equal(await get(`${admin}/ping`), 404, 'the app\'s route not on the admin port')
+
+  run.child.kill('SIGTERM')
+  await run.until((r) => r.msg === 'closing')
+  t.equal(await get(`${admin}/admin-ping`), 200, 'the admin port still answers while the app closes')
+  t.same(await run.exited, { code: 0, signal: null })
+  t.equal(await get(`${admin}/admin-ping`).catch((err: Error) => (err.cause as NodeJS.ErrnoException).code), 'ECONNREFUSED', 'and closes with it')
+})
+
+t.test('bound before prepare: 503 "starting" until the app is built, then served', async (t) => {
+  const adminPort = await freePort()
+  const run = start(t, { FIXTURE_PREPARE: 'slow', ADMIN_PORT: String(adminPort) })
+  const url = `http://127.0.0.1:${adminPort}/admin-ping`
+  let early: Response | undefined
+  const deadline = Date.now() + 10_000
+  while (early === undefined && Date.now() < deadline) {
+    early = await fetch(url).catch(() => undefined)
+    if (early === undefined) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.equal(early?.status, 503, 'during prepare')
+  t.equal(early?.headers.get('retry-after'), '1')
+  await early?.arrayBuffer()
+  await run.until((r) => r.msg === 'started')
+  t.equal((await fetch(url)).status, 200, 'once the app is built')
+})
+
+t.test('an admin port in use is a failed start, before prepare and before the app: logged at fatal, exit 1', async (t) => {
+  const holder = createServer().listen(0, '127.0.0.1')
+  await once(holder, 'listening')
+  t.teardown(() => { holder.close() })
+  const run = start(t, { ADMIN_PORT: String((holder.address() as AddressInfo).port), FIXTURE_PREPARE: 'fail' })
+  t.same(await run.exited, { code: 1, signal: null })
+  t.match(run.logs().find((r) => r.msg === 'could not start'), { level: 60, listener: 'admin', err: { code: 'EADDRINUSE' } })
+  t.notOk(run.logs().some((r) => r.err !== undefined && (r.err as { code?: string }).code === 'FIXTURE_NOT_READY'), 'prepare never ran')
+})
+
+t.test('prepare rejecting is a failed start: logged at fatal, exit 1, the admin port released', async (t) => {
+  const run = start(t, { FIXTURE_PREPARE: 'fail' })
+  // Exiting at all proves the admin socket was closed: an open one would keep the process alive.
+  t.same(await run.exited, { code: 1, signal: null })
+  t.match(run.logs().find((r) => r.msg === 'could not start'), { level: 60, err: { code: 'FIXTURE_NOT_READY' } })
+  t.notOk(run.logs().some((r) => r.msg === 'started'))
+})
+
+t.test('prepare\'s https: the public port serves TLS, the admin port plain HTTP; a failed start closes what prepare opened', async (t) => {
+  const dir = t.testdir({})
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')])
+  const tls = { FIXTURE_PREPARE: 'https', FIXTURE_KEY: join(dir, 'key.pem'), FIXTURE_CERT: join(dir, 'cert.pem') }
+  const run = start(t, tls)
+  const ready = await run.until((r) => r.msg === 'admin listener ready')
+  const { port } = await run.until((r) => r.msg === 'started')
+  const body = await new Promise<string>((resolve, reject) => {
+    httpsGet({ host: '127.0.0.1', port: Number(port), path: '/ping', rejectUnauthorized: false }, (res) => {
+      let text = ''
+      res.setEncoding('utf8').on('data', (chunk: string) => { text += chunk }).on('end', () => resolve(text))
+    }).on('error', reject)
+  })
+  t.same(JSON.parse(body), { pong: true }, 'HTTPS on the public port')
+  t.equal((await fetch(`${String(ready.url)}/admin-ping`)).status, 200, 'plain HTTP on the admin port')
+
+  const clash = start(t, { ...tls, PORT: String(port), ADMIN_PORT: '0' })
+  t.same(await clash.exited, { code: 1, signal: null })
+  t.match(clash.logs().find((r) => r.msg === 'could not start'), { err: { code: 'EADDRINUSE' } })
+  t.ok(clash.logs().some((r) => r.msg === 'prepared closed'), 'what prepare opened is closed')
 })

@@ -110,14 +110,16 @@ const consulUrl = /^https?:\/\//.test(consulAddress) ? consulAddress : `http://$
 setTimeout(() => {
   say(`
   Gateway      http://127.0.0.1:8080/users
-  Live view    http://127.0.0.1:8080/_gateway/     (which replicas the gateway routes to, ejections, share of traffic)
+  Live view    http://127.0.0.1:9080/_gateway/     (which replicas the gateway routes to, ejections, share of traffic)
   Consul UI    ${consulUrl}/ui/dc1/services
-  Metrics      http://127.0.0.1:8080/metrics  http://127.0.0.1:3001/metrics  http://127.0.0.1:3002/metrics  http://127.0.0.1:3003/metrics
+  Metrics      http://127.0.0.1:9080/metrics  http://127.0.0.1:4001/metrics  http://127.0.0.1:4002/metrics  http://127.0.0.1:4003/metrics
+               (each app's admin port, PORT + 1000, on 127.0.0.1 only; its public port serves none of this)
   Try:
     curl -si -X POST localhost:8080/users -H 'content-type: application/json' -d '{"name":"Ada","email":"ada@example.com"}'
     for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%header{x-instance-id}\\n' localhost:8080/users; done   # replicas rotate
     kill -9 <pid of a replica>   # traffic routes around it at once (watch its row in the live view); Consul marks it critical
-    curl -s localhost:3001/health | jq    # what Consul's check reads
+    curl -s localhost:3001/health | jq    # what Consul's check reads: the verdict only
+    curl -s localhost:4001/health | jq    # every check's output, on the admin port
   Ctrl-C stops everything gracefully (each app deregisters first).`)
   for (const { name, child } of children) say(`${name} pid ${child.pid}`)
 }, 1500).unref()

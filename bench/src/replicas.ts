@@ -38,7 +38,8 @@ export async function startReplicas (agent: ConsulAgent, script: string, count: 
     const log = join(dir, `replica-${i}.log`)
     const fd = openSync(log, 'a')
     const child = spawn(process.execPath, [script], {
-      env: { ...process.env, ...env, PORT: String(ports[i]), SERVICE_ID: `user-service-${i}`, CONSUL_HTTP_ADDR: agent.address, USERS_DB: db, LOG_LEVEL: 'warn' },
+      // ADMIN_PORT=0: the admin listener on a port the OS picks, not PORT + 1000, which another process may hold.
+      env: { ...process.env, ADMIN_PORT: '0', ...env, PORT: String(ports[i]), SERVICE_ID: `user-service-${i}`, CONSUL_HTTP_ADDR: agent.address, USERS_DB: db, LOG_LEVEL: 'warn' },
       stdio: ['ignore', fd, fd]
     })
     closeSync(fd)

@@ -4,7 +4,7 @@ import consulPlugin, { type DispatcherOptions, type ServiceDispatcher, type Serv
 import healthPlugin, { type CheckReport, type HealthPluginOptions } from '@reg/fastify-health'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { appMetrics, logClientAbort, metricsRoute } from '@reg/app-kit'
+import { adminHealthRoute, appMetrics, logClientAbort, METRICS_PORT_META, metricsRoute, type AdminListener } from '@reg/app-kit'
 import { dashboardRoutes } from './dashboard.js'
 import { isHostName } from './dashboard-host.js'
 import { InvalidOptionError } from './errors.js'
@@ -62,6 +62,14 @@ export interface GatewayOptions {
    * `true` or its settings. Default false: it shows internal addresses.
    */
   dashboard?: boolean | LiveViewOptions
+  /**
+   * The admin listener (@reg/app-kit's, which server.ts always passes): `/metrics`, the live view and a
+   * detailed `/health` go on `admin.server`, and `admin.port` is registered as meta `metrics_port` for
+   * Prometheus. The public port then keeps a summary `/health` (the verdict only, for Consul's HTTP check
+   * and load balancers; `health.details` still wins). Default none: everything on this instance, as an
+   * embedding app or a test that injects wants.
+   */
+  admin?: AdminListener
 }
 
 /** The live view's settings; see DEFAULTS.dashboard. */
@@ -137,19 +145,23 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
   fastify.addHook('onRequest', singleHost)
   fastify.addHook('onRequest', refuseLoops(() => pseudonym))
   fastify.addHook('onRequest', logClientAbort)
+  // Where what operators read goes: the admin listener when there is one, else this instance.
+  const admin = opts.admin
+  const operators = admin?.server ?? fastify
   // Without it the plugins record into the global provider, a no-op unless the embedding process set one.
   const metrics = opts.metrics === false ? undefined : appMetrics()
   if (metrics !== undefined) {
     fastify.addHook('onClose', () => metrics.shutdown())
-    await fastify.register(metricsRoute, { metrics })
+    await operators.register(metricsRoute, { metrics })
   }
   const meterProvider = metrics?.provider
 
   // Health first: the Consul plugin reads fastify.health for the check's path and initial status.
-  await fastify.register(healthPlugin, { ...opts.health, meterProvider })
+  await fastify.register(healthPlugin, { details: admin === undefined, ...opts.health, meterProvider })
+  if (admin !== undefined) await admin.server.register(adminHealthRoute, { health: fastify.health })
   const failover = opts.failover ?? []
   await fastify.register(consulPlugin, {
-    service: { name: SERVICE_NAME, id: opts.serviceId, zone: opts.zone },
+    service: { name: SERVICE_NAME, id: opts.serviceId, zone: opts.zone, ...(admin !== undefined && metrics !== undefined && { meta: { [METRICS_PORT_META]: String(admin.port) } }) },
     consul: opts.consul,
     register: opts.register,
     meterProvider,
@@ -189,7 +201,7 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
 
   await fastify.register(proxyRoutes, { upstream, dispatcher, timeout, pseudonym: () => pseudonym })
   const liveView = liveViewOptions(opts.dashboard)
-  if (liveView !== undefined) await fastify.register(dashboardRoutes, { prefix: '/_gateway', dispatcher, watch, ...liveView })
+  if (liveView !== undefined) await operators.register(dashboardRoutes, { prefix: '/_gateway', dispatcher, watch, ...liveView })
 }
 
 /** The live view's settings over the defaults, validated; undefined when it is off. */

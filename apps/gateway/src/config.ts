@@ -1,4 +1,4 @@
-import { readEnv, readServerConfig, type ServerConfig } from '@reg/app-kit'
+import { readEnv, readFlag, readServerConfig, type AdminListener, type ServerConfig } from '@reg/app-kit'
 import type { GatewayOptions } from './app.js'
 import { ConfigError } from './errors.js'
 import { isHostName } from './dashboard-host.js'
@@ -13,7 +13,7 @@ export interface Config extends ServerConfig {
   upstream: string
   /** GATEWAY_PSEUDONYM: the gateway's name in Via; undefined: its service id. */
   pseudonym: string | undefined
-  /** GATEWAY_DASHBOARD: serve the live view at /_gateway/. Off by default: it shows internal addresses. */
+  /** GATEWAY_DASHBOARD: serve the live view at /_gateway/ on the admin port. Off by default: it shows internal addresses. */
   dashboard: boolean
   /** GATEWAY_DASHBOARD_HOSTS: names the live view answers to besides loopback ones (comma-separated). */
   dashboardHosts: string[]
@@ -34,11 +34,7 @@ export const DEFAULTS: Readonly<Pick<Config, 'port' | 'host' | 'upstream' | 'log
 export function loadConfig (env: NodeJS.ProcessEnv): Config {
   const { config, problems } = readServerConfig(env, DEFAULTS)
 
-  const rawDashboard = readEnv(env, 'GATEWAY_DASHBOARD')?.toLowerCase()
-  const dashboard = rawDashboard === 'true' || rawDashboard === '1'
-  if (rawDashboard !== undefined && !['true', '1', 'false', '0'].includes(rawDashboard)) {
-    problems.push(`GATEWAY_DASHBOARD must be true or false, got "${readEnv(env, 'GATEWAY_DASHBOARD')}"`)
-  }
+  const dashboard = readFlag(env, 'GATEWAY_DASHBOARD', problems)
 
   const pseudonym = readEnv(env, 'GATEWAY_PSEUDONYM')
   if (pseudonym !== undefined && !isPseudonym(pseudonym)) {
@@ -87,11 +83,18 @@ function datacenterListProblem (datacenters: readonly string[]): string | undefi
 }
 
 /**
- * The plugin options server.ts registers the gateway with, from the environment. Pure, so a test builds
- * the app exactly as the process does (`buildGateway(t, gatewayOptions(loadConfig(env)))`).
+ * The plugin options server.ts registers the gateway with, from the environment and the admin listener
+ * serve() bound. Pure, so a test builds the app exactly as the process does
+ * (`buildGateway(t, gatewayOptions(loadConfig(env)))`).
+ *
+ * REG_CONNECT (#24 item 3, the calling side) belongs here once the discovery dispatcher can dial
+ * Connect-native instances with the gateway's own leaf certificate: server.ts would then `prepare` a
+ * `connectNative({ service: 'gateway' })` handle as user-service's does, and this would pass it on.
+ * Until then the gateway does not read REG_CONNECT, and calls plain HTTP.
  */
-export function gatewayOptions (config: Config): GatewayOptions {
+export function gatewayOptions (config: Config, admin?: AdminListener): GatewayOptions {
   return {
+    admin,
     upstream: config.upstream,
     serviceId: config.serviceId,
     pseudonym: config.pseudonym,

@@ -8,12 +8,13 @@ import { gatewayOptions, loadConfig } from './config.js'
 await serve({
   name: 'gateway',
   loadConfig,
-  register (app, config) {
-    app.register(gateway, gatewayOptions(config))
+  // /metrics, the detailed /health and the live view go on the admin listener serve() bound.
+  register (app, config, admin) {
+    app.register(gateway, gatewayOptions(config, admin))
   },
   started (app, config) {
     app.log.info({ upstream: config.upstream, failover: config.failover, zone: config.zone }, `proxying /users to healthy instances of ${config.upstream}`)
-    if (config.dashboard) app.log.info(`live view of ${config.upstream} at /_gateway/`)
+    if (config.dashboard) app.log.info(`live view of ${config.upstream} at /_gateway/ on the admin listener`)
   },
   // @reg/fastify-consul's shutdown() stops advertising (health drain + deregister), waits until Consul's
   // healthy view has dropped us (plus its drainDelay), then runs close(), which lets proxied requests in

@@ -22,7 +22,7 @@ t.test('/_gateway/ in Chromium: 3 passing rows; a kill -9 under load turns its r
   const browser = await chromium.launch({ executablePath, args: [...CHROMIUM_ARGS] })
   t.teardown(() => browser.close())
   const page = await browser.newPage({ viewport: { width: 1100, height: 420 } })
-  await page.goto(`${fleet.base}/_gateway/`)
+  await page.goto(`${fleet.adminBase}/_gateway/`)
 
   const rows = page.locator('tr[data-instance-id]')
   await rows.nth(2).waitFor({ timeout: 10_000 })

@@ -1,3 +1,4 @@
+import Fastify from 'fastify'
 import t from 'tap'
 import { DEFAULTS, gatewayOptions, loadConfig } from '../src/config.js'
 
@@ -5,6 +6,8 @@ t.test('defaults for an empty environment', async (t) => {
   t.same(loadConfig({}), {
     port: 8080,
     host: '127.0.0.1',
+    adminPort: 9080,
+    adminHost: '127.0.0.1',
     upstream: 'user-service',
     serviceId: undefined,
     pseudonym: undefined,
@@ -22,6 +25,8 @@ t.test('every variable is read', async (t) => {
   t.same(loadConfig({
     PORT: '9090',
     HOST: '0.0.0.0',
+    ADMIN_PORT: '9191',
+    ADMIN_HOST: '0.0.0.0',
     UPSTREAM_SERVICE: 'users',
     SERVICE_ID: 'gateway-1',
     LOG_LEVEL: 'DEBUG',
@@ -35,6 +40,8 @@ t.test('every variable is read', async (t) => {
   }), {
     port: 9090,
     host: '0.0.0.0',
+    adminPort: 9191,
+    adminHost: '0.0.0.0',
     upstream: 'users',
     serviceId: 'gateway-1',
     logLevel: 'debug',
@@ -59,7 +66,10 @@ t.test('REG_FAILOVER: datacenter names in priority order, each once, no empty en
 })
 
 t.test('gatewayOptions: what server.ts registers the gateway with', async (t) => {
+  const admin = { server: Fastify(), port: 9080 }
+  t.teardown(() => admin.server.close())
   t.same(gatewayOptions(loadConfig({})), {
+    admin: undefined,
     upstream: 'user-service',
     serviceId: undefined,
     pseudonym: undefined,
@@ -77,7 +87,8 @@ t.test('gatewayOptions: what server.ts registers the gateway with', async (t) =>
     GATEWAY_DASHBOARD_HOSTS: 'gw.internal',
     REG_FAILOVER: 'dc2,dc3',
     REG_ZONE: 'a'
-  })), {
+  }), admin), {
+    admin,
     upstream: 'users',
     serviceId: 'gw-1',
     pseudonym: 'edge',
@@ -109,7 +120,7 @@ t.test('empty and blank values count as unset', async (t) => {
 
 t.test('ports from 0 (any free port) to 65535', async (t) => {
   t.equal(loadConfig({ PORT: '0' }).port, 0)
-  t.equal(loadConfig({ PORT: '65535' }).port, 65535)
+  t.equal(loadConfig({ PORT: '65535', ADMIN_PORT: '9000' }).port, 65535)
   t.equal(loadConfig({ PORT: ' 8081 ' }).port, 8081)
 })
 
@@ -119,4 +130,12 @@ t.test('bad values throw one error naming each variable', async (t) => {
   }
   t.throws(() => loadConfig({ LOG_LEVEL: 'verbose' }), { code: 'FST_REG_GATEWAY_CONFIG', message: /LOG_LEVEL/ })
   t.throws(() => loadConfig({ PORT: 'abc', LOG_LEVEL: 'verbose' }), { message: /PORT.*LOG_LEVEL/ }, 'all problems at once')
+})
+
+t.test('ADMIN_PORT and ADMIN_HOST: read by @reg/app-kit, reported with the gateway\'s own problems at once', async (t) => {
+  t.equal(loadConfig({ PORT: '8081' }).adminPort, 9081, 'PORT + 1000 by default')
+  t.throws(() => loadConfig({ ADMIN_PORT: 'admin', GATEWAY_DASHBOARD: 'yes' }), {
+    code: 'FST_REG_GATEWAY_CONFIG',
+    message: /ADMIN_PORT must be an integer from 0 to 65535, got "admin".*; GATEWAY_DASHBOARD must be true or false, got "yes"/
+  })
 })

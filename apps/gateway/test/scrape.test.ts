@@ -12,12 +12,13 @@ import { loadUntil, startFleet } from './fixtures/fleet.js'
 
 // deploy/prometheus.yml, used as it is by a real Prometheus-compatible scraper (Debian's victoria-metrics,
 // which has consul_sd_configs) against a real Consul agent and the real app processes: it finds
-// user-service ×3 and the gateway through Consul and reads their /metrics at the registered addresses.
+// user-service ×3 and the gateway through Consul and reads their /metrics on their admin listeners, at
+// the registered address and the port in their meta `metrics_port` (the public ports serve no /metrics).
 
 const run = promisify(execFile)
 const CONFIG = join(projectRoot, 'deploy', 'prometheus.yml')
 
-interface Target { labels: Record<string, string>, health: string, lastError?: string }
+interface Target { labels: Record<string, string>, health: string, lastError?: string, scrapeUrl: string }
 interface Sample { metric: Record<string, string>, value: [number, string] }
 
 const vmBin = await ensureVictoriaMetrics({ log: (line) => t.comment(line) })
@@ -84,6 +85,17 @@ t.test('found through Consul: 4 targets up; after load and a kill -9, the metric
   t.same(up.map((x) => x.labels.consul_service_id).sort(), [fleet.gatewayId, ...fleet.ids].sort(), 'user-service ×3 and the gateway, by Consul service id')
   t.same([...new Set(up.map((x) => x.labels.consul_service))].sort(), ['gateway', 'user-service'])
   t.notOk(up.some((x) => x.labels.consul_service === 'consul'), 'Consul\'s own entry is dropped')
+  // Where each was scraped: its admin port, as its registration's meta says, not the port it serves on.
+  const catalog = await (await fetch(`${fleet.agent.url}/v1/agent/services`)).json() as Record<string, { Port: number, Meta: Record<string, string> }>
+  for (const target of up) {
+    const registered = catalog[target.labels.consul_service_id!]!
+    const url = new URL(target.scrapeUrl)
+    t.equal(url.port, registered.Meta.metrics_port, `${target.labels.consul_service_id} scraped at its metrics_port`)
+    t.not(Number(url.port), registered.Port, 'not at its registered (public) port')
+    const publicMetrics = await fetch(`http://${url.hostname}:${registered.Port}/metrics`)
+    await publicMetrics.arrayBuffer()
+    t.equal(publicMetrics.status, 404, 'whose /metrics is gone (so without the relabel the target would be down)')
+  }
 
   const health = await eventually('reg_health_status from every app', () => query('reg_health_status'), (s) => s.length === 4)
   t.same(health.map((s) => s.metric.consul_service_id).sort(), [fleet.gatewayId, ...fleet.ids].sort(), 'reg_health_status present for every app')

@@ -1,9 +1,9 @@
 import { hostname } from 'node:os'
-import consulPlugin from '@reg/fastify-consul'
+import consulPlugin, { type ConnectNative } from '@reg/fastify-consul'
 import healthPlugin, { type HealthPluginOptions } from '@reg/fastify-health'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { appMetrics, logClientAbort, metricsRoute } from '@reg/app-kit'
+import { adminHealthRoute, appMetrics, logClientAbort, METRICS_PORT_META, metricsRoute, type AdminListener } from '@reg/app-kit'
 import { openDatabase, type UsersDatabase } from './db.js'
 import { usersRoutes } from './routes/users.js'
 import { leaderKey, LiveSettingsSchema } from './live-settings.js'
@@ -46,6 +46,20 @@ interface CommonOptions {
   maintenanceInterval?: number
   /** Serve `GET /metrics` (Prometheus text): the plugins' metrics and Node's runtime and process metrics. Default true. */
   metrics?: boolean
+  /**
+   * The admin listener (@reg/app-kit's, which server.ts always passes): `/metrics` and a detailed `/health`
+   * go on `admin.server`, in plain HTTP even under Connect, and `admin.port` is registered as meta
+   * `metrics_port` for Prometheus. The public port then keeps a summary `/health` (the verdict only;
+   * `health.details` still wins). Default none: everything on this instance, as a test that injects wants.
+   */
+  admin?: AdminListener
+  /**
+   * Connect-native mutual TLS (`REG_CONNECT=true`): the handle of @reg/fastify-consul's `connectNative()`
+   * for this service, whose `https` the app's server was built with. Registered with
+   * `Connect: { Native: true }`, every caller's certificate checked against the intentions, and the
+   * Consul check a TTL driven by /health's status (Consul cannot present a client certificate). Default none.
+   */
+  connect?: ConnectNative
 }
 
 export type UserServiceOptions = CommonOptions & (
@@ -63,16 +77,20 @@ const userService: FastifyPluginAsync<UserServiceOptions> = async function userS
   const db = opts.db ?? openDatabase(opts.dbPath ?? ':memory:')
   if (opts.db === undefined) fastify.addHook('onClose', async () => { db.close() })
 
+  // Where what operators read goes: the admin listener when there is one, else this instance.
+  const admin = opts.admin
+  const operators = admin?.server ?? fastify
   // Without it the plugins record into the global provider, a no-op unless the embedding process set one.
   const metrics = opts.metrics === false ? undefined : appMetrics()
   if (metrics !== undefined) {
     fastify.addHook('onClose', () => metrics.shutdown())
-    await fastify.register(metricsRoute, { metrics })
+    await operators.register(metricsRoute, { metrics })
   }
   const meterProvider = metrics?.provider
 
   // Health first: the Consul plugin reads fastify.health for the check's path and initial status.
-  await fastify.register(healthPlugin, { ...opts.health, meterProvider })
+  await fastify.register(healthPlugin, { details: admin === undefined, ...opts.health, meterProvider })
+  if (admin !== undefined) await admin.server.register(adminHealthRoute, { health: fastify.health })
   // Prepared once; better-sqlite3 is synchronous, so the timeout bounds the report, not the call.
   const ping = db.prepare('SELECT 1')
   fastify.health.addCheck('database', () => { ping.get() }, {
@@ -82,10 +100,11 @@ const userService: FastifyPluginAsync<UserServiceOptions> = async function userS
   })
 
   await fastify.register(consulPlugin, {
-    service: { name: serviceName, id: opts.serviceId, zone: opts.zone },
+    service: { name: serviceName, id: opts.serviceId, zone: opts.zone, ...(admin !== undefined && metrics !== undefined && { meta: { [METRICS_PORT_META]: String(admin.port) } }) },
     consul: opts.consul,
     register: opts.register,
     meterProvider,
+    connect: opts.connect,
     // Spring's layout: prefix `config`, contexts `application` then the service name.
     ...(consulKv ? { config: { schema: LiveSettingsSchema } } : {})
   })

@@ -1,4 +1,4 @@
-import { readEnv, readServerConfig, type ServerConfig } from '@reg/app-kit'
+import { readEnv, readFlag, readServerConfig, type ServerConfig } from '@reg/app-kit'
 import { ConfigError } from './errors.js'
 
 // The server's environment, read and validated in one pure function so every rule is unit-tested
@@ -10,6 +10,8 @@ export interface Config extends ServerConfig {
   usersDb: string
   /** REG_ZONE: the instance's zone, registered as meta `zone` for callers that prefer their own zone. */
   zone: string | undefined
+  /** REG_CONNECT: serve Connect-native mutual TLS on PORT (the admin port stays plain HTTP). Default false. */
+  connect: boolean
 }
 
 export const DEFAULTS: Readonly<Pick<Config, 'port' | 'host' | 'serviceName' | 'usersDb' | 'logLevel'>> = Object.freeze({
@@ -23,11 +25,13 @@ export const DEFAULTS: Readonly<Pick<Config, 'port' | 'host' | 'serviceName' | '
 /** Throws {@link ConfigError} naming every bad variable at once, so one restart fixes them all. */
 export function loadConfig (env: NodeJS.ProcessEnv): Config {
   const { config, problems } = readServerConfig(env, DEFAULTS)
+  const connect = readFlag(env, 'REG_CONNECT', problems)
   if (problems.length > 0) throw new ConfigError(problems.join('; '))
   return {
     ...config,
     serviceName: readEnv(env, 'SERVICE_NAME') ?? DEFAULTS.serviceName,
     usersDb: readEnv(env, 'USERS_DB') ?? DEFAULTS.usersDb,
-    zone: readEnv(env, 'REG_ZONE')
+    zone: readEnv(env, 'REG_ZONE'),
+    connect
   }
 }

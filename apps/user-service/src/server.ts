@@ -1,4 +1,5 @@
 import { serve } from '@reg/app-kit'
+import { connectNative } from '@reg/fastify-consul'
 import userService from './app.js'
 import { loadConfig } from './config.js'
 
@@ -8,8 +9,14 @@ import { loadConfig } from './config.js'
 await serve({
   name: 'user-service',
   loadConfig,
-  register (app, config) {
+  // REG_CONNECT=true: the leaf certificate and the CA roots first, because the server is built with them
+  // (Fastify creates it before any plugin runs). No certificate within 30 s is a failed start.
+  prepare: async (config, log) => config.connect ? await connectNative({ service: config.serviceName, consul: config.consul, log }) : undefined,
+  // /metrics and the detailed /health go on the admin listener serve() bound, in plain HTTP.
+  register (app, config, admin, connect) {
     app.register(userService, {
+      admin,
+      connect,
       dbPath: config.usersDb,
       serviceName: config.serviceName,
       serviceId: config.serviceId,

@@ -16,10 +16,10 @@ async function agentService (agentUrl: string, id: string): Promise<{ Meta: Reco
 
 t.test('registers passing in Consul, serves, and on SIGTERM deregisters and exits 0', async (t) => {
   const agent = await startConsul({ t })
-  const [port] = await freePorts(1) as [number]
+  const [port, adminPort] = await freePorts(2) as [number, number]
   const dir = await mkdtemp(join(tmpdir(), 'user-service-server-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const env = { PORT: String(port), CONSUL_HTTP_ADDR: agent.address, USERS_DB: join(dir, 'users.db') }
+  const env = { PORT: String(port), ADMIN_PORT: String(adminPort), CONSUL_HTTP_ADDR: agent.address, USERS_DB: join(dir, 'users.db') }
   const server = startServer(t, env)
 
   const [entry] = await whileRunning(server, serviceUntil(agent.url, 'user-service', (e) => e.length === 1, { passing: true }))
@@ -27,6 +27,7 @@ t.test('registers passing in Consul, serves, and on SIGTERM deregisters and exit
   t.equal(entry!.Service.Address, '127.0.0.1', 'and the bound address (HOST defaults to 127.0.0.1)')
   const serviceId = entry!.Service.ID
   t.equal((await agentService(agent.url, serviceId)).Meta.zone, undefined, 'no REG_ZONE: no zone in its meta')
+  t.equal((await agentService(agent.url, serviceId)).Meta.metrics_port, String(adminPort), 'where /metrics is: the admin port')
 
   const base = `http://127.0.0.1:${port}`
   const created = await fetch(`${base}/users`, {
@@ -42,16 +43,30 @@ t.test('registers passing in Consul, serves, and on SIGTERM deregisters and exit
   t.same(await read.json(), ada)
   const health = await fetch(`${base}/health`)
   t.equal(health.status, 200)
-  await health.arrayBuffer()
+  t.same(await health.json(), { status: 'passing' }, 'the public /health, for Consul\'s check: the verdict only')
+  const publicMetrics = await fetch(`${base}/metrics`)
+  t.equal(publicMetrics.status, 404, '/metrics is not on the public port')
+  await publicMetrics.arrayBuffer()
+  // The admin port: what operators read.
+  const admin = `http://127.0.0.1:${adminPort}`
+  const metrics = await fetch(`${admin}/metrics`)
+  t.equal(metrics.status, 200)
+  t.match(await metrics.text(), /^reg_health_status\{/m, 'the plugins\' series on the admin port')
+  const detailed = await fetch(`${admin}/health`)
+  t.match(await detailed.json(), { status: 'passing', checks: { database: { status: 'passing', critical: true } } }, 'and the detailed /health')
+  const noApi = await fetch(`${admin}/users`)
+  t.equal(noApi.status, 404, 'and nothing of the API')
+  await noApi.arrayBuffer()
 
   // A second process on the same port cannot start: exit 1, with the reason in its log, and nothing registered.
-  const clash = startServer(t, { ...env, SERVICE_ID: 'clash' })
+  const clash = startServer(t, { ...env, ADMIN_PORT: '0', SERVICE_ID: 'clash' })
   t.same(await clash.exited, { code: 1, signal: null }, 'a port in use is a failed start')
   t.match(clash.logs().find((r) => r.msg === 'could not start'), { level: 60, err: { code: 'EADDRINUSE' } }, 'logged at fatal with the cause')
 
   server.child.kill('SIGTERM')
   t.same(await server.exited, { code: 0, signal: null }, 'a graceful shutdown exits 0')
   t.same(await serviceUntil(agent.url, 'user-service', (e) => e.length === 0), [], 'deregistered, not merely critical')
+  t.equal(await fetch(`${admin}/health`).then(() => 'open', (err: Error) => (err.cause as NodeJS.ErrnoException).code), 'ECONNREFUSED', 'the admin port closed with it')
 
   const logs = server.logs()
   t.ok(logs.every((r) => typeof r.level === 'number' && typeof r.time === 'number'), 'every stdout line is a pino JSON record')

@@ -79,6 +79,8 @@ t.test('docker-compose.yml', async (t) => {
     for (const [name, s] of apps) {
       t.equal(s.environment?.CONSUL_HTTP_ADDR, 'consul:8500', `${name}: CONSUL_HTTP_ADDR`)
       t.equal(s.environment?.HOST, '0.0.0.0', `${name}: binds 0.0.0.0, so it advertises its container address`)
+      // Prometheus is another container: the admin listener (/metrics) must not stay on the container's loopback.
+      t.equal(s.environment?.ADMIN_HOST, '0.0.0.0', `${name}: its admin listener binds 0.0.0.0, so Prometheus reaches /metrics`)
       t.equal(s.depends_on?.consul?.condition, 'service_healthy', `${name}: waits for a healthy Consul`)
       t.ok(seconds(s.stop_grace_period ?? '10s') >= 15, `${name}: stop_grace_period ${s.stop_grace_period} outlasts the 10 s graceful shutdown`)
       t.ok(s.build?.dockerfile && existsSync(join(s.build.context, s.build.dockerfile)), `${name}: built from a Dockerfile that exists`)
@@ -103,6 +105,11 @@ t.test('docker-compose.yml', async (t) => {
     t.equal(gateway?.build?.dockerfile, 'apps/gateway/Dockerfile')
     t.equal(gateway?.environment?.PORT, '8080')
     t.ok(gateway?.ports?.some((p) => Number(p.published) === 8080 && p.target === 8080), 'gateway published on 8080')
+    // docker-compose 1.29 keeps a port with a host address in its short form; Compose v2 writes host_ip.
+    const adminPublished = (p: unknown): boolean => typeof p === 'string'
+      ? /^127\.0\.0\.1:9080:9080(\/tcp)?$/.test(p)
+      : (p as { host_ip?: string, published?: number | string, target?: number }).host_ip === '127.0.0.1' && Number((p as { published?: number | string }).published) === 9080 && (p as { target?: number }).target === 9080
+    t.ok(gateway?.ports?.some(adminPublished), 'its admin port (PORT + 1000) published on the host\'s loopback only')
   })
 })
 

@@ -65,11 +65,11 @@ async function untilServed (side: Side, what: string): Promise<void> {
   for (;;) {
     const o = await call(side.port, '/ping', side.tls)
     if (o.status === 200) return
-    /* c8 ignore next -- a side that never serves again fails the run, loudly */
+    /* c8 ignore start -- whether a side serves at the first try (the proxy listening yet) is timing; one that never serves again fails the run, loudly */
     if (performance.now() > deadline) throw new Error(`R14 ${side.name}: ${what}: still ${describe(o)} after 30 s`)
-    /* c8 ignore next -- whether a side serves at the first try (the proxy listening yet) is timing */
     await sleep(20)
   }
+  /* c8 ignore stop */
 }
 
 interface Trials { deny: Effect[], allow: Effect[], keepAlive: Effect[] }

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs'
-import { benchSection, withTable } from './readme.js'
-import { check, runBench, table } from './run.js'
+import { benchSection, withAddendum, withTable } from './readme.js'
+import { check, runBench, table, type BenchReport } from './run.js'
 
 // `pnpm bench [--check] [P2 …]`: all scenarios, or the ones named. BENCH_ROUNDS (3) and BENCH_SMOKE (off) tune it;
 // BENCH_RESULTS moves latest.json and readme.json (the smoke test points it at a temporary folder).
@@ -14,6 +14,11 @@ const resultsDir = process.env.BENCH_RESULTS ?? new URL('../results', import.met
 const args = process.argv.slice(2)
 const readmeAt = args.indexOf('--readme')
 const readme = readmeAt === -1 ? undefined : args.splice(readmeAt, 2)[1]
+// `--addendum` (with `--readme`): this run's scenarios replace theirs in the published readme.json, as an
+// addendum under its own provenance line, and every other row stays as published (withAddendum()).
+const addendumAt = args.indexOf('--addendum')
+const addendum = addendumAt !== -1
+if (addendum) args.splice(addendumAt, 1)
 // `--check`: exit 1 when any target reads "no" (or a figure is invalid), after printing the table.
 const checkAt = args.indexOf('--check')
 const wantCheck = checkAt !== -1
@@ -21,11 +26,14 @@ if (wantCheck) args.splice(checkAt, 1)
 async function main (): Promise<void> {
   // Checked before the run, so a README without markers does not cost a whole bench.
   if (readme) benchSection(readFileSync(readme, 'utf8'), readme)
+  if (addendum && !readme) throw new Error('--addendum goes with --readme FILE')
+  const before = addendum ? JSON.parse(readFileSync(`${resultsDir}/readme.json`, 'utf8')) as BenchReport : undefined
   const report = await runBench({ ids: args, rounds, smoke, resultsDir, log: (line) => console.error(line) })
   process.stdout.write(table(report))
   if (readme) {
-    writeFileSync(readme, withTable(readFileSync(readme, 'utf8'), readme, report))
-    writeFileSync(`${resultsDir}/readme.json`, JSON.stringify(report, null, 2) + '\n')
+    const published = before ? withAddendum(before, report) : report
+    writeFileSync(readme, withTable(readFileSync(readme, 'utf8'), readme, published))
+    writeFileSync(`${resultsDir}/readme.json`, JSON.stringify(published, null, 2) + '\n')
   }
   if (wantCheck) {
     const { code, message } = check(report)

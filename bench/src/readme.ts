@@ -19,3 +19,16 @@ export function withTable (readme: string, file: string, report: BenchReport): s
   const at = readme.indexOf(START) + START.length
   return readme.slice(0, at) + table(report) + readme.slice(at + current.length)
 }
+
+/**
+ * The published report with `run` added as an addendum (`pnpm bench --readme FILE --addendum IDS`): the
+ * scenarios measured in `run` leave the published figures and any earlier addendum (one left empty is
+ * dropped), so every scenario keeps exactly one row, each under the provenance line of the run it came from.
+ */
+export function withAddendum (published: BenchReport, run: BenchReport): BenchReport {
+  const ids = new Set(run.figures.map((f) => f.id))
+  const keep = (r: BenchReport): BenchReport => ({ ...r, figures: r.figures.filter((f) => !ids.has(f.id)) })
+  const earlier = (published.addenda ?? []).map(keep).filter((a) => a.figures.length > 0)
+  const { addenda: _ignored, ...own } = run
+  return { ...keep(published), addenda: [...earlier, own] }
+}

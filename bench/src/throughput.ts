@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls'
 import { loadavg } from 'node:os'
 import { load } from './load.js'
 import { sized, type Figure, type LoadTally, type ScenarioContext, type Window } from './scenario.js'
@@ -12,6 +13,8 @@ export interface ThroughputSpec {
   baselineName: string
   /** The lowest acceptable ours ÷ baseline. */
   target: number
+  /** Client TLS options of a side served over https (P19's client certificate). */
+  tls?: { ours?: ConnectionOptions, baseline?: ConnectionOptions }
 }
 
 /**
@@ -29,8 +32,8 @@ export async function throughput (ctx: ScenarioContext, spec: ThroughputSpec): P
   const warmup = sized(ctx, 1, 2)
   const loads: LoadTally = { requests: 0, non2xx: 0, errors: 0 }
   const windows: Window[] = []
-  const measure = async (url: string, s: number): Promise<number> => {
-    const r = await load(url, s)
+  const measure = async (side: 'ours' | 'baseline', s: number): Promise<number> => {
+    const r = await load(urls[side], s, undefined, spec.tls?.[side])
     loads.requests += r.total
     loads.non2xx += r.non2xx
     loads.errors += r.errors
@@ -45,13 +48,13 @@ export async function throughput (ctx: ScenarioContext, spec: ThroughputSpec): P
     const [x, y] = firstIn(round) === 'a' ? ['ours', 'baseline'] as const : ['baseline', 'ours'] as const
     const got: Record<'ours' | 'baseline', number[]> = { ours: [], baseline: [] }
     const window = async (side: 'ours' | 'baseline'): Promise<void> => {
-      const value = await measure(urls[side], seconds)
+      const value = await measure(side, seconds)
       got[side].push(value)
       windows.push({ side, round, value, loadavg: loadavg() })
     }
-    await measure(urls[x], warmup)
+    await measure(x, warmup)
     await window(x)
-    await measure(urls[y], warmup)
+    await measure(y, warmup)
     await window(y)
     await window(y)
     await window(x)

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { benchSection, withTable } from '../src/readme.js'
+import { benchSection, withAddendum, withTable } from '../src/readme.js'
 import { allFigures, table, type BenchReport } from '../src/run.js'
 import { scenarios } from '../src/scenarios/index.js'
 
@@ -30,4 +30,18 @@ t.test('withTable replaces only the section between the markers', async (t) => {
 t.test('a README without both markers is an error naming the file', async (t) => {
   t.throws(() => benchSection('# no markers\n', 'plain.md'), { message: /plain\.md has no <!-- bench:start --> … <!-- bench:end --> section/ })
   t.throws(() => benchSection('<!-- bench:start -->\nno end\n', 'half.md'), { message: /half\.md/ })
+})
+
+t.test('withAddendum: the run\'s scenarios leave the published figures and earlier addenda, and come back as one addendum', async (t) => {
+  const report = JSON.parse(readFileSync(RESULTS, 'utf8')) as BenchReport
+  const fig = (id: string): BenchReport['figures'][number] => ({ ...report.figures[0]!, id })
+  const { addenda: _published, ...base } = report
+  const at = (date: string, ids: string[], addenda?: BenchReport[]): BenchReport => ({ ...base, date, figures: ids.map(fig), ...(addenda ? { addenda } : {}) })
+  const published = at('main', ['P1', 'P2', 'P19'], [at('old', ['P19']), at('older', ['P22', 'R14'])])
+  const next = withAddendum(published, at('new', ['P19', 'R14'], [at('ignored', ['P3'])]))
+  t.same(next.figures.map((f) => f.id), ['P1', 'P2'], 'the published run keeps its other rows')
+  t.same(next.addenda!.map((a) => [a.date, a.figures.map((f) => f.id)]), [['older', ['P22']], ['new', ['P19', 'R14']]], 'an emptied addendum is dropped; the run comes last')
+  t.equal(next.addenda![1]!.addenda, undefined, 'an addendum carries no addenda of its own')
+  t.same(allFigures(next).map((f) => f.id).sort(), ['P1', 'P19', 'P2', 'P22', 'R14'], 'every scenario once')
+  t.same(withAddendum(at('main', ['P1']), at('new', ['P19'])).addenda!.map((a) => a.date), ['new'], 'a report without addenda gets its first')
 })

@@ -62,4 +62,15 @@ t.test('--readme puts the table between the bench markers and saves the report i
   t.ok(text.includes(`<!-- bench:start -->\n${table(saved)}<!-- bench:end -->`), 'readme.json renders to the table written')
   writeFileSync(`${dir}/plain.md`, '# no markers\n')
   t.equal(await run(`${dir}/plain.md`), 1, 'a README without markers is an error')
+
+  // --addendum: the run's scenarios become an addendum of the published readme.json, the rest stays.
+  const addendum = (...args: string[]): Promise<number | null> => new Promise((resolve) => {
+    const child = execFile(process.execPath, [new URL('../dist/cli.js', import.meta.url).pathname, 'P8', ...args], { env: { ...process.env, BENCH_ROUNDS: '1', BENCH_SMOKE: '1', BENCH_RESULTS: dir } }, () => resolve(child.exitCode))
+  })
+  t.equal(await addendum('--readme', readme, '--addendum'), 0)
+  const again = JSON.parse(readFileSync(`${dir}/readme.json`, 'utf8')) as Parameters<typeof table>[0]
+  t.same([again.figures.map((f) => f.id), again.addenda?.map((a) => a.figures.map((f) => f.id))], [[], [['P8']]], 'P8 moved to an addendum of the published run')
+  t.equal(again.date, saved.date, 'under the published run\'s own provenance')
+  t.ok(readFileSync(readme, 'utf8').includes(`<!-- bench:start -->\n${table(again)}<!-- bench:end -->`), 'and the README shows it')
+  t.equal(await addendum('--addendum'), 1, '--addendum without --readme is an error')
 })

@@ -67,7 +67,8 @@ t.test('an impostor holding a Connect certificate for another service is refused
   impostorConnections = 0
 
   const gateway = await edgeApp(t, 'gateway')
-  const dispatcher = gateway.consul.dispatcher('ledger', { ejectionMs: '30s' })
+  // The user's pool TLS settings cannot weaken the check: `rejectUnauthorized: false` is overridden.
+  const dispatcher = gateway.consul.dispatcher('ledger', { ejectionMs: '30s', pool: { connect: { timeout: 5000, rejectUnauthorized: false } } })
   t.teardown(() => dispatcher.close())
   await dispatcher.ready
   await eventually(async () => dispatcher.instances.length === 2, 'both instances in the watch')
@@ -225,7 +226,7 @@ t.test('connection refused and a plain-HTTP server registered as native are ejec
   await register({ Name: 'liar', ID: 'liar-1', Address: '127.0.0.1', Port: (liar.server.address() as { port: number }).port, Connect: { Native: true } })
   t.teardown(() => fetch(`${agent.url}/v1/agent/service/deregister/liar-1`, { method: 'PUT' }))
   const gateway = await edgeApp(t, 'gateway')
-  const dispatcher = gateway.consul.dispatcher('liar')
+  const dispatcher = gateway.consul.dispatcher('liar', { pool: { connectTimeout: 5000 } })
   t.teardown(() => dispatcher.close())
   await dispatcher.ready
   const [err] = await Promise.all([

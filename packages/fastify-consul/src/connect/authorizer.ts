@@ -243,8 +243,8 @@ export class ConnectAuthorizer {
   }
 
   #disconnect (connected: Connected): void {
+    // Possibly none left: they may have closed while the authorize was on its way (the line then says 0 and 0).
     const sockets = [...connected.sockets]
-    if (sockets.length === 0) return
     let busy = 0
     for (const socket of sockets) {
       // node's http server keeps the response in progress here (its own closeIdleConnections() reads it

@@ -79,6 +79,6 @@ export function connectPoolOptions (source: ConnectIdentitySource, service: stri
 }
 
 /** Node's or OpenSSL's code (`UNABLE_TO_VERIFY_LEAF_SIGNATURE`, `ERR_SSL_WRONG_VERSION_NUMBER`…), never its message. */
-function tlsReason (err: Error & { code?: string }): string {
-  return `TLS handshake failed (${err.code ?? err.name})`
+function tlsReason (err: Error): string {
+  return `TLS handshake failed (${String((err as Error & { code?: unknown }).code)})`
 }

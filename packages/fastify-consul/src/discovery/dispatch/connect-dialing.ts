@@ -52,6 +52,9 @@ export function connectPoolOptions (source: ConnectIdentitySource, service: stri
       callback(new ConnectUpstreamRefusedError(service, 'this app has no Connect certificate yet'), null)
       return
     }
+    // One connector per dispatcher and pair: node does not run checkServerIdentity on a resumed TLS
+    // session, so its session cache must hold only sessions of servers that passed the check for this
+    // one service (and a rotation starts a fresh cache along with the new pair).
     if (built?.tls !== tls) {
       built = {
         tls,

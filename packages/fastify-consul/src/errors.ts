@@ -141,6 +141,18 @@ export const ConnectUnauthenticatedError = createError<'FST_REG_CONNECT_UNAUTHEN
 export const ConnectAuthorizeUnavailableError = createError<'FST_REG_CONNECT_AUTHORIZE_UNAVAILABLE', 503, [string]>(
   'FST_REG_CONNECT_AUTHORIZE_UNAVAILABLE', 'Consul Connect cannot decide whether %s may call: the local agent could not answer', 503)
 
+/**
+ * Dialing a Connect-native instance failed in TLS: its certificate is not signed by our roots, names
+ * another service or trust domain (Go's connect package check: it stops one service posing as another),
+ * or the handshake broke. Counted as a connection failure: the instance is ejected, never retried in a storm.
+ */
+export const ConnectUpstreamRefusedError = createError<'FST_REG_CONNECT_UPSTREAM_REFUSED', 502, [string, string]>(
+  'FST_REG_CONNECT_UPSTREAM_REFUSED', 'Consul Connect: an instance of %s was refused: %s', 502)
+
+/** Every instance of the service is Connect-native and this app has no Connect identity to dial them with. */
+export const ConnectIdentityRequiredError = createError<'FST_REG_CONNECT_IDENTITY_REQUIRED', 503, [string]>(
+  'FST_REG_CONNECT_IDENTITY_REQUIRED', 'Every instance of %s is Consul Connect-native: this app needs a Connect identity (the plugin\'s `connect` option) to call it', 503)
+
 /** `ready` of something stopped before it was ready. */
 export const ConnectClosedError = createError<'FST_REG_CONNECT_CLOSED', 500, [string]>(
   'FST_REG_CONNECT_CLOSED', 'Consul Connect %s was closed before it was ready', 500)

@@ -122,7 +122,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   // ── end of configuration wiring ──
   const ownsClient = opts.client === undefined
   const client = opts.client ?? consulClient(connection, http)
-  const discovery = new DiscoveryRegistry({ http, log, defaults: opts.discovery, zone: opts.service.zone })
+  const discovery = new DiscoveryRegistry({ http, log, defaults: opts.discovery, zone: opts.service.zone, connect: opts.connect?.certificates })
   const registrar = new Registrar({
     http,
     log,
@@ -168,7 +168,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       // With an initial Status we are discoverable as soon as we listen, not after the first probe.
       initialStatus: health ? advertisedStatus(health.status()) : 'passing',
       bootId,
-      connectNative: opts.connect !== undefined
+      connectNative: opts.connect?.inbound === true
     })
   }
 
@@ -237,7 +237,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   // ── Connect native (#24): the logic lives in connect/; here the server's TLS and every request ──
   const connect = opts.connect
   let detachTls = (): void => {}
-  if (connect !== undefined) {
+  if (connect?.inbound === true) {
     fastify.addHook('onReady', async () => {
       const server = fastify.server as unknown as TlsServer
       if (typeof server.setSecureContext !== 'function') throw new InvalidOptionError('connect', 'an app created with Fastify({ https: connect.https }): this server speaks plain HTTP')
@@ -253,6 +253,9 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       detachTls()
       await connect.close()
     })
+  } else if (connect !== undefined) {
+    // Outbound only (`inbound: false`): the identity serves the dispatchers; the plugin still owns its close.
+    fastify.addHook('onClose', async () => { await connect.close() })
   }
   // ── end of Connect wiring ──
 
@@ -322,4 +325,4 @@ export type { LeaderOptions } from './leader/options.js'
 export type { DispatchFailure } from './errors.js'
 export { Deadline, DEADLINE_HEADER } from './discovery/dispatch/deadline.js'
 export * as errors from './errors.js'
-export { connectNative, type ConnectNative, type ConnectNativeOptions } from './connect/native.js'
+export { connectNative, type ConnectIdentity, type ConnectNative, type ConnectNativeOptions, type ConnectNativeOutbound } from './connect/native.js'

@@ -6,7 +6,7 @@ import { ConnectionSchema, type ConsulConnectionOptions } from './consul/connect
 import { BackoffDurations, Duration, msOr } from './consul/duration.js'
 import { validateDiscoveryOptions, type DispatcherOptions } from './discovery/options.js'
 import { normalizeConfigOptions, type ConfigOptions, type ConfigSettings } from './config/options.js'
-import { CONNECT_NATIVE, type ConnectNative } from './connect/native.js'
+import { CONNECT_NATIVE, type ConnectNative, type ConnectNativeOutbound } from './connect/native.js'
 import { fail, normalizeCheck, normalizeService, type CheckConfig, type GrpcCheckOptions, type HttpCheckOptions, type ServiceOptions, type TcpCheckOptions, type TtlCheckOptions } from './registration/options.js'
 import type { Unset } from './util/unset.js'
 import { firstProblem, objectFormProblem } from './util/validate.js'
@@ -76,9 +76,11 @@ export interface ConsulPluginOptions {
   /**
    * Consul Connect native (see README, Connect): the handle of `await connectNative({ service })`, whose
    * `https` the app was created with. The plugin registers `Connect: { Native: true }`, swaps the TLS
-   * context on rotation, and authorizes every request against intentions. Default: off.
+   * context on rotation, and authorizes every request against intentions. Its dispatchers dial
+   * Connect-native instances with the same identity. With `connectNative({ service, inbound: false })`
+   * the app serves plain HTTP and uses the identity only to dial. Default: off.
    */
-  connect?: ConnectNative | undefined
+  connect?: ConnectNative | ConnectNativeOutbound | undefined
   /**
    * Reads the caller's remaining budget (`x-envoy-expected-rq-timeout-ms`) into `request.deadline`,
    * which dispatches made while handling the request inherit. A budget above `max` is clamped to it;
@@ -104,7 +106,7 @@ export interface NormalizedOptions {
   discovery: DispatcherOptions
   meterProvider: MeterProvider | undefined
   config: ConfigSettings | undefined
-  connect: ConnectNative | undefined
+  connect: ConnectNative | ConnectNativeOutbound | undefined
   /** ms; false when the header is not read */
   inboundDeadline: { max: number } | false
 }
@@ -129,8 +131,10 @@ export const PLUGIN_DEFAULTS = Object.freeze({
 function normalizeConnectCheck (connect: unknown, given: unknown, name: string): CheckConfig {
   if (connect === undefined) return normalizeCheck(given)
   if (!(connect instanceof Object) || !(CONNECT_NATIVE in connect)) fail('connect', 'the handle of await connectNative({ service })')
-  const handle = connect as ConnectNative
+  const handle = connect as ConnectNative | ConnectNativeOutbound
   if (handle.service !== name) fail('connect', `a connectNative() handle for service "${name}" (this one is for "${String(handle.service)}")`)
+  // Outbound only: the app serves plain HTTP, which Consul's checks reach as usual.
+  if (!handle.inbound) return normalizeCheck(given)
   const check = normalizeCheck(given ?? { type: 'ttl' })
   if (check.type === 'http' || check.type === 'grpc') fail('check.type', '"ttl", "tcp" or false under connect: Consul\'s HTTP and gRPC checks cannot present a client certificate')
   return check
@@ -169,7 +173,7 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
     discovery,
     meterProvider: meterProvider as MeterProvider | undefined,
     config: opts.config === undefined ? undefined : normalizeConfigOptions(opts.config, service.name),
-    connect: connect as ConnectNative | undefined,
+    connect: connect as ConnectNative | ConnectNativeOutbound | undefined,
     inboundDeadline: opts.inboundDeadline === false ? false : { max: msOr(opts.inboundDeadline?.max, PLUGIN_DEFAULTS.inboundDeadlineMax) }
   }
 }

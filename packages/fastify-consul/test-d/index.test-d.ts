@@ -11,6 +11,8 @@ import consulPlugin, {
   consulPlugin as namedPlugin,
   connectNative,
   type ConnectNative,
+  type ConnectNativeOutbound,
+  type ConnectIdentity,
   errors,
   classifyFailure,
   Deadline,
@@ -277,4 +279,20 @@ expectType<true>(native.https.requestCert)
 expectType<Promise<void>>(native.close())
 fastify({ https: native.https }).register(consulPlugin, { service: { name: 'users' }, connect: native, check: { type: 'ttl' } })
 expectError(connectNative({}))
+// An identity for outbound calls only: no server TLS options, and the app may serve plain HTTP with an HTTP check.
+const outbound = await connectNative({ service: 'gateway', inbound: false })
+expectType<ConnectNativeOutbound>(outbound)
+expectType<false>(outbound.inbound)
+expectError(outbound.https)
+expectError(outbound.authorizer)
+expectAssignable<ConnectIdentity>(outbound)
+expectAssignable<ConnectIdentity>(native)
+expectType<true>(native.inbound)
+fastify().register(consulPlugin, { service: { name: 'gateway' }, connect: outbound, check: { type: 'http' } })
+declare const inbound: boolean
+expectType<ConnectNative | ConnectNativeOutbound>(await connectNative({ service: 'gateway', inbound }))
+expectError(connectNative({ service: 'gateway', inbound: 'no' }))
+expectType<'native' | undefined>(picked.connect)
+expectType<'FST_REG_CONNECT_IDENTITY_REQUIRED'>(new errors.ConnectIdentityRequiredError('users').code)
+expectType<'FST_REG_CONNECT_UPSTREAM_REFUSED'>(new errors.ConnectUpstreamRefusedError('users', 'why').code)
 expectError(fastify().register(consulPlugin, { service: { name: 'users' }, connect: { service: 'users' } }))

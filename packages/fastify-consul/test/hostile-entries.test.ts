@@ -178,6 +178,10 @@ t.test('self: a dispatcher never routes to the address its own process listens o
   t.notOk(exact('http://[::ffff:a01:203]:9000'), 'a mapped address of another host is not us')
   t.ok(v6('http://[::]') && matcher('http://[::ffff:a01:203]:8080'), ':: reaches ::1; a mapped interface address on a wildcard bind')
   t.notOk(selfMatcher([], ['127.0.0.1'])('http://127.0.0.1:1'), 'before listen: nothing is self')
+  // A Connect-native instance's origin is https: the same port is the same process.
+  t.ok(exact('https://127.0.0.1:9000') && exact('https://localhost:9000'), 'an https origin at our port is us')
+  t.notOk(exact('https://127.0.0.1:9001'), 'an https origin at another port is not')
+  t.ok(selfMatcher([{ address: '127.0.0.1', port: 443 }], [])('https://127.0.0.1'), 'port 443, which URL leaves out of an https origin')
 
   const good = await upstream(t, 'good')
   const me = await upstream(t, 'me')

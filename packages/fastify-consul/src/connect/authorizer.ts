@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import { httpError, type ConsulHttp } from '../consul/http.js'
 import { fullJitter } from '../util/backoff.js'
@@ -22,6 +23,13 @@ import { peerServiceId, type SpiffeServiceId, type Verdict } from './spiffe.js'
 // A denied caller gets a coded 403 (FST_REG_CONNECT_FORBIDDEN), not a closed connection: a deny is an
 // answer, and a caller's dispatcher must neither retry it on another instance nor eject this one for it,
 // which is what a reset connection would make it do. It is logged once per caller, not per request.
+//
+// Live connections follow intentions too (Consul's documentation says a change does not affect them, and
+// Go's package does not re-check them): each verified connection is remembered under its caller, and when
+// the intentions change (once the agent had time to see it, at the `settle` mark) every caller with a live
+// connection is asked again. A caller now denied loses them: an idle one is destroyed at once, a busy one
+// answers its in-flight request with `Connection: close` and is closed after it. This costs nothing per
+// request: one entry per connection, and one authorize per connected caller per intentions change.
 
 export interface AuthorizerTuning extends BlockingLoopTuning {
   /** ms a decision is trusted without a live intentions watch. */
@@ -67,6 +75,11 @@ interface Peer {
   readonly serial: string
 }
 
+/** A caller's open connections, so that a deny can reach them. */
+interface Connected extends Peer {
+  readonly sockets: Set<TLSSocket>
+}
+
 export class ConnectAuthorizer {
   readonly target: string
 
@@ -88,6 +101,9 @@ export class ConnectAuthorizer {
   #loop: Promise<void> | undefined
   #failures = 0
   #retryAt = 0
+  readonly #connected = new Map<string, Connected>()
+  /** While the intentions watch is not live: live connections are re-checked every `ttl` instead. */
+  #sweepTimer: NodeJS.Timeout | undefined
 
   constructor (opts: ConnectAuthorizerOptions) {
     this.target = opts.target
@@ -121,6 +137,7 @@ export class ConnectAuthorizer {
     if (!this.#abort.signal.aborted) {
       this.#abort.abort()
       clearTimeout(this.#settleTimer)
+      clearInterval(this.#sweepTimer)
       this.#watch = 'closed'
     }
     await this.#loop
@@ -137,6 +154,7 @@ export class ConnectAuthorizer {
     if (peer === undefined) {
       peer = this.#identify(socket)
       this.#peers.set(socket, peer)
+      if (peer.ok) this.#remember(socket, peer.value)
     }
     if (!peer.ok) return Promise.reject(new ConnectUnauthenticatedError(peer.reason))
     const entry = this.#cache.get(peer.value.id.uri)
@@ -197,6 +215,51 @@ export class ConnectAuthorizer {
     const id = peerServiceId(cert, trustDomain)
     if (!id.ok) return id
     return { ok: true, value: { id: id.value, serial: consulSerial(cert.serialNumber) } }
+  }
+
+  #remember (socket: TLSSocket, peer: Peer): void {
+    let connected = this.#connected.get(peer.id.uri)
+    if (connected === undefined) {
+      connected = { ...peer, sockets: new Set() }
+      this.#connected.set(peer.id.uri, connected)
+    }
+    const entry = connected
+    entry.sockets.add(socket)
+    socket.once('close', () => {
+      entry.sockets.delete(socket)
+      if (entry.sockets.size === 0 && this.#connected.get(peer.id.uri) === entry) this.#connected.delete(peer.id.uri)
+    })
+  }
+
+  /** Asks again for every caller with an open connection, and closes those of callers now denied. */
+  #sweep (): void {
+    for (const connected of [...this.#connected.values()]) {
+      this.decide(connected.id, connected.serial).then((d) => {
+        if (!d.authorized) this.#disconnect(connected)
+      }, () => {
+        // The agent cannot say (a caller never decided on): fail static, as for its requests. Nothing else rejects.
+      })
+    }
+  }
+
+  #disconnect (connected: Connected): void {
+    // Possibly none left: they may have closed while the authorize was on its way (the line then says 0 and 0).
+    const sockets = [...connected.sockets]
+    let busy = 0
+    for (const socket of sockets) {
+      // node's http server keeps the response in progress here (its own closeIdleConnections() reads it
+      // the same way); none, or a finished one, means the connection is idle between requests.
+      const res = (socket as TLSSocket & { _httpMessage?: ServerResponse | null })._httpMessage
+      if (res === undefined || res === null || res.writableFinished) {
+        socket.destroy()
+        continue
+      }
+      busy++
+      // The caller learns not to send another request on it, and node closes it after this response.
+      if (!res.headersSent) res.setHeader('connection', 'close')
+      res.once('close', () => socket.destroySoon())
+    }
+    this.#log.info({ caller: connected.id.uri, idle: sockets.length - busy, busy }, `connect: ${connected.id.service} is now denied; its open connections are closed`)
   }
 
   #forbidden (id: SpiffeServiceId): Error {
@@ -273,13 +336,19 @@ export class ConnectAuthorizer {
     }
     this.#intentionsIndex = index
     this.#watch = 'live'
+    clearInterval(this.#sweepTimer)
+    this.#sweepTimer = undefined
   }
 
   #flush (): void {
     this.#generation++
     this.#log.debug({ generation: this.#generation }, 'connect: intentions changed; cached decisions flushed')
     if (this.#settleTimer === undefined) {
-      this.#settleTimer = setTimeout(() => { this.#generation++ }, this.#tuning.settle)
+      // By the settle mark the agent's authorize answers follow the change: live connections are judged then.
+      this.#settleTimer = setTimeout(() => {
+        this.#generation++
+        this.#sweep()
+      }, this.#tuning.settle)
       this.#settleTimer.unref()
     } else {
       this.#settleTimer.refresh()
@@ -287,6 +356,11 @@ export class ConnectAuthorizer {
   }
 
   #watchFailed (err: Error & { code?: string }, failures: number): void {
+    if (this.#sweepTimer === undefined) {
+      // Without the change signal, decisions are re-asked after `ttl`: live connections are too.
+      this.#sweepTimer = setInterval(() => this.#sweep(), this.#tuning.ttl)
+      this.#sweepTimer.unref()
+    }
     if (this.#watch === 'live') {
       this.#log.warn({ err, code: err.code, ttl: this.#tuning.ttl }, `connect: intentions watch failed; decisions are re-asked after ${this.#tuning.ttl} ms until it is back`)
       this.#watch = 'stale'

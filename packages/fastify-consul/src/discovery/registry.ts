@@ -4,6 +4,7 @@ import { DiscoveryInvalidOptionError, WatchClosedError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
 import { BalancedDispatcher } from './dispatch/dispatcher.js'
 import type { ServiceDispatcher } from './dispatch/service-dispatcher.js'
+import type { ConnectIdentitySource } from './dispatch/connect-dialing.js'
 import { balancerSettings, dispatchSettings, validateDiscoveryOptions, watchSettings, type BalancerSettings, type DiscoverOptions, type DispatcherOptions, type DispatchOptions, type WatchSettings } from './options.js'
 import { WatchHandle } from './watch-handle.js'
 import { selfMatcher, type ListeningAddress } from './self-address.js'
@@ -17,6 +18,8 @@ export interface DiscoveryOptions {
   log: Logger
   /** Applied under every discover()/dispatcher() call's own options; validated by the caller. */
   defaults?: DispatcherOptions
+  /** This app's Connect identity (the plugin's `connect` option): dispatchers dial Connect-native instances with it. */
+  connect?: ConnectIdentitySource | undefined
   /** This process's zone (`service.zone` or `REG_ZONE`), for `locality: true`. */
   zone?: string | undefined
 }
@@ -36,6 +39,7 @@ export class DiscoveryRegistry {
   readonly #log: Logger
   readonly #defaults: DispatcherOptions
   readonly #zone: string | undefined
+  readonly #connect: ConnectIdentitySource | undefined
   readonly #watchers = new Map<string, SharedWatcher>()
   readonly #handles = new Map<ServiceWatch, SharedWatcher>()
   readonly #dispatchers = new Set<BalancedDispatcher>()
@@ -47,6 +51,7 @@ export class DiscoveryRegistry {
     this.#log = opts.log
     this.#defaults = opts.defaults ?? {}
     this.#zone = opts.zone
+    this.#connect = opts.connect
   }
 
   /** Watchers currently running (one per distinct query). */
@@ -97,6 +102,7 @@ export class DiscoveryRegistry {
       watch: this.#open(shared, settings, readyTimeoutOf(o)),
       log: this.#log,
       isSelf: this.#isSelf,
+      connect: this.#connect,
       onClose: () => this.#dispatchers.delete(dispatcher)
     })
     this.#dispatchers.add(dispatcher)

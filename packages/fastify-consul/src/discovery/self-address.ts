@@ -47,8 +47,9 @@ export function selfMatcher (listening: readonly ListeningAddress[], interfaces:
     if (origins.has(origin)) return true
     const url = new URL(origin)
     const host = canonicalHost(url.hostname)
-    const port = Number(url.port === '' ? 80 : url.port)
-    if (host !== url.hostname && origins.has(new URL(`http://${host}:${port}`).origin)) return true
+    const port = Number(url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : url.port)
+    // A Connect-native instance's origin is https: ours are kept as http, and a port is one process either way.
+    if ((host !== url.hostname || url.protocol === 'https:') && origins.has(new URL(`http://${host}:${port}`).origin)) return true
     return host.startsWith('127.') && wildcardPorts.has(port)
   }
 }

@@ -3,7 +3,8 @@ import type { Logger } from '../../util/logger.js'
 import { Dispatcher, errors, type Pool } from 'undici'
 import { randomIndex, type Balancer, type BalancerName } from '../lb/balancer.js'
 import { createBalancer } from '../lb/create-balancer.js'
-import { DeadlineExceededError, NoInstanceError, WatchClosedError } from '../../errors.js'
+import { ConnectIdentityRequiredError, DeadlineExceededError, NoInstanceError, WatchClosedError } from '../../errors.js'
+import { connectPoolOptions } from './connect-dialing.js'
 import { HedgeDelay } from './hedge-delay.js'
 import { RetryThrottle } from './retry-throttle.js'
 import { SelfExclusion } from './self-exclusion.js'
@@ -33,6 +34,9 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
   readonly #self: SelfExclusion
   readonly #pools: UpstreamPools
   readonly #outliers: OutlierDetector
+  /** This app has a Connect identity: Connect-native instances are dialed with it, else never routed to. */
+  readonly #dialsNative: boolean
+  #nativeLeftOut = false
   readonly #stats: DispatcherStats = {
     requests: 0,
     retries: 0,
@@ -78,7 +82,8 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     this.#now = opts.now ?? (() => performance.now())
     this.#onClose = opts.onClose
     this.#self = new SelfExclusion(this.#log, opts.isSelf)
-    this.#pools = new UpstreamPools(opts.pool)
+    this.#dialsNative = opts.connect !== undefined
+    this.#pools = new UpstreamPools(opts.pool, opts.connect === undefined ? undefined : connectPoolOptions(opts.connect, this.service, opts.pool))
     this.#outliers = new OutlierDetector({
       ejection: { baseMs: opts.ejectionMs, maxMs: opts.maxEjectionMs },
       consecutiveFailures: opts.consecutiveFailures,
@@ -157,7 +162,7 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
         throttle: opts.retryThrottle === undefined ? undefined : new RetryThrottle(opts.retryThrottle),
         deadlineMs: opts.deadline,
         now: this.#now,
-        noInstance: () => new NoInstanceError(this.service),
+        noInstance: () => this.#identityMissing() ? new ConnectIdentityRequiredError(this.service) : new NoInstanceError(this.service),
         gaveUp: (cause, instances) => dispatchFailed(this.service, cause, instances),
         expired: (ms) => new DeadlineExceededError(this.service, ms)
       },
@@ -261,9 +266,10 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     return origin === undefined || this.#admitted === this.#routed ? undefined : this.#live.get(origin)
   }
 
-  #update (instances: readonly Instance[]): void {
-    this.#instances = instances
-    const fallback = this.#watch.fallback
+  #update (all: readonly Instance[]): void {
+    this.#instances = all
+    const instances = this.#reachable(all)
+    const fallback = this.#reachable(this.#watch.fallback)
     if (fallback.length === 0) {
       this.#routed = this.#self.apply(instances)
       this.#fallback = fallback
@@ -279,6 +285,24 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     this.#pools.retain(this.#live)
     this.#outliers.retain(this.#live)
     this.#rebalance()
+  }
+
+  /**
+   * Without a Connect identity a Connect-native instance can only refuse us (it demands a client
+   * certificate): it is left out, logged once while it lasts, rather than tried, failed and ejected.
+   */
+  #reachable (instances: readonly Instance[]): readonly Instance[] {
+    if (this.#dialsNative || !instances.some(isNative)) return instances
+    if (!this.#nativeLeftOut) {
+      this.#nativeLeftOut = true
+      this.#log.warn('Connect-native instances are not routed to: this app has no Connect identity (the plugin\'s `connect` option)')
+    }
+    return instances.filter((i) => !isNative(i))
+  }
+
+  /** No instance to pick because every one is Connect-native and we cannot dial them: say so, not "no healthy instance". */
+  #identityMissing (): boolean {
+    return !this.#dialsNative && this.#routed.length === 0 && this.#fallback.length === 0 && [...this.#instances, ...this.#watch.fallback].some(isNative)
   }
 
   #balance (instances: readonly Instance[]): Balancer {
@@ -324,4 +348,8 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     if (cb === undefined) return done
     done.then(cb, cb)
   }
+}
+
+function isNative (instance: Instance): boolean {
+  return instance.connect === 'native'
 }

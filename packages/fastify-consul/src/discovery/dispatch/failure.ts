@@ -43,6 +43,8 @@ const FAILURES: ReadonlyMap<string, Failure> = new Map([
   ['ENOTFOUND', UNREACHABLE], ['EAI_AGAIN', UNREACHABLE],
   // The attempt threw before a pool had it.
   ['FST_REG_DISCOVERY_UPSTREAM_UNUSABLE', UNREACHABLE],
+  // A Connect-native instance failed TLS (not our CA, another service's certificate): not a byte was sent.
+  ['FST_REG_CONNECT_UPSTREAM_REFUSED', UNREACHABLE],
   ['UND_ERR_CONNECT_TIMEOUT', row('connect', true, true, true)],
   ['ETIMEDOUT', row('connect', false, true)],
   ['ECONNRESET', BROKEN], ['EPIPE', BROKEN], ['UND_ERR_SOCKET', BROKEN],

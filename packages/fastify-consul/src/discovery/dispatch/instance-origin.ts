@@ -6,7 +6,7 @@ import type { Instance } from '../watch/instance.js'
 const origins = new WeakMap<Instance, string>()
 
 /**
- * The instance's HTTP origin, the key of its pool, its live load and its outlier record. Parsing left
+ * The instance's origin (`https:` for a Connect-native instance, which serves only mutual TLS), the key of its pool, its live load and its outlier record. Parsing left
  * out instances without a dialable address; one built by hand that has none still gets a string, and
  * its pool fails to build: a failed attempt, not a crash (RetryingHandler#send).
  */
@@ -15,6 +15,8 @@ export function originOf (instance: Instance): string {
   if (origin === undefined) {
     const dialable = httpOrigin(instance.address, instance.port)
     origin = 'origin' in dialable ? dialable.origin : `http://${urlHost(instance.address)}:${instance.port}`
+    // Its own origin, so a re-registration that turns Connect on or off gets a new pool and record.
+    if (instance.connect === 'native') origin = `https${origin.slice('http'.length)}`
     origins.set(instance, origin)
   }
   return origin

@@ -5,6 +5,7 @@ import type { BalancerName } from '../lb/balancer.js'
 import type { Instance } from '../watch/instance.js'
 import type { ServiceWatch } from '../watch/service-watch.js'
 import type { FailureKind } from './failure.js'
+import type { ConnectIdentitySource } from './connect-dialing.js'
 import type { HedgeSettings } from './hedge-delay.js'
 import type { RetryThrottleOptions } from './retry-throttle.js'
 import type { RequestOutcome, RetryBudgetOptions } from './retry-policy.js'
@@ -48,6 +49,8 @@ export interface ServiceDispatcherOptions extends DispatcherTuning {
   now?: () => number
   /** Called once when the dispatcher starts closing (the registry stops tracking it). */
   onClose?: () => void
+  /** This app's Connect identity: Connect-native instances are dialed with it (mutual TLS). Without one they are not routed to. */
+  connect?: ConnectIdentitySource | undefined
   /** Origins that are this process itself (see selfMatcher): never routed to. Default: none. */
   isSelf?: (origin: string) => boolean
 }

@@ -1,20 +1,29 @@
 import { Pool, type Dispatcher } from 'undici'
 import type { LegacyHandler } from './undici-handler.js'
 
-/** One keep-alive undici Pool per upstream origin, made on first use and closed when the origin leaves. */
+/**
+ * One keep-alive undici Pool per upstream origin, made on first use and closed when the origin leaves.
+ * An `https:` origin is a Connect-native instance: its pool dials with `native` (see connect-dialing.ts).
+ */
 export class UpstreamPools {
   readonly #options: Pool.Options
+  readonly #native: Pool.Options
   readonly #pools = new Map<string, Pool>()
 
-  constructor (options: Pool.Options) {
+  /**
+   * `native` undefined: the dispatcher routes no Connect-native instance (this app has no identity). Were
+   * one sent anyway, the plain options dial it with node's default CAs, which refuse a Connect certificate.
+   */
+  constructor (options: Pool.Options, native?: Pool.Options) {
     this.#options = options
+    this.#native = native ?? options
   }
 
   /** Hands one attempt to the origin's pool; building the pool or dispatching may throw (the caller's failed attempt). */
   send (origin: string, opts: Dispatcher.DispatchOptions, handler: LegacyHandler): void {
     let pool = this.#pools.get(origin)
     if (pool === undefined) {
-      pool = new Pool(origin, this.#options)
+      pool = new Pool(origin, origin.startsWith('https:') ? this.#native : this.#options)
       this.#pools.set(origin, pool)
     }
     pool.dispatch({ ...opts, origin }, handler as Dispatcher.DispatchHandler)

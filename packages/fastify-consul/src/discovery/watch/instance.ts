@@ -29,6 +29,11 @@ export interface Instance {
   readonly status: InstanceStatus
   /** An operator put the service or its node in maintenance (`consul maint`): never routed to, even in panic. */
   readonly maintenance: boolean
+  /**
+   * `'native'` when the instance registered `Connect: { Native: true }`: it serves mutual TLS with a
+   * Connect certificate, and a dispatcher dials it with this app's own (see README, Connect). Absent otherwise.
+   */
+  readonly connect?: 'native'
 }
 
 // Only the fields we read. Consul adds fields between versions; anything else is ignored, so 1.8 and
@@ -44,7 +49,9 @@ const HealthEntry = Type.Object({
     Port: Type.Integer({ minimum: 0, maximum: 65535 }),
     Tags: Nullable(Type.Array(Type.String())),
     Meta: Nullable(Type.Record(Type.String(), Type.String())),
-    Weights: Nullable(Type.Object({ Passing: Type.Integer({ minimum: 0 }), Warning: Type.Integer({ minimum: 0 }) }))
+    Weights: Nullable(Type.Object({ Passing: Type.Integer({ minimum: 0 }), Warning: Type.Integer({ minimum: 0 }) })),
+    // Read by shape in toInstance: an odd value here makes the instance plain, not the entry invalid.
+    Connect: Type.Optional(Type.Unknown())
   }),
   Checks: Nullable(Type.Array(Type.Object({ Status: Type.String(), CheckID: Type.Optional(Type.String()) })))
 })
@@ -62,6 +69,7 @@ interface RawEntry {
     Tags?: string[] | null
     Meta?: Record<string, string> | null
     Weights?: { Passing: number, Warning: number } | null
+    Connect?: unknown
   }
   Checks?: Array<{ Status: string, CheckID?: string }> | null
 }
@@ -104,7 +112,8 @@ function toInstance (entry: RawEntry): Instance {
     meta: Object.freeze({ ...(s.Meta ?? {}) }),
     weight: status === 'passing' ? weights.Passing : status === 'warning' ? weights.Warning : 0,
     status,
-    maintenance: inMaintenance(s.ID, checks)
+    maintenance: inMaintenance(s.ID, checks),
+    ...((s.Connect as { Native?: unknown } | null | undefined)?.Native === true ? { connect: 'native' as const } : {})
   })
 }
 

@@ -20,6 +20,7 @@ import { configMetrics, consulMetrics, leaderMetrics } from './metrics.js'
 import { Deadline, DEADLINE_HEADER, parseDeadlineHeader, runWithDeadline } from './discovery/dispatch/deadline.js'
 import { AlreadyRegisteredError, InvalidOptionError, NotListeningError } from './errors.js'
 import { attachServerTls } from './connect/server-tls.js'
+import { CONNECT_CHECK, connectCheck } from './connect/health-check.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
 import { buildDefinition, resolveAddress, type ServiceRegistration } from './registration/definition.js'
 import { advertisedStatus, registrationCheck, type HealthSource, REGISTRATION_CHECK, REGISTRATION_CHECK_INTERVAL } from './registration/health-contribution.js'
@@ -237,6 +238,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
   // ── Connect native (#24): the logic lives in connect/; here the server's TLS and every request ──
   const connect = opts.connect
   let detachTls = (): void => {}
+  if (connect !== undefined) healthOf(fastify)?.addCheck?.(CONNECT_CHECK, connectCheck(connect.certificates), { critical: false, interval: 1000 })
   if (connect?.inbound === true) {
     fastify.addHook('onReady', async () => {
       const server = fastify.server as unknown as TlsServer

@@ -106,6 +106,14 @@ for (const n of [1, 2, 3]) {
 // The live view is on here (off by default: it shows internal addresses).
 run('gateway', `${root}/apps/gateway/dist/server.js`, { PORT: '8080', SERVICE_ID: 'gateway-1', GATEWAY_DASHBOARD: 'true' })
 
+// REG_CONNECT=true (inherited by every app): the replicas serve Connect-native mTLS only (their public
+// /health above then needs a certificate: read the admin port's), and the gateway calls them with its leaf.
+const connectHints = /^(true|1)$/i.test(process.env.REG_CONNECT ?? '')
+  ? `
+  Connect (REG_CONNECT=true): the gateway calls the replicas over mutual TLS, checked against intentions.
+    consul intention create -deny gateway user-service   # the gateway's calls turn into 403 FST_REG_CONNECT_FORBIDDEN within a second
+    consul intention delete gateway user-service         # and are served again`
+  : ''
 const consulUrl = /^https?:\/\//.test(consulAddress) ? consulAddress : `http://${consulAddress}`
 setTimeout(() => {
   say(`
@@ -120,7 +128,7 @@ setTimeout(() => {
     kill -9 <pid of a replica>   # traffic routes around it at once (watch its row in the live view); Consul marks it critical
     curl -s localhost:3001/health | jq    # what Consul's check reads: the verdict only
     curl -s localhost:4001/health | jq    # every check's output, on the admin port
-  Ctrl-C stops everything gracefully (each app deregisters first).`)
+  Ctrl-C stops everything gracefully (each app deregisters first).${connectHints}`)
   for (const { name, child } of children) say(`${name} pid ${child.pid}`)
 }, 1500).unref()
 

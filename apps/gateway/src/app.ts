@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import consulPlugin, { type DispatcherOptions, type ServiceDispatcher, type ServiceWatch } from '@reg/fastify-consul'
+import consulPlugin, { type ConnectNativeOutbound, type DispatcherOptions, type ServiceDispatcher, type ServiceWatch } from '@reg/fastify-consul'
 import healthPlugin, { type CheckReport, type HealthPluginOptions } from '@reg/fastify-health'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
@@ -70,6 +70,14 @@ export interface GatewayOptions {
    * embedding app or a test that injects wants.
    */
   admin?: AdminListener
+  /**
+   * The gateway's Connect identity (`REG_CONNECT=true`): the handle of @reg/fastify-consul's
+   * `connectNative({ service: 'gateway', inbound: false })`. The upstream's Connect-native instances are
+   * then dialed with mutual TLS and the gateway's leaf certificate, and their SPIFFE ID is checked; the
+   * public port stays plain HTTP (an edge serves browsers, which hold no Connect certificate). Its
+   * `service` must be `gateway`. Default none: Connect-native instances are not routed to.
+   */
+  connect?: ConnectNativeOutbound
 }
 
 /** The live view's settings; see DEFAULTS.dashboard. */
@@ -165,6 +173,7 @@ const gateway: FastifyPluginAsync<GatewayOptions> = async function gateway (fast
     consul: opts.consul,
     register: opts.register,
     meterProvider,
+    connect: opts.connect,
     // The plugin's own option rather than the dispatcher's: the plugin checks the names against the
     // datacenters Consul knows at ready(), so a typo stops the gateway at startup instead of leaving it
     // without failover and a warning nobody reads. The dispatcher inherits it.

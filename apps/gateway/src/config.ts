@@ -1,4 +1,5 @@
 import { readEnv, readFlag, readServerConfig, type AdminListener, type ServerConfig } from '@reg/app-kit'
+import type { ConnectNativeOutbound } from '@reg/fastify-consul'
 import type { GatewayOptions } from './app.js'
 import { ConfigError } from './errors.js'
 import { isHostName } from './dashboard-host.js'
@@ -21,6 +22,8 @@ export interface Config extends ServerConfig {
   failover: string[]
   /** REG_ZONE: the gateway's zone, registered as meta `zone` and preferred among the upstream's instances. */
   zone: string | undefined
+  /** REG_CONNECT: call the upstream's Connect-native instances over mutual TLS with the gateway's leaf. Default false. */
+  connect: boolean
 }
 
 export const DEFAULTS: Readonly<Pick<Config, 'port' | 'host' | 'upstream' | 'logLevel'>> = Object.freeze({
@@ -35,6 +38,7 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
   const { config, problems } = readServerConfig(env, DEFAULTS)
 
   const dashboard = readFlag(env, 'GATEWAY_DASHBOARD', problems)
+  const connect = readFlag(env, 'REG_CONNECT', problems)
 
   const pseudonym = readEnv(env, 'GATEWAY_PSEUDONYM')
   if (pseudonym !== undefined && !isPseudonym(pseudonym)) {
@@ -58,7 +62,8 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
     dashboard,
     dashboardHosts,
     failover,
-    zone: readEnv(env, 'REG_ZONE')
+    zone: readEnv(env, 'REG_ZONE'),
+    connect
   }
 }
 
@@ -86,15 +91,13 @@ function datacenterListProblem (datacenters: readonly string[]): string | undefi
  * The plugin options server.ts registers the gateway with, from the environment and the admin listener
  * serve() bound. Pure, so a test builds the app exactly as the process does
  * (`buildGateway(t, gatewayOptions(loadConfig(env)))`).
- *
- * REG_CONNECT (#24 item 3, the calling side) belongs here once the discovery dispatcher can dial
- * Connect-native instances with the gateway's own leaf certificate: server.ts would then `prepare` a
- * `connectNative({ service: 'gateway' })` handle as user-service's does, and this would pass it on.
- * Until then the gateway does not read REG_CONNECT, and calls plain HTTP.
+ * The Connect handle, when REG_CONNECT asks for one, comes from server.ts's `prepare` (it must exist
+ * before the app is built, and awaiting it is the process's job, not this pure function's).
  */
-export function gatewayOptions (config: Config, admin?: AdminListener): GatewayOptions {
+export function gatewayOptions (config: Config, admin?: AdminListener, connect?: ConnectNativeOutbound): GatewayOptions {
   return {
     admin,
+    connect,
     upstream: config.upstream,
     serviceId: config.serviceId,
     pseudonym: config.pseudonym,

@@ -32,8 +32,10 @@ export const PROXIED_PATHS = ['/users', '/users/*'] as const
  */
 export function upstreamError (upstream: string, error: Error): Error {
   const cause = (error.cause ?? error) as Error & { code?: string }
-  // 503 with @reg/fastify-consul's own coded error: "No healthy instance of <upstream>".
-  if (cause.code === 'FST_REG_DISCOVERY_NO_INSTANCE') return cause
+  // 503 with @reg/fastify-consul's own coded errors: "No healthy instance of <upstream>", and (an
+  // upstream whose instances are all Connect-native while this gateway has no REG_CONNECT) "a Connect
+  // identity is required": both say what to fix, which a generic 502 would hide.
+  if (cause.code === 'FST_REG_DISCOVERY_NO_INSTANCE' || cause.code === 'FST_REG_CONNECT_IDENTITY_REQUIRED') return cause
   // The dispatcher's classifier says whether the upstream never started an answer in time (504); anything
   // else that fails is a bad gateway.
   if (classifyFailure(cause).late) return new UpstreamTimeoutError(upstream, { cause })

@@ -1,4 +1,5 @@
 import { serve } from '@reg/app-kit'
+import { connectNative } from '@reg/fastify-consul'
 import gateway from './app.js'
 import { gatewayOptions, loadConfig } from './config.js'
 
@@ -8,12 +9,16 @@ import { gatewayOptions, loadConfig } from './config.js'
 await serve({
   name: 'gateway',
   loadConfig,
+  // REG_CONNECT=true: the gateway's leaf certificate and the CA roots before the app is built, to call
+  // Connect-native upstreams with. `inbound: false`: the public port stays plain HTTP (browsers hold no
+  // Connect certificate), so the handle carries no `https`. No certificate within 30 s is a failed start.
+  prepare: async (config, log) => config.connect ? await connectNative({ service: 'gateway', consul: config.consul, log, inbound: false }) : undefined,
   // /metrics, the detailed /health and the live view go on the admin listener serve() bound.
-  register (app, config, admin) {
-    app.register(gateway, gatewayOptions(config, admin))
+  register (app, config, admin, connect) {
+    app.register(gateway, gatewayOptions(config, admin, connect))
   },
   started (app, config) {
-    app.log.info({ upstream: config.upstream, failover: config.failover, zone: config.zone }, `proxying /users to healthy instances of ${config.upstream}`)
+    app.log.info({ upstream: config.upstream, failover: config.failover, zone: config.zone, connect: config.connect }, `proxying /users to healthy instances of ${config.upstream}`)
     if (config.dashboard) app.log.info(`live view of ${config.upstream} at /_gateway/ on the admin listener`)
   },
   // @reg/fastify-consul's shutdown() stops advertising (health drain + deregister), waits until Consul's

@@ -1,3 +1,4 @@
+import type { ConnectNativeOutbound } from '@reg/fastify-consul'
 import Fastify from 'fastify'
 import t from 'tap'
 import { DEFAULTS, gatewayOptions, loadConfig } from '../src/config.js'
@@ -16,7 +17,8 @@ t.test('defaults for an empty environment', async (t) => {
     dashboard: false,
     dashboardHosts: [],
     failover: [],
-    zone: undefined
+    zone: undefined,
+    connect: false
   })
   t.equal(loadConfig({}).port, DEFAULTS.port)
 })
@@ -36,7 +38,8 @@ t.test('every variable is read', async (t) => {
     GATEWAY_DASHBOARD: 'true',
     GATEWAY_DASHBOARD_HOSTS: 'gateway.internal, 10.0.0.5,[fd00::1]',
     REG_FAILOVER: 'dc2, eu_west-3',
-    REG_ZONE: ' eu-west-1a '
+    REG_ZONE: ' eu-west-1a ',
+    REG_CONNECT: 'true'
   }), {
     port: 9090,
     host: '0.0.0.0',
@@ -50,7 +53,8 @@ t.test('every variable is read', async (t) => {
     dashboard: true,
     dashboardHosts: ['gateway.internal', '10.0.0.5', '[fd00::1]'],
     failover: ['dc2', 'eu_west-3'],
-    zone: 'eu-west-1a'
+    zone: 'eu-west-1a',
+    connect: true
   })
 })
 
@@ -68,8 +72,11 @@ t.test('REG_FAILOVER: datacenter names in priority order, each once, no empty en
 t.test('gatewayOptions: what server.ts registers the gateway with', async (t) => {
   const admin = { server: Fastify(), port: 9080 }
   t.teardown(() => admin.server.close())
+  // server.ts's `prepare` made it (connectNative, inbound: false); gatewayOptions only passes it on.
+  const connect = { service: 'gateway', inbound: false } as unknown as ConnectNativeOutbound
   t.same(gatewayOptions(loadConfig({})), {
     admin: undefined,
+    connect: undefined,
     upstream: 'user-service',
     serviceId: undefined,
     pseudonym: undefined,
@@ -86,9 +93,11 @@ t.test('gatewayOptions: what server.ts registers the gateway with', async (t) =>
     GATEWAY_DASHBOARD: '1',
     GATEWAY_DASHBOARD_HOSTS: 'gw.internal',
     REG_FAILOVER: 'dc2,dc3',
-    REG_ZONE: 'a'
-  }), admin), {
+    REG_ZONE: 'a',
+    REG_CONNECT: 'true'
+  }), admin, connect), {
     admin,
+    connect,
     upstream: 'users',
     serviceId: 'gw-1',
     pseudonym: 'edge',
@@ -103,6 +112,12 @@ t.test('GATEWAY_DASHBOARD: true/1 on, false/0 off, anything else is an error', a
   for (const on of ['true', 'TRUE', '1']) t.equal(loadConfig({ GATEWAY_DASHBOARD: on }).dashboard, true, on)
   for (const off of ['false', '0', '']) t.equal(loadConfig({ GATEWAY_DASHBOARD: off }).dashboard, false, JSON.stringify(off))
   t.throws(() => loadConfig({ GATEWAY_DASHBOARD: 'yes' }), { code: 'FST_REG_GATEWAY_CONFIG', message: /GATEWAY_DASHBOARD/ })
+})
+
+t.test('REG_CONNECT: true/1 on, false/0 off, anything else is an error named with the others', async (t) => {
+  for (const on of ['true', '1']) t.equal(loadConfig({ REG_CONNECT: on }).connect, true, on)
+  for (const off of ['false', '0', '']) t.equal(loadConfig({ REG_CONNECT: off }).connect, false, JSON.stringify(off))
+  t.throws(() => loadConfig({ PORT: 'abc', REG_CONNECT: 'on' }), { code: 'FST_REG_GATEWAY_CONFIG', message: /PORT.*REG_CONNECT/ })
 })
 
 t.test('GATEWAY_PSEUDONYM must be a token; GATEWAY_DASHBOARD_HOSTS host names without ports', async (t) => {

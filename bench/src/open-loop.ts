@@ -26,6 +26,12 @@ export interface OpenLoopOptions {
   timeoutMs?: number
   /** Headers for each request, made when it is sent (P18's deadline). Default none. */
   headers?: () => Record<string, string>
+  /**
+   * The origin (`http://host:port`) of each request, looked up when it is sent, for a client that asks
+   * Consul before every request (P20's prepared-query and DNS anchors): the lookup counts in the
+   * latency, and a lookup that fails fails the request. Default: `url`'s own.
+   */
+  origin?: () => Promise<string>
 }
 
 /**
@@ -41,6 +47,7 @@ export function openLoop (url: string, opts: OpenLoopOptions): OpenLoop {
   const start = performance.now()
   const now = (): number => performance.now() - start
   const samples: Sample[] = []
+  const { pathname, search } = new URL(url)
   const inflight = new Map<number, Promise<void>>()
   let sent = 0
   const fire = (due: number): void => {
@@ -50,7 +57,8 @@ export function openLoop (url: string, opts: OpenLoopOptions): OpenLoop {
       let instance: string | undefined
       try {
         // undici's own timers, not an AbortSignal per request: thousands of those cost a loaded loop dearly.
-        const res = await request(url, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, headers: opts.headers?.() })
+        const target = opts.origin === undefined ? url : `${await opts.origin()}${pathname}${search}`
+        const res = await request(target, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, headers: opts.headers?.() })
         await res.body.arrayBuffer()
         ok = res.statusCode >= 200 && res.statusCode < 300
         instance = res.headers['x-instance-id'] as string | undefined

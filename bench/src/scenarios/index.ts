@@ -16,8 +16,9 @@ import { p14 } from './p14-metrics.js'
 import { p16 } from './p16-hedging.js'
 import { p17 } from './p17-slow-replica.js'
 import { p18 } from './p18-deadline.js'
+import { p20 } from './p20-dc-failover.js'
 import { p22 } from './p22-config-reload.js'
 import { p23 } from './p23-recovery.js'
 import { r20 } from './r20-flapping.js'
 
-export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p16, p17, p18, p22, p23, r20]
+export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p16, p17, p18, p20, p22, p23, r20]

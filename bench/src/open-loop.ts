@@ -13,7 +13,7 @@ export interface OpenLoop {
   readonly samples: Sample[]
   /** ms since the load started (the clock of `due` and `done`). */
   now (): number
-  /** Stops sending, waits for every request in flight (each bounded by the timeout), returns the samples. */
+  /** Stops sending, waits for every request in flight (each bounded by the timeout), returns the samples. Idempotent. */
   stop (): Promise<Sample[]>
 }
 
@@ -73,14 +73,19 @@ export function openLoop (url: string, opts: OpenLoopOptions): OpenLoop {
     const due = Math.floor(now() * opts.rate / 1000)
     for (; sent < due; sent++) fire(sent * 1000 / opts.rate)
   }, 5)
+  // Once: a scenario stops the loop to read it, and again in its `finally` for the paths that threw.
+  let stopped: Promise<Sample[]> | undefined
   return {
     samples,
     now,
     async stop () {
-      clearInterval(tick)
-      while (inflight.size > 0) await Promise.all([...inflight.values()])
-      await own?.close()
-      return samples
+      stopped ??= (async () => {
+        clearInterval(tick)
+        while (inflight.size > 0) await Promise.all([...inflight.values()])
+        await own?.close()
+        return samples
+      })()
+      return await stopped
     }
   }
 }

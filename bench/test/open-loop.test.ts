@@ -42,6 +42,8 @@ t.test('openLoop sends on schedule whether or not earlier requests answered', as
   const refused = openLoop('http://127.0.0.1:1/', { rate: 20, timeoutMs: 500 })
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.ok((await refused.stop()).every((s) => !s.ok), 'a refused connection is a failed request')
+  // Its own undici Agent is closed once: a second stop (a scenario's `finally`) must not throw ClientDestroyedError.
+  t.equal(await refused.stop(), await refused.stop(), 'stop() again returns the same samples')
 })
 
 t.test('openLoop with `origin`: each request goes where the lookup says, with the URL\'s path; a failed lookup is a failed request', async (t) => {

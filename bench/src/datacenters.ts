@@ -72,12 +72,18 @@ export async function reported (agent: ConsulAgent, done: (passing: readonly Hea
 export interface Caller {
   load (rate: number): OpenLoop
   close (): Promise<void>
+  /** Ours: the dispatcher's retry and ejection counters, for the log (a failed request's why). */
+  counters? (): string
 }
 
 /** Our dispatcher in the bench process (replicas.ts `consumer`), with `options`; its watch's split is readable. */
 export async function ours (agent: ConsulAgent, options: DispatcherOptions): Promise<Caller & { dispatcher: ServiceDispatcher, app: FastifyInstance }> {
   const { app, dispatcher } = await consumer(agent, options)
-  return { app, dispatcher, load: (rate) => openLoop(USERS_URL, { rate, dispatcher }), close: async () => { await app.close() } }
+  const counters = (): string => {
+    const s = dispatcher.stats
+    return `retries ${s.retries} (denied ${s.retriesDenied}), ejections ${s.ejections}`
+  }
+  return { app, dispatcher, counters, load: (rate) => openLoop(USERS_URL, { rate, dispatcher }), close: async () => { await app.close() } }
 }
 
 /**
@@ -89,6 +95,16 @@ export async function oursWithFailover (dcs: Datacenters, count: number): Promis
   await untilRoutable(caller.dispatcher, REMOTE, count)
   return caller
 }
+
+/** The anchors' name in the table: Consul's own failover, asked before every request. */
+export const PREPARED_QUERY_NAME = `a prepared query with Failover.Datacenters [${REMOTE}], executed before every request`
+
+/** Ours against the HTTP anchor alone (P21, R15), and how the table names them. */
+export const OURS_AND_ANCHOR = ['ours', 'prepared-query'] as const
+export const ANCHOR_NAMES: Readonly<Record<typeof OURS_AND_ANCHOR[number], string>> = { ours: 'ours', 'prepared-query': PREPARED_QUERY_NAME }
+
+/** Replicas per datacenter in P20, P21 and R15. */
+export const REPLICAS_PER_DC = 2
 
 /** The prepared query executed before every request (consul-lookups.ts); `seen` hears each answer's datacenter. */
 export function preparedQueryCaller (agent: ConsulAgent, query: PreparedQuery, seen?: (datacenter: string) => void): Caller {
@@ -131,4 +147,19 @@ export async function killAll (set: ReplicaSet): Promise<void> {
 export async function restartAll (set: ReplicaSet): Promise<void> {
   // Each restart spawns at once (the old process is gone) and then waits until the whole set passes.
   await Promise.all(set.replicas.map(async (_, i) => await set.restart(i, 'SIGKILL')))
+}
+
+/**
+ * The local level's share of traffic each time the watch's split changes (its first level: the own
+ * datacenter with `failover`, the caller's zone with `locality`), from now until `stop()`. The trace
+ * `split.ts` `directionChanges` reads: a failover and its return is one change of direction.
+ */
+export function splitTrace (dispatcher: ServiceDispatcher): { values: number[], stop (): void } {
+  const values = [dispatcher.watch.priorities[0]!.load]
+  const onChange = (): void => {
+    const load = dispatcher.watch.priorities[0]!.load
+    if (load !== values[values.length - 1]) values.push(load)
+  }
+  dispatcher.watch.on('change', onChange)
+  return { values, stop: () => { dispatcher.watch.off('change', onChange) } }
 }

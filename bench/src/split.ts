@@ -32,6 +32,16 @@ export function majorityAfter (samples: readonly Sample[], mine: (s: Sample) => 
   return undefined
 }
 
+/** The log's reading of a time that may not have happened: "-4210 ms", or "never". */
+export function msOrNever (x: number | undefined): string {
+  return x === undefined ? 'never' : `${x.toFixed(0)} ms`
+}
+
+/** A share among the answers: 0 of none is 0, not NaN. */
+export function shareOf<T> (answers: readonly T[], mine: (a: T) => boolean): number {
+  return answers.filter(mine).length / Math.max(1, answers.length)
+}
+
 /**
  * Changes of direction in a series of one level's traffic share (a failover and its return, 1 → 0.7
  * → 0 → 0.7 → 1, is one: down, then up). Repeated values are no move. A split that flaps between the

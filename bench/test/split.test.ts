@@ -1,5 +1,5 @@
 import t from 'tap'
-import { directionChanges, firstAnswer, majorityAfter } from '../src/split.js'
+import { directionChanges, firstAnswer, majorityAfter, msOrNever, shareOf } from '../src/split.js'
 
 // P20, P21 and R16: the pure reading of where the traffic went (their smoke rounds are in test/scenarios/).
 
@@ -43,4 +43,11 @@ t.test('directionChanges(): a failover and its return is one change; flapping is
   t.equal(directionChanges([1, 0, 1, 0, 1]), 3)
   t.equal(directionChanges([1, 0]), 0, 'failed over, never back')
   t.equal(directionChanges([]), 0)
+})
+
+t.test('msOrNever() and shareOf(): the log\'s time, and a share that is 0 of no answers', async (t) => {
+  t.equal(msOrNever(-4210.4), '-4210 ms')
+  t.equal(msOrNever(undefined), 'never')
+  t.equal(shareOf([s(0, 1, 'dc2'), s(0, 1, 'dc1'), s(0, 1, 'dc2'), s(0, 1, 'dc2')], remote), 0.75)
+  t.equal(shareOf([], remote), 0, 'no answers: 0, not NaN')
 })

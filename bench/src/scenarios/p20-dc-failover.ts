@@ -1,12 +1,12 @@
 import { loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createPreparedQuery, type PreparedQuery } from '../consul-lookups.js'
-import { dnsCaller, killAll, LOCAL, ours, oursWithFailover, GATEWAY_DISCOVERY, passingIn, preparedQueryCaller, replicasIn, REMOTE, reported, servedBy, startDatacenters, type Caller, type Datacenters } from '../datacenters.js'
+import { dnsCaller, GATEWAY_DISCOVERY, killAll, LOCAL, ours, oursWithFailover, passingIn, PREPARED_QUERY_NAME, REPLICAS_PER_DC, preparedQueryCaller, REMOTE, replicasIn, reported, servedBy, startDatacenters, type Caller, type Datacenters } from '../datacenters.js'
 import { failureFigure } from '../failures.js'
 import { windowStats, type WindowStats } from '../open-loop.js'
 import { sized, type Figure, type Scenario, type Window } from '../scenario.js'
-import { firstAnswer, majorityAfter } from '../split.js'
-import { rotation, summarize, verdict } from '../stats.js'
+import { firstAnswer, majorityAfter, msOrNever } from '../split.js'
+import { rotatedRounds, summarize, verdict } from '../stats.js'
 
 // #25: a whole datacenter's replicas die at once (kill -9 of both dc1 replicas, 2 more in dc2) under
 // an open-loop load at a fixed rate. Our dispatcher as the sample gateway runs it, with
@@ -15,6 +15,9 @@ import { rotation, summarize, verdict } from '../stats.js'
 // prepared query asked before every request over HTTP and over DNS (the anchors). Consul reports a
 // killed replica critical at its next HTTP check, up to 10 s later (user-service registers the plugin's
 // default check, every 10 s); until then every caller that follows Consul still sees dc1.
+// Our dispatcher in the bench process rather than the gateway's process: the gateway routes through
+// this same dispatcher with these options (apps/gateway DEFAULTS.discovery, REG_FAILOVER → failover),
+// and in-process its watch's split and retry counters can be read at the moment they change.
 
 const SIDES = ['ours', 'no-failover', 'prepared-query', 'dns'] as const
 type Side = typeof SIDES[number]
@@ -22,12 +25,11 @@ type Side = typeof SIDES[number]
 const NAMES: Record<Side, string> = {
   ours: 'ours',
   'no-failover': 'negative control: the same dispatcher without failover',
-  'prepared-query': `a prepared query with Failover.Datacenters [${REMOTE}], executed before every request`,
+  'prepared-query': PREPARED_QUERY_NAME,
   dns: 'the same prepared query resolved through Consul DNS (SRV, TTL 0) before every request'
 }
 
-/** Replicas per datacenter. */
-const REPLICAS = 2
+const REPLICAS = REPLICAS_PER_DC
 
 export interface Phases {
   rate: number
@@ -51,6 +53,8 @@ interface FailoverRun {
   majorityMs: number | undefined
   /** Distinct dc1 replicas that answered before the kill: every replica was really served. */
   served: number
+  /** Ours: the dispatcher's retry and ejection counters after the run; empty for the anchors. */
+  counters: string
   loadavg: number[]
 }
 
@@ -85,6 +89,7 @@ export async function failoverRun (dcs: Datacenters, caller: () => Promise<Calle
       remoteServed: first !== undefined,
       majorityMs: majority === undefined ? undefined : kill + majority - criticalAt,
       served: new Set(samples.filter((s) => s.ok && s.due < kill && servedBy(LOCAL)(s)).map((s) => s.instance)).size,
+      counters: c.counters?.() ?? '',
       loadavg: loadavg()
     }
   } finally {
@@ -94,9 +99,6 @@ export async function failoverRun (dcs: Datacenters, caller: () => Promise<Calle
     await dc2.stop()
   }
 }
-
-/** The log's reading of a signed time: "-4210 ms", or "never" when it did not happen in the window. */
-const ms = (x: number | undefined): string => x === undefined ? 'never' : `${x.toFixed(0)} ms`
 
 function figures (runs: Record<Side, FailoverRun[]>, p: Phases): Figure[] {
   const what = (s: string): string => `${s}, kill -9 of both dc1 replicas (2 more in dc2), ${p.rate} req/s offered`
@@ -181,16 +183,11 @@ export const p20: Scenario = {
     try {
       const query = await createPreparedQuery(dcs.local.url, 'p20-user-service', 'user-service', [REMOTE])
       const byside = callers(dcs, query)
-      const runs = Object.fromEntries(SIDES.map((side) => [side, [] as FailoverRun[]])) as Record<Side, FailoverRun[]>
       // Fresh replicas every run, the sides' order rotated each round so that none always runs first.
-      for (let round = 0; round < ctx.rounds; round++) {
-        for (const side of rotation(SIDES, round)) {
-          const r = await failoverRun(dcs, byside[side], p)
-          runs[side].push(r)
-          const w = r.window
-          ctx.log(`P20 round ${round + 1} ${side}: dc1 served by ${r.served} replicas; control delivered ${r.control.map((c) => c.delivered.toFixed(3)).join(', ')}; kill → Consul reports dc1 critical ${r.criticalMs.toFixed(0)} ms; from the kill to ${p.after} s after: ${w.failed} failed of ${w.sent}, delivered ${w.delivered.toFixed(3)}, p99 ${w.p99.toFixed(0)} ms; Consul's report → first dc2 answer ${ms(r.remoteServed ? r.firstRemoteMs : undefined)}, dc2 majority ${ms(r.majorityMs)}; load ${r.loadavg[0]!.toFixed(2)}`)
-        }
-      }
+      const runs = await rotatedRounds(ctx.rounds, SIDES, async (side) => await failoverRun(dcs, byside[side], p), (round, side, r) => {
+        const w = r.window
+        ctx.log(`P20 round ${round + 1} ${side}: dc1 served by ${r.served} replicas; control delivered ${r.control.map((c) => c.delivered.toFixed(3)).join(', ')}; kill → Consul reports dc1 critical ${r.criticalMs.toFixed(0)} ms; from the kill to ${p.after} s after: ${w.failed} failed of ${w.sent}, delivered ${w.delivered.toFixed(3)}, p99 ${w.p99.toFixed(0)} ms; Consul's report → first dc2 answer ${msOrNever(r.remoteServed ? r.firstRemoteMs : undefined)}, dc2 majority ${msOrNever(r.majorityMs)}; ${r.counters === '' ? '' : `${r.counters}; `}load ${r.loadavg[0]!.toFixed(2)}`)
+      })
       return figures(runs, p)
     } finally {
       await dcs.fed.stop()

@@ -6,6 +6,7 @@ import { round } from '../fixtures/smoke.js'
 t.test('P20 runs one smoke round: every side, and its negative control really loses requests', async (t) => {
   const lines: string[] = []
   const report = await round('P20', lines)
+  t.comment(lines.join('\n'))
   const p20 = report.figures
   t.same(p20.map((f) => f.unit), ['failed', 'failed', 'failed', 'ms', 'ms', 'of offered'], 'failures against three peers, the signed time against two anchors, delivery with its null control')
   const control = p20[0]!

@@ -124,17 +124,25 @@ export function levelOf (dispatcher: ServiceDispatcher, datacenter: string | und
 }
 
 /**
- * Until our watch routes to `count` instances of `datacenter`: a datacenter whose agent was just started
- * again (R15) is listed before the local servers can read it. Bounded, so a federation that never
- * converges fails the run instead of hanging it.
+ * Polls `value` every 20 ms until `done` holds, and resolves with it. Bounded, so a federation that
+ * never converges or a watch that never notices fails the run instead of hanging it.
  */
-export async function untilRoutable (dispatcher: ServiceDispatcher, datacenter: string, count: number, timeoutMs = 60_000): Promise<void> {
+export async function pollUntil<T> (value: () => T, done: (v: T) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
   const deadline = performance.now() + timeoutMs
-  while (levelOf(dispatcher, datacenter)?.routable !== count) {
-    /* c8 ignore next -- only a federation that never converges gets here */
-    if (performance.now() > deadline) throw new Error(`${datacenter}: not ${count} routable instances after ${timeoutMs} ms: ${JSON.stringify(dispatcher.watch.priorities)}`)
-    await sleep(50)
+  for (;;) {
+    const v = value()
+    if (done(v)) return v
+    if (performance.now() > deadline) throw new Error(`${what}: not after ${timeoutMs} ms: ${JSON.stringify(v)}`)
+    await sleep(20)
   }
+}
+
+/**
+ * Until our watch routes to `count` instances of `datacenter`: the remote datacenter's level fills
+ * after the local one, so every side starts from the same, complete view.
+ */
+export async function untilRoutable (dispatcher: ServiceDispatcher, datacenter: string, count: number): Promise<void> {
+  await pollUntil(() => dispatcher.watch.priorities, (levels) => levels.some((l) => l.datacenter === datacenter && l.routable === count), `${datacenter}: ${count} routable instances`)
 }
 
 /** Kills every replica of a set with SIGKILL, and resolves once they are gone. */

@@ -35,6 +35,8 @@ t.test('majorityAfter(): more than half of the last n answers, in the order they
   t.equal(majorityAfter(samples, remote, 100, 3), 30, 'dc2, dc1, dc2 is a majority too')
   t.equal(majorityAfter(samples, remote, 100, 5), undefined, 'dc2 never held 3 of 5')
   t.equal(majorityAfter(samples, local, 100, 10), undefined, 'fewer answers than n')
+  // A dc2 answer that slides out of the run counts no more: dc2, dc1, dc1 is no majority; then dc2, dc2 is.
+  t.equal(majorityAfter([s(0, 10, 'dc2'), s(0, 20, 'dc1'), s(0, 30, 'dc1'), s(0, 40, 'dc2'), s(0, 50, 'dc2')], remote, 0, 3), 50, 'the run slides')
 })
 
 t.test('directionChanges(): a failover and its return is one change; flapping is more', async (t) => {

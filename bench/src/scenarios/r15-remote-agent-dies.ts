@@ -1,7 +1,7 @@
 import { loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createPreparedQuery } from '../consul-lookups.js'
-import { killAll, levelOf, LOCAL, oursWithFailover, passingIn, ANCHOR_NAMES, OURS_AND_ANCHOR, REPLICAS_PER_DC, preparedQueryCaller, REMOTE, replicasIn, reported, servedBy, startDatacenters, type Caller } from '../datacenters.js'
+import { killAll, levelOf, LOCAL, oursWithFailover, pollUntil, passingIn, ANCHOR_NAMES, OURS_AND_ANCHOR, REPLICAS_PER_DC, preparedQueryCaller, REMOTE, replicasIn, reported, servedBy, startDatacenters, type Caller } from '../datacenters.js'
 import { failureFigure } from '../failures.js'
 import { windowStats, type OpenLoop, type WindowStats } from '../open-loop.js'
 import { sized, type Figure, type Scenario } from '../scenario.js'
@@ -50,16 +50,6 @@ interface RemoteRun {
   loadavg: number[]
 }
 
-/** Polls ours' dc2 level until it reads `stale` (bounded: a watch that never notices fails the run). */
-async function untilStale (level: () => { state: string } | undefined, timeoutMs = 60_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  while (level()?.state !== 'stale') {
-    /* c8 ignore next -- only a watch that never notices its datacenter is gone gets here */
-    if (performance.now() > deadline) throw new Error(`${REMOTE}'s level not stale ${timeoutMs} ms after its agent was killed`)
-    await sleep(20)
-  }
-}
-
 async function remoteRun (side: Side, p: Phases): Promise<RemoteRun> {
   const dcs = await startDatacenters()
   try {
@@ -72,16 +62,18 @@ async function remoteRun (side: Side, p: Phases): Promise<RemoteRun> {
       const o = side === 'ours' ? await oursWithFailover(dcs, REPLICAS) : undefined
       c = o ?? preparedQueryCaller(dcs.local, query)
       loop = c.load(p.rate)
-      const dead = p.warmup * 1000
-      await sleep(dead - loop.now())
+      await sleep(p.warmup * 1000 - loop.now())
+      // The moment of the kill as the load's clock saw it, as for dc1's below.
+      const dead = loop.now()
       await dcs.remote.kill()
       let staleMs: number | undefined
       if (o !== undefined) {
-        await untilStale(() => levelOf(o.dispatcher, REMOTE))
+        await pollUntil(() => o.dispatcher.watch.priorities, (levels) => levels.some((l) => l.datacenter === REMOTE && l.state === 'stale'), `${REMOTE}'s level stale`)
         staleMs = loop.now() - dead
       }
-      await sleep(loop.now() + p.after * 1000 - loop.now())
-      const kept = o === undefined ? undefined : levelOf(o.dispatcher, REMOTE)?.routable
+      await sleep(p.after * 1000)
+      // The level is there: it was just seen stale.
+      const kept = o === undefined ? undefined : levelOf(o.dispatcher, REMOTE)!.routable
       const critical = reported(dcs.local, (passing) => passingIn(LOCAL, passing) === 0, loop.now)
       // The moment of the kill as the load's clock saw it: the phases are split here, not where it was planned.
       const kill = loop.now()

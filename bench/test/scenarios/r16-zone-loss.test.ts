@@ -10,7 +10,7 @@ t.test('R16 runs one smoke round: every side, the negative control loses request
   t.comment(lines.join('\n'))
   const r16 = report.figures
   t.same([...new Set(r16.map((f) => f.id))], ['R16'])
-  t.same(r16.map((f) => f.unit), ['failed', 'ms', 'of answers', 'flips'], 'failures, the return time, zone a\'s share after its return, the split\'s changes of direction')
+  t.same(r16.map((f) => f.unit), ['failed', 'of answers', 'ms', 'flips'], 'failures, zone a\'s share after its return, the return time, the split\'s changes of direction')
   const failed = r16[0]!
   t.match(failed.baselineName, /without retry/)
   t.ok(failed.baseline.min > 0, `without retry, requests failed in every round (${failed.baseline.samples.join(', ')})`)

@@ -4,7 +4,7 @@ import { startChildServer } from './child-server.js'
 import { startHaproxy } from './haproxy.js'
 import { startReplicas, USER_SERVICE } from './replicas.js'
 import type { ScenarioContext } from './scenario.js'
-import { rotation } from './stats.js'
+import { rotatedRounds } from './stats.js'
 
 // The fronts that stand before three user-service replicas in the frozen-replica scenarios (P10, P23,
 // R20): our gateway, with any discovery options over its defaults, and HAProxy configured as a fair peer.
@@ -83,16 +83,8 @@ export async function onFreshReplicas<T> (agent: ConsulAgent, front: () => Promi
 export async function sideRounds<S extends string, R> (ctx: ScenarioContext, sides: readonly S[], fronts: (f: Fronts) => Record<S, () => Promise<Front>>, run: (agent: ConsulAgent, front: () => Promise<Front>) => Promise<R>, report: (round: number, side: S, r: R) => void): Promise<Record<S, R[]>> {
   const all = await startFronts(ctx)
   const byside = fronts(all)
-  const runs = Object.fromEntries(sides.map((side) => [side, [] as R[]])) as Record<S, R[]>
   try {
-    for (let round = 0; round < ctx.rounds; round++) {
-      for (const side of rotation(sides, round)) {
-        const r = await run(all.agent, byside[side])
-        runs[side].push(r)
-        report(round, side, r)
-      }
-    }
-    return runs
+    return await rotatedRounds(ctx.rounds, sides, async (side) => await run(all.agent, byside[side]), report)
   } finally {
     await all.agent.stop()
   }

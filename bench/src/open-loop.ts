@@ -13,7 +13,7 @@ export interface OpenLoop {
   readonly samples: Sample[]
   /** ms since the load started (the clock of `due` and `done`). */
   now (): number
-  /** Stops sending, waits for every request in flight (each bounded by the timeout), returns the samples. */
+  /** Stops sending, waits for every request in flight (each bounded by the timeout), returns the samples. Idempotent. */
   stop (): Promise<Sample[]>
 }
 
@@ -26,6 +26,12 @@ export interface OpenLoopOptions {
   timeoutMs?: number
   /** Headers for each request, made when it is sent (P18's deadline). Default none. */
   headers?: () => Record<string, string>
+  /**
+   * The origin (`http://host:port`) of each request, looked up when it is sent, for a client that asks
+   * Consul before every request (P20's prepared-query and DNS anchors): the lookup counts in the
+   * latency, and a lookup that fails fails the request. Default: `url`'s own.
+   */
+  origin?: () => Promise<string>
 }
 
 /**
@@ -41,6 +47,7 @@ export function openLoop (url: string, opts: OpenLoopOptions): OpenLoop {
   const start = performance.now()
   const now = (): number => performance.now() - start
   const samples: Sample[] = []
+  const { pathname, search } = new URL(url)
   const inflight = new Map<number, Promise<void>>()
   let sent = 0
   const fire = (due: number): void => {
@@ -50,7 +57,8 @@ export function openLoop (url: string, opts: OpenLoopOptions): OpenLoop {
       let instance: string | undefined
       try {
         // undici's own timers, not an AbortSignal per request: thousands of those cost a loaded loop dearly.
-        const res = await request(url, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, headers: opts.headers?.() })
+        const target = opts.origin === undefined ? url : `${await opts.origin()}${pathname}${search}`
+        const res = await request(target, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, headers: opts.headers?.() })
         await res.body.arrayBuffer()
         ok = res.statusCode >= 200 && res.statusCode < 300
         instance = res.headers['x-instance-id'] as string | undefined
@@ -65,14 +73,19 @@ export function openLoop (url: string, opts: OpenLoopOptions): OpenLoop {
     const due = Math.floor(now() * opts.rate / 1000)
     for (; sent < due; sent++) fire(sent * 1000 / opts.rate)
   }, 5)
+  // Once: a scenario stops the loop to read it, and again in its `finally` for the paths that threw.
+  let stopped: Promise<Sample[]> | undefined
   return {
     samples,
     now,
     async stop () {
-      clearInterval(tick)
-      while (inflight.size > 0) await Promise.all([...inflight.values()])
-      await own?.close()
-      return samples
+      stopped ??= (async () => {
+        clearInterval(tick)
+        while (inflight.size > 0) await Promise.all([...inflight.values()])
+        await own?.close()
+        return samples
+      })()
+      return await stopped
     }
   }
 }

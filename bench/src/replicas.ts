@@ -28,8 +28,13 @@ function tail (file: string): string {
   return readFileSync(file, 'utf8').slice(-2000).trimEnd()
 }
 
-/** N replicas of `script` on free ports, as separate processes, sharing one SQLite file; `env` over the process's. */
-export async function startReplicas (agent: ConsulAgent, script: string, count: number, env: Record<string, string> = {}): Promise<{ replicas: Replica[], ports: readonly number[], restart (i: number, signal: NodeJS.Signals): Promise<number | null>, stop (): Promise<void> }> {
+/**
+ * N replicas of `script` on free ports, as separate processes, sharing one SQLite file; `env` over the
+ * process's, the same for each or per replica (R16 puts two zones in one set). Replica i registers as
+ * `user-service-<i>` unless its env names a SERVICE_ID (two datacenters' sets must differ: P20 tells
+ * who answered by `x-instance-id`).
+ */
+export async function startReplicas (agent: ConsulAgent, script: string, count: number, env: Record<string, string> | ((i: number) => Record<string, string>) = {}): Promise<{ replicas: Replica[], ports: readonly number[], restart (i: number, signal: NodeJS.Signals): Promise<number | null>, stop (): Promise<void> }> {
   const ports = await freePorts(count)
   const dir = mkdtempSync(join(tmpdir(), 'reg-bench-'))
   const db = join(dir, 'users.db')
@@ -39,7 +44,7 @@ export async function startReplicas (agent: ConsulAgent, script: string, count: 
     const fd = openSync(log, 'a')
     const child = spawn(process.execPath, [script], {
       // ADMIN_PORT=0: the admin listener on a port the OS picks, not PORT + 1000, which another process may hold.
-      env: { ...process.env, ADMIN_PORT: '0', ...env, PORT: String(ports[i]), SERVICE_ID: `user-service-${i}`, CONSUL_HTTP_ADDR: agent.address, USERS_DB: db, LOG_LEVEL: 'warn' },
+      env: { ...process.env, ADMIN_PORT: '0', SERVICE_ID: `user-service-${i}`, ...(typeof env === 'function' ? env(i) : env), PORT: String(ports[i]), CONSUL_HTTP_ADDR: agent.address, USERS_DB: db, LOG_LEVEL: 'warn' },
       stdio: ['ignore', fd, fd]
     })
     closeSync(fd)

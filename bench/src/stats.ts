@@ -98,3 +98,19 @@ export function rotation<T> (sides: readonly T[], round: number): T[] {
   const k = round % sides.length
   return [...sides.slice(k), ...sides.slice(0, k)]
 }
+
+/**
+ * `rounds` rounds of one run per side, in `rotation` order; `report` hears each run as it ends (the log).
+ * The runs by side, in round order.
+ */
+export async function rotatedRounds<S extends string, R> (rounds: number, sides: readonly S[], run: (side: S) => Promise<R>, report: (round: number, side: S, r: R) => void): Promise<Record<S, R[]>> {
+  const runs = Object.fromEntries(sides.map((side) => [side, [] as R[]])) as Record<S, R[]>
+  for (let round = 0; round < rounds; round++) {
+    for (const side of rotation(sides, round)) {
+      const r = await run(side)
+      runs[side].push(r)
+      report(round, side, r)
+    }
+  }
+  return runs
+}

@@ -42,6 +42,32 @@ t.test('openLoop sends on schedule whether or not earlier requests answered', as
   const refused = openLoop('http://127.0.0.1:1/', { rate: 20, timeoutMs: 500 })
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.ok((await refused.stop()).every((s) => !s.ok), 'a refused connection is a failed request')
+  // Its own undici Agent is closed once: a second stop (a scenario's `finally`) must not throw ClientDestroyedError.
+  t.equal(await refused.stop(), await refused.stop(), 'stop() again returns the same samples')
+})
+
+t.test('openLoop with `origin`: each request goes where the lookup says, with the URL\'s path; a failed lookup is a failed request', async (t) => {
+  const paths: string[] = []
+  const server = createServer((req, res) => {
+    paths.push(req.url!)
+    res.end('ok')
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  let lookups = 0
+  const loop = openLoop('http://user-service/users?limit=2', { rate: 40, origin: async () => { lookups++; return origin } })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const samples = await loop.stop()
+  t.ok(samples.length > 0 && samples.every((s) => s.ok), 'answered by the origin looked up')
+  t.equal(lookups, samples.length, 'one lookup per request')
+  t.ok(paths.every((p) => p === '/users?limit=2'), 'with the path and query of the URL')
+
+  const none = openLoop('http://user-service/users', { rate: 40, origin: async () => { throw new Error('no instance') } })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const failed = await none.stop()
+  t.ok(failed.length > 0 && failed.every((s) => !s.ok), 'a lookup that fails fails its request')
 })
 
 t.test('rotation: each side once in every position over as many rounds as sides', async (t) => {

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { attachToTest, startConsul, type ConsulAgent, type TestLike } from './consul-agent.js'
+import { freePorts } from './free-ports.js'
 
 export interface StartFederationOptions {
   /** Datacenter names, the first being "local" for whoever asks. Default `['dc1', 'dc2']`. */
@@ -8,11 +9,18 @@ export interface StartFederationOptions {
   t?: TestLike
   /** Milliseconds to wait until every agent lists every datacenter. Default 30 s. */
   readyTimeout?: number
+  /**
+   * Serve Consul's DNS interface, each agent on a free port (`dnsPorts`), for callers that resolve
+   * services or prepared queries by DNS. Default false: off, as startConsul() has it.
+   */
+  dns?: boolean
 }
 
 export interface ConsulFederation {
   /** One -dev agent per datacenter, by name: each is its datacenter's server and the apps' local agent. */
   readonly agents: Readonly<Record<string, ConsulAgent>>
+  /** Each agent's DNS port, by datacenter, with `dns`; empty without. Kept across an agent's kill() and start(). */
+  readonly dnsPorts: Readonly<Record<string, number>>
   /** WAN-joins datacenter `name`'s agent to the first one again (after its kill() and start()). */
   join (name: string): Promise<void>
   /** Stops every agent that is still running. Idempotent. */
@@ -49,9 +57,15 @@ export async function startConsulFederation (opts: StartFederationOptions = {}):
   const names = opts.datacenters ?? ['dc1', 'dc2']
   if (names.length < 2 || new Set(names).size !== names.length) throw new Error(`a federation needs two or more distinct datacenter names, got ${JSON.stringify(names)}`)
   const agents: Record<string, ConsulAgent> = {}
+  const dnsPorts: Record<string, number> = {}
   const stop = async (): Promise<void> => { await Promise.all(Object.values(agents).map(async (a) => await a.stop())) }
   try {
-    for (const name of names) agents[name] = await startConsul({ args: ['-datacenter', name] })
+    for (const name of names) {
+      // startConsul turns DNS off (-dns-port -1) before the extra arguments, and Consul takes the last of a repeated flag.
+      if (opts.dns) dnsPorts[name] = (await freePorts(1))[0]!
+      const dns = opts.dns ? ['-dns-port', String(dnsPorts[name])] : []
+      agents[name] = await startConsul({ args: ['-datacenter', name, ...dns] })
+    }
     const first = agents[names[0]!]!
     const timeoutMs = opts.readyTimeout ?? 30_000
     // The first agent's own WAN member says where its WAN gossip listens; no port has to be passed around.
@@ -66,7 +80,7 @@ export async function startConsulFederation (opts: StartFederationOptions = {}):
       await until(async () => await agentCall<string[]>(`${agents[name]!.url}/v1/catalog/datacenters`), (list) => names.every((n) => list.includes(n)), timeoutMs, `${name} does not list every datacenter`)
     }
     if (opts.t) for (const agent of Object.values(agents)) attachToTest(opts.t, agent)
-    return { agents, stop, join }
+    return { agents, dnsPorts, stop, join }
   } catch (err) {
     await stop()
     throw err

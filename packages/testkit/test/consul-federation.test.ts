@@ -1,10 +1,11 @@
+import { Resolver } from 'node:dns/promises'
 import t from 'tap'
 import { agentCall, startConsulFederation, until } from '../src/consul-federation.js'
 
 interface Entry { Service: { ID: string }, Node: { Datacenter: string } }
 
 t.test('two datacenters on loopback, WAN-joined: each lists both, and ?dc= reads the other through the local agent', async (t) => {
-  const fed = await startConsulFederation({ t })
+  const fed = await startConsulFederation({ t, dns: true })
   const { dc1, dc2 } = fed.agents as { dc1: NonNullable<typeof fed.agents['dc1']>, dc2: NonNullable<typeof fed.agents['dc2']> }
   for (const agent of [dc1, dc2]) t.same((await agentCall<string[]>(`${agent.url}/v1/catalog/datacenters`)).sort(), ['dc1', 'dc2'])
   t.not(dc1.httpPort, dc2.httpPort)
@@ -15,6 +16,11 @@ t.test('two datacenters on loopback, WAN-joined: each lists both, and ?dc= reads
   t.equal(remote[0]!.Service.ID, 'users-dc2')
   t.equal(remote[0]!.Node.Datacenter, 'dc2', 'dc2\'s instance, read through dc1\'s agent')
   t.same(await agentCall<Entry[]>(`${dc1.url}/v1/health/service/users`), [], 'and not in dc1')
+  // `dns`: each agent answers DNS on its own port, and dc1's resolves dc2's service by name.
+  t.not(fed.dnsPorts.dc1, fed.dnsPorts.dc2)
+  const resolver = new Resolver()
+  resolver.setServers([`127.0.0.1:${fed.dnsPorts.dc1!}`])
+  t.same((await resolver.resolveSrv('users.service.dc2.consul')).map((r) => r.port), [1234], 'SRV of dc2\'s instance through dc1\'s DNS')
   // Coordinates come with the servers' periodic updates, a few seconds after the join.
   const coords = await until(async () => await agentCall<Array<{ Datacenter: string }>>(`${dc1.url}/v1/coordinate/datacenters`), (c) => c.length === 2, 30_000, 'coordinates')
   t.same(coords.map((c) => c.Datacenter).sort(), ['dc1', 'dc2'], 'round-trip data for both')
@@ -37,6 +43,7 @@ t.test('two datacenters on loopback, WAN-joined: each lists both, and ?dc= reads
 t.test('three datacenters: every agent lists every one', async (t) => {
   const fed = await startConsulFederation({ datacenters: ['east', 'west', 'north'], t })
   for (const agent of Object.values(fed.agents)) t.same((await agentCall<string[]>(`${agent.url}/v1/catalog/datacenters`)).sort(), ['east', 'north', 'west'])
+  t.same(fed.dnsPorts, {}, 'no DNS unless asked')
 })
 
 t.test('names that make no federation are refused before any agent starts', async (t) => {

@@ -66,3 +66,27 @@ t.test('retries: 0 means one try: nothing spills', async (t) => {
   await t.rejects(get(dispatcher(t, watch, 0)), gaveUp('ECONNREFUSED'))
   t.equal(remote.received.length, 0)
 })
+
+t.test('a whole level refuses: its instances are ejected past the cap, first attempts go to the fallback, no retry is refused', async (t) => {
+  // Two of two local instances dead, two remote: the default cap (maxEjectionPercent 50) counts the four
+  // reachable instances, so both local ones can go, and requests stop paying a failed first try. Before
+  // (#25's P20), the cap kept one dead local instance routed: every request failed there first, the
+  // failures closed the retry throttle, and refused retries became failed requests.
+  const local = [await dead(t, 'dc1-a'), await dead(t, 'dc1-b')]
+  const remote = [await upstream(t, 'dc2-a'), await upstream(t, 'dc2-b')]
+  const watch = new StaticWatch(local.map(at))
+  watch.set(local.map(at), remote.map(at))
+  const d = dispatcher(t, watch, 2)
+  for (let i = 0; i < 200; i++) t.match(await get(d), /^dc2-/, `request ${i} served`)
+  t.same(d.ejected.map((i) => i.id).sort(), ['dc1-a', 'dc1-b'], 'both refusing local instances ejected')
+  t.equal(d.stats.retriesDenied, 0, 'no retry refused by the throttle or the budget')
+  t.ok(d.stats.retries < 20, `first attempts went to the fallback once the level was out (${d.stats.retries} retries for 200 requests)`)
+  t.ok(remote.every((u) => u.received.length > 0), 'spread over the fallback level')
+})
+
+t.test('negative control: without a fallback level the cap keeps one of the two dead instances routed (panic, as before)', async (t) => {
+  const local = [await dead(t, 'dc1-a'), await dead(t, 'dc1-b')]
+  const d = dispatcher(t, new StaticWatch(local.map(at)), 2)
+  for (let i = 0; i < 10; i++) await t.rejects(get(d), gaveUp('ECONNREFUSED'))
+  t.equal(d.ejected.length, 1, 'one ejected: the cap keeps half of what is reachable')
+})

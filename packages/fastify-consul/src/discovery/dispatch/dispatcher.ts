@@ -281,7 +281,11 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
     }
     // Fallback instances keep their pools and records too: they are tried, just not picked first.
     this.#live = new Map([...this.#fallback, ...this.#routed].map((i) => [originOf(i), i]))
-    this.#routable = this.#routed.filter((i) => i.weight > 0).length
+    // The ejection cap (maxEjectionPercent) keeps capacity, so it counts what a request can still reach:
+    // with a fallback level, a whole datacenter or zone that refuses can be ejected and its traffic
+    // move on (Envoy counts ejected hosts out of a priority's health the same way), instead of the cap
+    // keeping dead instances routed while their failures close the retry throttle (P20 saw it).
+    this.#routable = this.#routed.filter((i) => i.weight > 0).length + this.#fallback.filter((i) => i.weight > 0).length
     this.#pools.retain(this.#live)
     this.#outliers.retain(this.#live)
     this.#rebalance()
@@ -311,9 +315,12 @@ export class BalancedDispatcher extends Dispatcher implements ServiceDispatcher 
 
   #rebalance (): void {
     const admitted = this.#routed.filter((i) => !this.#outliers.isEjected(originOf(i)))
-    // Envoy's panic mode: with every instance ejected (a pool of one, or maxEjectionPercent 100),
-    // trying them beats refusing every request.
-    this.#admitted = admitted.some((i) => i.weight > 0) ? admitted : this.#routed
+    const spilled = this.#fallback.filter((i) => i.weight > 0 && !this.#outliers.isEjected(originOf(i)))
+    // Every routed instance ejected: their level has no health left, so first attempts go to the next
+    // level's admitted instances (Envoy's priority load with ejected hosts counted out), until a probe
+    // re-admits one or Consul's own view moves the levels. Only with nowhere else to go, Envoy's panic
+    // mode: trying them all beats refusing every request.
+    this.#admitted = admitted.some((i) => i.weight > 0) ? admitted : spilled.length > 0 ? spilled : this.#routed
     this.#balancer = this.#balance(this.#admitted)
   }
 

@@ -36,7 +36,7 @@ const Schema = Type.Object({
   inboundDeadline: Type.Optional(Type.Union([Type.Literal(false), InboundDeadline], { description: 'false or an object { max? }' })),
   // Checked by config/options.ts (its schema holds the user's TypeBox schema, which is not walked here).
   config: Type.Optional(Type.Unknown()),
-  // Checked in normalizeConnect(): a handle with live keepers (not a value to walk), or the sidecar form.
+  // Checked in normalizeConnectCheck() (a handle with live keepers, not a value to walk) or normalizeSidecar().
   connect: Type.Optional(Type.Unknown())
 }, { additionalProperties: false, description: 'an options object with at least { service: { name } }' })
 

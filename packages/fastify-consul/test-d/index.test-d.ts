@@ -288,6 +288,8 @@ expectError(fastify().register(consulPlugin, { service: { name: 'users' }, conne
 expectAssignable<ConsulPluginOptions['connect']>(native)
 expectAssignable<ConsulPluginOptions['connect']>({ sidecar: {} })
 expectAssignable<ConsulPluginOptions['connect']>({ sidecar: { port: 21000, upstreams: [{ destinationName: 'users', localBindPort: 9191, datacenter: 'dc2', localBindAddress: '127.0.0.1' }] } })
+const frozenUpstreams = [{ destinationName: 'users', localBindPort: 9191 }] as const
+expectAssignable<ConsulPluginOptions['connect']>({ sidecar: { upstreams: frozenUpstreams } })
 expectNotAssignable<ConsulPluginOptions['connect']>({ sidecar: { upstreams: [{ destinationName: 'users' }] } })
 expectNotAssignable<ConsulPluginOptions['connect']>({ sidecar: { upstreams: [{ destinationName: 'users', localBindPort: '9191' }] } })
 expectNotAssignable<ConsulPluginOptions['connect']>({ sidecar: { prot: 1 } })

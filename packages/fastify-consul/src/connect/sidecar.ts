@@ -45,7 +45,7 @@ export interface ConnectSidecarOptions {
   /** The sidecar's public (mTLS) port. Default: Consul picks one from its sidecar range (21000–21255). */
   port?: number | undefined
   /** Services this app calls through the sidecar. Default none. */
-  upstreams?: SidecarUpstreamOptions[] | undefined
+  upstreams?: readonly SidecarUpstreamOptions[] | undefined
 }
 
 /** An upstream with its defaults applied. */

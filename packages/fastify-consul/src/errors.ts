@@ -167,3 +167,19 @@ export const ConnectNotReadyError = createError<'FST_REG_CONNECT_NOT_READY', 500
  */
 export const ConnectBadResponseError = createError<'FST_REG_CONNECT_BAD_RESPONSE', 502, [string, string]>(
   'FST_REG_CONNECT_BAD_RESPONSE', 'Consul answered %s with a malformed body: %s', 502)
+
+/** `fastify.consul.upstream(name)` for a name the sidecar registered with this service does not list. */
+export const ConnectUnknownUpstreamError = createError<'FST_REG_CONNECT_UNKNOWN_UPSTREAM', 500, [string, string]>(
+  'FST_REG_CONNECT_UNKNOWN_UPSTREAM', 'No sidecar upstream %s: connect.sidecar.upstreams lists %s', 500)
+
+/** A request sent through an upstream dispatcher after its close(). */
+export const ConnectUpstreamClosedError = createError<'FST_REG_CONNECT_UPSTREAM_CLOSED', 500, [string]>(
+  'FST_REG_CONNECT_UPSTREAM_CLOSED', 'The sidecar upstream dispatcher for %s is closed', 500)
+
+/**
+ * A request through a sidecar upstream failed before a whole answer: the sidecar is down (refused), or it
+ * closed the connection (a deny intention at the far sidecar closes new connections after the handshake,
+ * and no healthy instance behind it does the same). Not retried: the request may have reached the service.
+ */
+export const ConnectUpstreamFailedError = createError<'FST_REG_CONNECT_UPSTREAM_FAILED', 502, [string, string, { cause: unknown }]>(
+  'FST_REG_CONNECT_UPSTREAM_FAILED', 'The sidecar upstream %s failed: %s (see cause)', 502)

@@ -11,6 +11,7 @@ import { preflight } from './consul/preflight.js'
 import { ConsulHttp } from './consul/http.js'
 import type { DiscoverOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
 import type { ServiceDispatcher } from './discovery/dispatch/service-dispatcher.js'
+import { SidecarUpstreams, type SidecarDispatcher, type UpstreamOptions } from './discovery/dispatch/sidecar-dispatcher.js'
 import { DiscoveryRegistry, checkFailoverDatacenters } from './discovery/registry.js'
 import type { ServiceWatch } from './discovery/watch/service-watch.js'
 import { LiveConfig, type ConfigHandle } from './config/live-config.js'
@@ -21,6 +22,7 @@ import { Deadline, DEADLINE_HEADER, parseDeadlineHeader, runWithDeadline } from 
 import { AlreadyRegisteredError, InvalidOptionError, NotListeningError } from './errors.js'
 import { attachServerTls } from './connect/server-tls.js'
 import { CONNECT_CHECK, connectCheck } from './connect/health-check.js'
+import { sidecarConnectBlock } from './connect/sidecar.js'
 import { normalizeOptions, type ConsulPluginOptions, type NormalizedOptions } from './options.js'
 import { buildDefinition, resolveAddress, type ServiceRegistration } from './registration/definition.js'
 import { advertisedStatus, registrationCheck, type HealthSource, REGISTRATION_CHECK, REGISTRATION_CHECK_INTERVAL } from './registration/health-contribution.js'
@@ -59,6 +61,14 @@ export interface FastifyConsul {
    */
   dispatcher (service: string, opts?: DispatcherOptions): ServiceDispatcher
   dispatcher (watch: ServiceWatch, opts?: DispatchOptions): ServiceDispatcher
+  /**
+   * An undici Dispatcher to `service` through this service's sidecar (`connect: { sidecar }`): every
+   * request goes to the upstream's local port, whatever origin it names, and the sidecar carries the
+   * mutual TLS. Deadlines apply; no retries and no ejection (one local target). The same name and
+   * options give the same dispatcher (call it per request freely); closed with the app.
+   * Throws FST_REG_CONNECT_UNKNOWN_UPSTREAM when the sidecar lists no such upstream.
+   */
+  upstream (service: string, opts?: UpstreamOptions): SidecarDispatcher
   /**
    * Contends for leadership on a KV `key` with a Consul session (Go's api.Lock): `isLeader`, `elected`
    * and `lost` events, `release()`. Every handle is released in preClose, so a rolling restart hands over
@@ -169,7 +179,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       // With an initial Status we are discoverable as soon as we listen, not after the first probe.
       initialStatus: health ? advertisedStatus(health.status()) : 'passing',
       bootId,
-      connectNative: opts.connect?.inbound === true
+      connect: opts.connect?.inbound === true ? { Native: true } : opts.sidecar === undefined ? undefined : sidecarConnectBlock(opts.sidecar)
     })
   }
 
@@ -195,6 +205,8 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     })
   }
 
+  // Sidecar upstream dispatchers (#24): shared per upstream, closed with the app, like discovery's.
+  const upstreams = new SidecarUpstreams(opts.sidecar, opts.discovery.deadline)
   fastify.decorate('consul', {
     client,
     get registration () { return registrar.registration },
@@ -209,6 +221,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
       meters.observe(dispatcher)
       return dispatcher
     },
+    upstream: (service, options) => upstreams.get(service, options),
     leader: (key, options) => {
       const election = new LeaderElection({ http, log, settings: normalizeLeaderOptions(key, options) })
       leaders.add(election)
@@ -298,6 +311,7 @@ const consul: FastifyPluginAsync<ConsulPluginOptions> = async function consul (f
     await config?.close()
     registrar.close()
     await discovery.close()
+    await upstreams.close()
     if (ownsClient) (client as unknown as { destroy (): void }).destroy()
     await http.close()
   })
@@ -312,6 +326,8 @@ export type { HealthSource } from './registration/health-contribution.js'
 // DiscoveryOptions: the name people guess for discover()'s options, the same type.
 export type { DiscoverOptions, DiscoverOptions as DiscoveryOptions, DispatcherOptions, DispatchOptions } from './discovery/options.js'
 export type { ServiceDispatcher, DispatcherStats, DispatcherEvents } from './discovery/dispatch/service-dispatcher.js'
+export type { SidecarDispatcher, UpstreamOptions } from './discovery/dispatch/sidecar-dispatcher.js'
+export type { ConnectSidecarOptions, SidecarUpstreamOptions } from './connect/sidecar.js'
 export type { RequestOutcome } from './discovery/dispatch/retry-policy.js'
 export type { PriorityLevel, ServiceWatch, WatchState } from './discovery/watch/service-watch.js'
 export type { Instance, InstanceStatus } from './discovery/watch/instance.js'

@@ -7,6 +7,7 @@ import { BackoffDurations, Duration, msOr } from './consul/duration.js'
 import { validateDiscoveryOptions, type DispatcherOptions } from './discovery/options.js'
 import { normalizeConfigOptions, type ConfigOptions, type ConfigSettings } from './config/options.js'
 import { CONNECT_NATIVE, type ConnectNative, type ConnectNativeOutbound } from './connect/native.js'
+import { isSidecarForm, normalizeSidecar, type ConnectSidecarOptions, type SidecarSettings } from './connect/sidecar.js'
 import { fail, normalizeCheck, normalizeService, type CheckConfig, type GrpcCheckOptions, type HttpCheckOptions, type ServiceOptions, type TcpCheckOptions, type TtlCheckOptions } from './registration/options.js'
 import type { Unset } from './util/unset.js'
 import { firstProblem, objectFormProblem } from './util/validate.js'
@@ -35,7 +36,7 @@ const Schema = Type.Object({
   inboundDeadline: Type.Optional(Type.Union([Type.Literal(false), InboundDeadline], { description: 'false or an object { max? }' })),
   // Checked by config/options.ts (its schema holds the user's TypeBox schema, which is not walked here).
   config: Type.Optional(Type.Unknown()),
-  // Checked by shape in normalizeConnectCheck(): a handle with live keepers, not a value to walk.
+  // Checked in normalizeConnectCheck() (a handle with live keepers, not a value to walk) or normalizeSidecar().
   connect: Type.Optional(Type.Unknown())
 }, { additionalProperties: false, description: 'an options object with at least { service: { name } }' })
 
@@ -74,13 +75,15 @@ export interface ConsulPluginOptions {
   /** Configuration from Consul KV, typed by a TypeBox schema, live-reloaded (see README, Configuration from KV). */
   config?: ConfigOptions | undefined
   /**
-   * Consul Connect native (see README, Connect): the handle of `await connectNative({ service })`, whose
-   * `https` the app was created with. The plugin registers `Connect: { Native: true }`, swaps the TLS
-   * context on rotation, and authorizes every request against intentions. Its dispatchers dial
-   * Connect-native instances with the same identity. With `connectNative({ service, inbound: false })`
-   * the app serves plain HTTP and uses the identity only to dial. Default: off.
+   * Consul Connect (see README, Connect). Either Connect native: the handle of `await connectNative({ service })`,
+   * whose `https` the app was created with; the plugin registers `Connect: { Native: true }`, swaps the TLS
+   * context on rotation, and authorizes every request against intentions, and its dispatchers dial
+   * Connect-native instances with the same identity (with `connectNative({ service, inbound: false })` the
+   * app serves plain HTTP and uses the identity only to dial). Or `{ sidecar: { port?, upstreams? } }`:
+   * the plugin registers a sidecar proxy's definition with the service, and `fastify.consul.upstream(name)`
+   * dispatches through it. Default: off.
    */
-  connect?: ConnectNative | ConnectNativeOutbound | undefined
+  connect?: ConnectNative | ConnectNativeOutbound | { sidecar: ConnectSidecarOptions } | undefined
   /**
    * Reads the caller's remaining budget (`x-envoy-expected-rq-timeout-ms`) into `request.deadline`,
    * which dispatches made while handling the request inherit. A budget above `max` is clamped to it;
@@ -107,6 +110,8 @@ export interface NormalizedOptions {
   meterProvider: MeterProvider | undefined
   config: ConfigSettings | undefined
   connect: ConnectNative | ConnectNativeOutbound | undefined
+  /** The sidecar registered with the service (`connect: { sidecar }`), or undefined. */
+  sidecar: SidecarSettings | undefined
   /** ms; false when the header is not read */
   inboundDeadline: { max: number } | false
 }
@@ -129,8 +134,9 @@ export const PLUGIN_DEFAULTS = Object.freeze({
  * default check becomes TTL, driven by the app's own health, and an explicit HTTP or gRPC one is refused.
  */
 function normalizeConnectCheck (connect: unknown, given: unknown, name: string): CheckConfig {
-  if (connect === undefined) return normalizeCheck(given)
-  if (!(connect instanceof Object) || !(CONNECT_NATIVE in connect)) fail('connect', 'the handle of await connectNative({ service })')
+  // A sidecar leaves the app on plain HTTP, so every check works as without Connect.
+  if (connect === undefined || isSidecarForm(connect)) return normalizeCheck(given)
+  if (!(connect instanceof Object) || !(CONNECT_NATIVE in connect)) fail('connect', 'the handle of await connectNative({ service }), or { sidecar: { port?, upstreams? } }')
   const handle = connect as ConnectNative | ConnectNativeOutbound
   if (handle.service !== name) fail('connect', `a connectNative() handle for service "${name}" (this one is for "${String(handle.service)}")`)
   // Outbound only: the app serves plain HTTP, which Consul's checks reach as usual.
@@ -173,7 +179,8 @@ export function normalizeOptions (input: unknown): NormalizedOptions {
     discovery,
     meterProvider: meterProvider as MeterProvider | undefined,
     config: opts.config === undefined ? undefined : normalizeConfigOptions(opts.config, service.name),
-    connect: connect as ConnectNative | ConnectNativeOutbound | undefined,
+    connect: isSidecarForm(connect) ? undefined : connect as ConnectNative | ConnectNativeOutbound | undefined,
+    sidecar: isSidecarForm(connect) ? normalizeSidecar(connect) : undefined,
     inboundDeadline: opts.inboundDeadline === false ? false : { max: msOr(opts.inboundDeadline?.max, PLUGIN_DEFAULTS.inboundDeadlineMax) }
   }
 }

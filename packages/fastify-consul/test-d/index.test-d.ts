@@ -13,6 +13,10 @@ import consulPlugin, {
   type ConnectNative,
   type ConnectNativeOutbound,
   type ConnectIdentity,
+  type ConnectSidecarOptions,
+  type SidecarDispatcher,
+  type SidecarUpstreamOptions,
+  type UpstreamOptions,
   errors,
   classifyFailure,
   Deadline,
@@ -296,3 +300,28 @@ expectType<'native' | undefined>(picked.connect)
 expectType<'FST_REG_CONNECT_IDENTITY_REQUIRED'>(new errors.ConnectIdentityRequiredError('users').code)
 expectType<'FST_REG_CONNECT_UPSTREAM_REFUSED'>(new errors.ConnectUpstreamRefusedError('users', 'why').code)
 expectError(fastify().register(consulPlugin, { service: { name: 'users' }, connect: { service: 'users' } }))
+
+// ── Connect through a sidecar (#24) ──────────────────────────────────────────────────────────────
+// `connect` is a union: a connectNative() handle, or the sidecar form.
+expectAssignable<ConsulPluginOptions['connect']>(native)
+expectAssignable<ConsulPluginOptions['connect']>({ sidecar: {} })
+expectAssignable<ConsulPluginOptions['connect']>({ sidecar: { port: 21000, upstreams: [{ destinationName: 'users', localBindPort: 9191, datacenter: 'dc2', localBindAddress: '127.0.0.1' }] } })
+const frozenUpstreams = [{ destinationName: 'users', localBindPort: 9191 }] as const
+expectAssignable<ConsulPluginOptions['connect']>({ sidecar: { upstreams: frozenUpstreams } })
+expectNotAssignable<ConsulPluginOptions['connect']>({ sidecar: { upstreams: [{ destinationName: 'users' }] } })
+expectNotAssignable<ConsulPluginOptions['connect']>({ sidecar: { upstreams: [{ destinationName: 'users', localBindPort: '9191' }] } })
+expectNotAssignable<ConsulPluginOptions['connect']>({ sidecar: { prot: 1 } })
+expectNotAssignable<ConsulPluginOptions['connect']>({ native: true })
+const sidecarOptions: ConnectSidecarOptions = { upstreams: [{ destinationName: 'users', localBindPort: 9191 } satisfies SidecarUpstreamOptions] }
+fastify().register(consulPlugin, { service: { name: 'gateway' }, connect: { sidecar: sidecarOptions } })
+const viaSidecar = fastify().consul.upstream('users', { deadline: '2s', datacenter: 'dc2' } satisfies UpstreamOptions)
+expectType<SidecarDispatcher>(viaSidecar)
+expectAssignable<Dispatcher>(viaSidecar)
+expectType<string>(viaSidecar.origin)
+expectType<string>(viaSidecar.service)
+expectType<Promise<void>>(viaSidecar.close())
+expectAssignable<Promise<unknown>>(request('http://users/list', { dispatcher: viaSidecar }))
+expectError(fastify().consul.upstream('users', { retries: 2 }))
+expectError(fastify().consul.upstream(42))
+expectType<'FST_REG_CONNECT_UNKNOWN_UPSTREAM'>(new errors.ConnectUnknownUpstreamError('users', 'nothing').code)
+expectType<502>(new errors.ConnectUpstreamFailedError('users', 'UND_ERR_SOCKET', { cause: new Error('x') }).statusCode)

@@ -74,7 +74,7 @@ function installExitHook (): void {
  * A detached shell that kills the agent once this process is gone. Node cannot set PDEATHSIG, and an
  * agent that outlives a crashed test run would hold its ports and CPU until someone notices.
  */
-function watchdog (agentPid: number): void {
+export function watchdog (agentPid: number): void {
   const script = `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${agentPid} 2>/dev/null; do sleep 1; done; kill -9 ${agentPid} 2>/dev/null`
   const dog = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' })
   dog.unref()

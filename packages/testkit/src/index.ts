@@ -14,3 +14,4 @@ export { installPacked, type InstallPackedOptions, type PackedInstall } from './
 export { globalTestMeter, testMeter, type MetricPoint, type TestMeter } from './metrics-reader.js'
 export { ensureVictoriaMetrics, VictoriaMetricsNotFoundError, type EnsureVictoriaMetricsOptions } from './ensure-victoria-metrics.js'
 export { ensureChromium, ChromiumNotFoundError, CHROMIUM_ARGS, type EnsureChromiumOptions } from './ensure-chromium.js'
+export { startConnectProxy, type ConnectProxy, type StartConnectProxyOptions } from './connect-proxy.js'

@@ -68,8 +68,11 @@ export interface DefinitionInput {
    * Status we send, and ?replace-existing-checks removes the old one. Self-heal keeps the boot's ID.
    */
   bootId: string
-  /** Registered as Connect-native (`Connect: { Native: true }`): callers dial it with mutual TLS. */
-  connectNative?: boolean
+  /**
+   * The registration's `Connect` block, built by connect/ (registration/ does not know Connect):
+   * `{ Native: true }` for a Connect-native service, `{ SidecarService: … }` for one behind a sidecar.
+   */
+  connect?: Record<string, unknown> | undefined
 }
 
 /** The PUT /v1/agent/service/register body. Only fields Consul 1.8 knows: it rejects unknown ones. */
@@ -80,7 +83,7 @@ export interface AgentServiceRegister {
   Port: number
   Tags: string[]
   Meta: Record<string, string>
-  Connect?: { Native: boolean }
+  Connect?: Record<string, unknown>
   Weights?: { Passing: number, Warning: number }
   EnableTagOverride?: boolean
   Check?: Record<string, string | number | boolean | Record<string, string[]>>
@@ -101,7 +104,7 @@ export function buildDefinition (input: DefinitionInput): { body: AgentServiceRe
   const weights = service.weights ?? REGISTRATION_DEFAULTS.weights
   body.Weights = { Passing: weights.passing, Warning: weights.warning }
   if (service.enableTagOverride !== undefined) body.EnableTagOverride = service.enableTagOverride
-  if (input.connectNative === true) body.Connect = { Native: true }
+  if (input.connect !== undefined) body.Connect = input.connect
 
   let registered: RegisteredCheck | undefined
   if (check.type !== 'none') {

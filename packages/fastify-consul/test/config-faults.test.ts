@@ -64,7 +64,12 @@ t.test('LiveConfig: a throwing listener is logged and the loop goes on; a failed
   while (values.length < 3) await new Promise((resolve) => setTimeout(resolve, 20))
   t.ok(logger.at('error').some((e) => e.msg === 'configuration listener threw'), 'logged')
   t.ok(values.length >= 3, 'later changes still arrive')
-  t.ok(logger.at('warn').some((e) => e.msg === 'could not write the last-known-good configuration file'))
+  // The file is written after the swap, asynchronously: its failure is logged when the write settles,
+  // which under load can be after the third 'change' (a flake seen in a clean-clone run). Waited for,
+  // within a bound that only proves it happens.
+  const writeFailed = (): boolean => logger.at('warn').some((e) => e.msg === 'could not write the last-known-good configuration file')
+  for (let waited = 0; !writeFailed() && waited < 5000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.ok(writeFailed(), 'the failed write is logged')
   await config.close()
   t.equal(config.state, 'closed')
 })

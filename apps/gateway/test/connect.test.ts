@@ -1,50 +1,19 @@
-import { freePorts, serviceUntil, startConsul } from '@reg/testkit'
+import { startConsul } from '@reg/testkit'
 import t from 'tap'
-import { GATEWAY_JS, startServer, USER_SERVICE_JS, whileRunning } from './fixtures/server.js'
+import { get, startConnectFleet, until } from './fixtures/connect-fleet.js'
+import { whileRunning } from './fixtures/server.js'
 
-// REG_CONNECT=true end to end (issue #24, item 8): the built gateway and two built user-service replicas
-// on a real -dev agent (Connect on, with its built-in CA). The replicas serve Connect-native mutual TLS
-// only, so every 200 through the gateway is a request the gateway made with its own leaf certificate
-// and whose server it checked. Intentions then act on the gateway's calls, as the root README's demo shows.
+// REG_CONNECT=true on both apps (issue #24, item 8): the gateway calls user-service over Connect mTLS,
+// and intentions act on its calls, as the root README's demo shows. The fleet: fixtures/connect-fleet.ts.
 
 const agent = await startConsul({ t })
 
-interface Answer { status: number, code: string | undefined, instance: string | undefined }
-
-async function get (base: string): Promise<Answer> {
-  const res = await fetch(`${base}/users`)
-  const text = await res.text()
-  let code: string | undefined
-  try { code = (JSON.parse(text) as { code?: string }).code } catch { code = undefined }
-  return { status: res.status, code, instance: res.headers.get('x-instance-id') ?? undefined }
-}
-
-/** Asks until `want` holds or `ms` pass; the answers seen and how long it took (a trace, not an assertion on speed). */
-async function until (base: string, want: (a: Answer) => boolean, ms: number): Promise<{ answer: Answer, took: number }> {
-  const start = performance.now()
-  let answer = await get(base)
-  while (!want(answer) && performance.now() - start < ms) answer = await get(base)
-  return { answer, took: Math.round(performance.now() - start) }
-}
-
 t.test('REG_CONNECT=true on both apps: the gateway calls user-service over Connect mTLS; a deny intention turns its calls into coded 403s, deleting it restores them', async (t) => {
-  const [g1, a1, g2, a2, ...replicaPorts] = await freePorts(6) as [number, number, number, number, number, number]
-  const ids = ['user-service-c1', 'user-service-c2']
-  const replicas = ids.map((id, n) => startServer(t, USER_SERVICE_JS, {
-    CONSUL_HTTP_ADDR: agent.address, USERS_DB: ':memory:', LOG_LEVEL: 'warn', PORT: String(replicaPorts[n]), ADMIN_PORT: '0', SERVICE_ID: id, REG_CONNECT: 'true'
-  }))
-  await whileRunning(replicas, serviceUntil(agent.url, 'user-service', (e) => e.length === 2, { passing: true }))
-
-  const gateway = startServer(t, GATEWAY_JS, { CONSUL_HTTP_ADDR: agent.address, PORT: String(g1), ADMIN_PORT: String(a1), SERVICE_ID: 'gateway-connect', LOG_LEVEL: 'warn', REG_CONNECT: 'true' })
-  // Negative control: the same gateway without REG_CONNECT holds no certificate, so it cannot reach them.
-  const plain = startServer(t, GATEWAY_JS, { CONSUL_HTTP_ADDR: agent.address, PORT: String(g2), ADMIN_PORT: String(a2), SERVICE_ID: 'gateway-plain', LOG_LEVEL: 'warn' })
-  const all = [gateway, plain, ...replicas]
-  await whileRunning(all, serviceUntil(agent.url, 'gateway', (e) => e.length === 2, { passing: true }))
-  const base = `http://127.0.0.1:${g1}`
+  const { ids, gatewayPort, base, plainBase, all, gateway } = await startConnectFleet(t, agent, { plain: true })
 
   const registered = await (await fetch(`${agent.url}/v1/agent/service/gateway-connect`)).json() as { Connect?: unknown, Port: number }
   t.equal(registered.Connect, undefined, 'the gateway is an edge: it does not register as Connect-native (its public port is plain HTTP)')
-  t.equal(registered.Port, g1)
+  t.equal(registered.Port, gatewayPort)
 
   const served = new Set<string>()
   for (let i = 0; i < 20; i++) {
@@ -54,7 +23,7 @@ t.test('REG_CONNECT=true on both apps: the gateway calls user-service over Conne
   }
   t.same([...served].sort(), ids, 'both Connect-native replicas serve the gateway')
 
-  const refused = await whileRunning(all, get(`http://127.0.0.1:${g2}`))
+  const refused = await whileRunning(all, get(plainBase!))
   t.match(refused, { status: 503, code: 'FST_REG_CONNECT_IDENTITY_REQUIRED' },
     'negative control: a gateway without REG_CONNECT gets a coded 503, so the 200s above did need the gateway\'s certificate')
 

@@ -84,6 +84,8 @@ t.test('changedPaths: leaf paths in the notation of errors; arrays whole', async
   t.same(changedPaths({ a: 1, b: { c: 2, d: [1] } }, { a: 1, b: { c: 3, d: [1, 2] }, e: 'x' }), ['b.c', 'b.d', 'e'])
   t.same(changedPaths({ 'new-ui': true }, {}), ['["new-ui"]'])
   t.same(changedPaths({ a: { b: 1 } }, { a: { b: 1 } }), [], 'equal objects: nothing')
+  t.same(changedPaths({ d: [1, { e: 2 }] }, { d: [1, { e: 2 }] }), [], 'equal arrays, not the same array: nothing')
+  t.same(changedPaths({ a: 1, b: null, c: NaN, z: 0 }, { a: { b: 1 }, b: {}, c: NaN, z: -0 }), ['a', 'b', 'z'], 'a scalar against a tree, null against a tree, NaN against NaN, 0 against -0')
   t.same(changedPaths({ a: { b: 1 } }, { a: 5 }), ['a'])
   t.equal(valueAt({ a: { b: 2 } }, 'a.b'), 2)
   t.equal(valueAt({ a: 1 }, 'a.b'), undefined)

@@ -6,10 +6,14 @@ import { isTree } from './formats.js'
 // objects are compared key by key, anything else (arrays included) as a whole.
 
 export function changedPaths (before: unknown, after: unknown, field = ''): string[] {
+  // This runs on every reload, before 'change' is emitted (P22 times it): scalars, most of any
+  // configuration, are compared directly rather than through node:util's deep comparison.
+  if (Object.is(before, after)) return []
   if (isTree(before) && isTree(after)) {
     const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()
     return keys.flatMap((k) => changedPaths(before[k], after[k], fieldOf(field, k)))
   }
+  if (typeof before !== 'object' || typeof after !== 'object' || before === null || after === null) return [field]
   return isDeepStrictEqual(before, after) ? [] : [field]
 }
 

@@ -1,6 +1,6 @@
-import { startConsul } from '@reg/testkit'
+import { connectLeaf, rotateConnectCa, startConsul, untilLeafOfRoot } from '@reg/testkit'
 import t from 'tap'
-import { leafOf, rotateCa, startConnectFleet, untilNewRoot } from './fixtures/connect-fleet.js'
+import { startConnectFleet } from './fixtures/connect-fleet.js'
 import { loadUntil } from './fixtures/fleet.js'
 import { whileRunning } from './fixtures/server.js'
 
@@ -14,10 +14,10 @@ t.test('REG_CONNECT=true: a CA rotation under load through the gateway loses not
   const { base, all, replicaPorts } = await startConnectFleet(t, agent)
   let stopLoad!: () => void
   const load = loadUntil(base, new Promise<void>((resolve) => { stopLoad = resolve }), 4)
-  const newRoot = await rotateCa(agent.url)
-  const probe = await leafOf(agent.url, 'probe')
+  const { cert: newRoot } = await rotateConnectCa(agent)
+  const probe = await connectLeaf(agent, 'probe')
   for (const [n, port] of replicaPorts.entries()) {
-    const took = await whileRunning(all, untilNewRoot(port, newRoot, probe, 90_000))
+    const took = await whileRunning(all, untilLeafOfRoot({ port, root: newRoot, client: probe, timeout: 90_000 }))
     t.comment(`replica ${n + 1} presents a leaf of the new root ${took} ms after the rotation was active`)
   }
   // And on past it: new connections from the gateway now meet the re-issued leaves.

@@ -1,6 +1,6 @@
 import { request, type RequestOptions } from 'node:https'
 import type { PeerCertificate } from 'node:tls'
-import { freePorts, serviceUntil, startConsul } from '@reg/testkit'
+import { connectIdentity, freePorts, serviceUntil, startConsul } from '@reg/testkit'
 import t from 'tap'
 import { startServer, whileRunning } from './fixtures/server.js'
 
@@ -12,13 +12,6 @@ import { startServer, whileRunning } from './fixtures/server.js'
 interface Answer { status: number, body: string, instance: string | undefined }
 
 const agent = await startConsul({ t })
-
-/** The agent's leaf certificate for `service`, and its CA roots: what a Connect caller holds. */
-async function connectIdentity (service: string): Promise<{ cert: string, key: string, ca: string[], trustDomain: string }> {
-  const leaf = await (await fetch(`${agent.url}/v1/agent/connect/ca/leaf/${service}`)).json() as { CertPEM: string, PrivateKeyPEM: string }
-  const roots = await (await fetch(`${agent.url}/v1/agent/connect/ca/roots`)).json() as { TrustDomain: string, Roots: Array<{ RootCert: string }> }
-  return { cert: leaf.CertPEM, key: leaf.PrivateKeyPEM, ca: roots.Roots.map((r) => r.RootCert), trustDomain: roots.TrustDomain }
-}
 
 /**
  * One request over mutual TLS, checking the server as a Connect client must: its chain against the
@@ -61,7 +54,7 @@ t.test('REG_CONNECT=true: registered Connect-native with a TTL check; mTLS on PO
   t.same(Object.values(checks).filter((c) => c.ServiceID === serviceId).map((c) => [c.Type, c.Status]), [['ttl', 'passing']],
     'a TTL check, passing: Consul\'s HTTP check could not present a client certificate')
 
-  const gateway = await connectIdentity('gateway')
+  const gateway = await connectIdentity(agent, 'gateway')
   const userService = `spiffe://${gateway.trustDomain}/ns/default/dc/dc1/svc/user-service`
   const created = await mtls(port, gateway, userService, 'POST', '/users', JSON.stringify({ name: 'Ada', email: 'ada@example.com' }))
   t.equal(created.status, 201, 'a caller with a Connect certificate is served')

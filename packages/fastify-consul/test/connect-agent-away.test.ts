@@ -1,11 +1,10 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import healthPlugin from '@reg/fastify-health'
-import { startConsul } from '@reg/testkit'
+import { connectIdentity, startConsul } from '@reg/testkit'
 import consulPlugin, { connectNative } from '../src/index.js'
 import { connectCheck, CONNECT_CHECK } from '../src/connect/health-check.js'
 import type { ConnectTls } from '../src/connect/certificates.js'
-import { leaf, roots } from './fixtures/connect-ca.js'
 import { get, type ClientTls } from './fixtures/connect-tls.js'
 import { eventually } from './fixtures/consul-api.js'
 
@@ -32,8 +31,8 @@ t.test('connectCheck: a warning only while stale, naming until when the served l
 t.test('the agent stops: mTLS keeps serving with the last pair, /health warns, and passes again when it is back', async (t) => {
   const agent = await startConsul({ t })
   const consul = { address: agent.address }
-  const [pair, answer] = await Promise.all([leaf(agent, 'web'), roots(agent)])
-  const web: ClientTls = { ca: answer.Roots.map((r) => r.RootCert), cert: pair.cert, key: pair.key, expect: { service: 'away-api', trustDomain: answer.TrustDomain } }
+  const pair = await connectIdentity(agent, 'web')
+  const web: ClientTls = { ca: pair.ca, cert: pair.cert, key: pair.key, expect: { service: 'away-api', trustDomain: pair.trustDomain } }
 
   const connect = await connectNative({ service: 'away-api', consul })
   const app = Fastify({ https: connect.https })
@@ -61,8 +60,8 @@ t.test('the agent stops: mTLS keeps serving with the last pair, /health warns, a
   // agent that lost its data), so the app rotates to a new leaf and roots, and the caller needs a
   // certificate of the new CA and expects the new trust domain.
   await agent.start()
-  const [pair2, answer3] = await Promise.all([leaf(agent, 'web'), roots(agent)])
-  const renewed: ClientTls = { ca: answer3.Roots.map((r) => r.RootCert), cert: pair2.cert, key: pair2.key, expect: { service: 'away-api', trustDomain: answer3.TrustDomain } }
+  const pair2 = await connectIdentity(agent, 'web')
+  const renewed: ClientTls = { ca: pair2.ca, cert: pair2.cert, key: pair2.key, expect: { service: 'away-api', trustDomain: pair2.trustDomain } }
   const passing = await eventually(async () => {
     const res = await get(port, renewed, { path: '/health', agent: false }).catch(() => undefined)
     const h = res === undefined ? undefined : JSON.parse(res.body) as { checks: Record<string, { status: string }> }

@@ -3,7 +3,7 @@ import { Agent } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket, TlsOptions } from 'node:tls'
 import Fastify from 'fastify'
-import { startConsul } from '@reg/testkit'
+import { connectLeaf, rotateConnectCa, startConsul } from '@reg/testkit'
 import { ConnectAuthorizer, consulSerial, parseDecision, parseIntentions, type AuthorizerTuning } from '../src/connect/authorizer.js'
 import { ConnectCertificates, type ConnectTls } from '../src/connect/certificates.js'
 import { AUTHORIZER_DEFAULTS, CONNECT_LOOP_DEFAULTS } from '../src/connect/defaults.js'
@@ -13,7 +13,7 @@ import { parseServiceId } from '../src/connect/spiffe.js'
 import { consulHttp, countingDispatcher, within } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
 import { eventually } from './fixtures/consul-api.js'
-import { issue, leaf, rotateCa, scratch, type Pem } from './fixtures/connect-ca.js'
+import { issue, scratch, type Pem } from './fixtures/connect-ca.js'
 import { get, httpsServer, type Answer, type ClientTls } from './fixtures/connect-tls.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
@@ -25,7 +25,7 @@ const TUNING: AuthorizerTuning = { ...AUTHORIZER_DEFAULTS, wait: 2000, backoff: 
 const agent = await startConsul({ t })
 // A CA key we hold: the hostile certificates below are signed by the Connect CA itself, so they pass the
 // TLS layer and reach the identity checks, which is the point.
-const held = await rotateCa(agent)
+const held = await rotateConnectCa(agent)
 const dir = await scratch(t)
 const certs = new ConnectCertificates({ http: consulHttp(t, agent), log: recordingLogger().log, service: 'b', tuning: { ...CONNECT_LOOP_DEFAULTS, wait: 2000 } })
 t.teardown(() => certs.close())
@@ -64,7 +64,7 @@ async function guarded (t: Teardown, opts: { tuning?: Partial<AuthorizerTuning>,
 
 const callers = new Map<string, Pem & { uri: string }>()
 async function as (service: string): Promise<ClientTls> {
-  if (!callers.has(service)) callers.set(service, await leaf(agent, service))
+  if (!callers.has(service)) callers.set(service, await connectLeaf(agent, service))
   const { cert, key } = callers.get(service)!
   return { ca: [...tls.ca], cert, key, expect: { service: 'b', trustDomain: tls.trustDomain } }
 }

@@ -1,12 +1,11 @@
 import t from 'tap'
 import { createPrivateKey, X509Certificate } from 'node:crypto'
-import { startConsul } from '@reg/testkit'
+import { connectLeaf, connectRoots, rotateConnectCa, startConsul } from '@reg/testkit'
 import { parseLeaf, parseRoots } from '../src/connect/ca-answers.js'
 import { ConnectCertificates, type CertificatesState, type ConnectTls, type RotationChange } from '../src/connect/certificates.js'
 import { CONNECT_LOOP_DEFAULTS } from '../src/connect/defaults.js'
 import { consulHttp, within } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
-import { leaf, roots, rotateCa } from './fixtures/connect-ca.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -34,7 +33,7 @@ function untilState (certs: ConnectCertificates, state: CertificatesState, ms = 
 t.test('parseLeaf and parseRoots refuse answers that must never reach setSecureContext', async (t) => {
   const res = await fetch(`${agent.url}/v1/agent/connect/ca/leaf/web`)
   const good = await res.json() as Record<string, unknown>
-  const other = await leaf(agent, 'other')
+  const other = await connectLeaf(agent, 'other')
   const ok = parseLeaf(JSON.stringify(good), 'web')
   t.match(ok, { serial: good.SerialNumber, serviceURI: good.ServiceURI, identity: { service: 'web', datacenter: 'dc1' } })
   const leafCases: Array<[string, string, RegExp]> = [
@@ -55,7 +54,7 @@ t.test('parseLeaf and parseRoots refuse answers that must never reach setSecureC
     t.throws(() => parseLeaf(text, 'web'), { code: 'FST_REG_CONNECT_BAD_RESPONSE', message }, `leaf: ${name}`)
   }
 
-  const r = await roots(agent)
+  const r = await connectRoots(agent)
   t.match(parseRoots(JSON.stringify(r)), { trustDomain: r.TrustDomain, activeRootId: r.ActiveRootID, ids: [r.ActiveRootID], certs: [r.Roots[0]!.RootCert] })
   const rootCases: Array<[string, unknown, RegExp]> = [
     ['no TrustDomain', { ...r, TrustDomain: 7 }, /TrustDomain/],
@@ -78,13 +77,13 @@ t.test('first fetch: the leaf and the roots as one snapshot, and ready', async (
   t.equal(certs.current, tls)
   t.equal(certs.state, 'live')
   t.ok(Object.isFrozen(tls), 'a snapshot is immutable: a rotation swaps the whole object')
-  const agentRoots = await roots(agent)
+  const agentRoots = await connectRoots(agent)
   t.equal(tls.trustDomain, agentRoots.TrustDomain)
   t.equal(tls.activeRootId, agentRoots.ActiveRootID)
   t.same(tls.ca, agentRoots.Roots.map((r) => r.RootCert))
   t.equal(tls.serviceURI, `spiffe://${agentRoots.TrustDomain}/ns/default/dc/dc1/svc/web`)
   t.equal(tls.identity.service, 'web')
-  t.equal(tls.serial, (await leaf(agent, 'web')).serial, 'the agent\'s cached leaf, not a new one')
+  t.equal(tls.serial, (await connectLeaf(agent, 'web')).serial, 'the agent\'s cached leaf, not a new one')
   const x = new X509Certificate(tls.cert)
   t.ok(x.checkPrivateKey(createPrivateKey(tls.key)))
   t.ok(x.verify(new X509Certificate(tls.ca[0]!).publicKey), 'signed by the active root')
@@ -146,7 +145,7 @@ t.test('a CA rotation reaches us: roots at once, then the re-issued leaf (1.8 sp
     })
   })
   const started = performance.now()
-  const held = await rotateCa(agent)
+  const held = await rotateConnectCa(agent)
   const after = await within('the re-issued leaf', leafRotated, 60_000)
   const leafMs = Math.round(performance.now() - started)
   t.comment(`leaf re-issued ${leafMs} ms after the CA configuration was changed`)

@@ -3,13 +3,12 @@ import { X509Certificate } from 'node:crypto'
 import { createServer, type ServerResponse } from 'node:http'
 import { Agent } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { startConsul } from '@reg/testkit'
+import { connectLeaf, startConsul } from '@reg/testkit'
 import { ConnectCertificates, type ConnectTls, type RotationChange } from '../src/connect/certificates.js'
 import { CONNECT_LOOP_DEFAULTS } from '../src/connect/defaults.js'
 import { attachServerTls, serverTlsOptions } from '../src/connect/server-tls.js'
 import { consulHttp, within } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
-import { leaf } from './fixtures/connect-ca.js'
 import { get, httpsServer } from './fixtures/connect-tls.js'
 
 // #24: "leaf renewal before expiry is tested with a short TTL if 1.8.7 allows one; otherwise with a
@@ -79,7 +78,7 @@ t.test('a renewed leaf (same CA, new serial) reaches new connections at once; an
   const first = await within('ready', certs.ready)
   const { server, port } = await httpsServer(t, serverTlsOptions(certs), (_req, res) => { res.end('ok') })
   t.teardown(attachServerTls(server, certs, { log: logs.log }))
-  const caller = await leaf(agent, 'caller')
+  const caller = await connectLeaf(agent, 'caller')
   const client = { ca: [...first.ca], cert: caller.cert, key: caller.key, expect: { service: 'web', trustDomain: first.trustDomain } }
   const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 })
   t.teardown(() => keepAlive.destroy())

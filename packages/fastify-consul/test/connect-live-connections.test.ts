@@ -4,9 +4,8 @@ import { Agent, request as httpsRequest } from 'node:https'
 import { loadavg } from 'node:os'
 import type { Socket } from 'node:net'
 import Fastify from 'fastify'
-import { startConsul } from '@reg/testkit'
+import { connectLeaf, connectRoots, startConsul } from '@reg/testkit'
 import consulPlugin, { connectNative } from '../src/index.js'
-import { leaf, roots } from './fixtures/connect-ca.js'
 import { eventually } from './fixtures/consul-api.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
 
@@ -25,12 +24,12 @@ app.get('/hello', async () => ({ hello: 'world' }))
 app.get('/slow', async () => { await new Promise<void>((resolve) => { release = resolve }); return { slow: true } })
 await app.listen({ port: 0, host: '127.0.0.1' })
 const port = (app.server.address() as { port: number }).port
-const answer = await roots(agent)
+const answer = await connectRoots(agent)
 const ca = answer.Roots.map((r) => r.RootCert)
 
 /** A keep-alive client holding `service`'s leaf: one socket, reused. */
 async function client (service: string): Promise<Agent> {
-  const pair = await leaf(agent, service)
+  const pair = await connectLeaf(agent, service)
   const a = new Agent({ keepAlive: true, maxSockets: 1, ca, cert: pair.cert, key: pair.key, checkServerIdentity: () => undefined })
   t.teardown(() => a.destroy())
   return a

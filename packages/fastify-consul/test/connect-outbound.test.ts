@@ -3,9 +3,8 @@ import { once } from 'node:events'
 import type { TLSSocket } from 'node:tls'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { request } from 'undici'
-import { startConsul } from '@reg/testkit'
+import { connectIdentity, connectLeaf, rotateConnectCa, startConsul } from '@reg/testkit'
 import consulPlugin, { connectNative, type ConnectNative, type Instance } from '../src/index.js'
-import { leaf, roots, rotateCa } from './fixtures/connect-ca.js'
 import { get, httpsServer } from './fixtures/connect-tls.js'
 import { eventually } from './fixtures/consul-api.js'
 
@@ -50,8 +49,8 @@ interface Who { instance: string, caller: string, callerSerial: string }
 t.test('an impostor holding a Connect certificate for another service is refused, ejected, and the honest instance serves', async (t) => {
   const honest = await nativeApp(t, 'ledger', 'ledger-1')
   // A process with a perfectly valid leaf from the same CA, issued to `billing`, registered as `ledger`.
-  const [stolen, answer] = await Promise.all([leaf(agent, 'billing'), roots(agent)])
-  const ca = answer.Roots.map((r) => r.RootCert)
+  const stolen = await connectIdentity(agent, 'billing')
+  const ca = stolen.ca
   let impostorConnections = 0
   const impostor = await httpsServer(t, { cert: stolen.cert, key: stolen.key, ca, requestCert: true, rejectUnauthorized: true }, (_req, res) => {
     res.end(JSON.stringify({ instance: 'impostor', caller: '', callerSerial: '' }))
@@ -61,7 +60,7 @@ t.test('an impostor holding a Connect certificate for another service is refused
   t.teardown(() => fetch(`${agent.url}/v1/agent/service/deregister/ledger-evil`, { method: 'PUT' }))
 
   // Negative control: the CA check alone accepts the impostor; only the SPIFFE check stops it.
-  const gatewayLeaf = await leaf(agent, 'gateway')
+  const gatewayLeaf = await connectLeaf(agent, 'gateway')
   const unchecked = await get(impostor.port, { ca, cert: gatewayLeaf.cert, key: gatewayLeaf.key })
   t.equal(JSON.parse(unchecked.body).instance, 'impostor', 'control: a client checking only the CA is answered by the impostor')
   impostorConnections = 0
@@ -192,7 +191,7 @@ t.test('a CA rotation under a dispatcher load loses nothing, and new connections
       await new Promise((resolve) => setTimeout(resolve, 5))
     }
   })()
-  await rotateCa(agent)
+  await rotateConnectCa(agent)
   // Both sides re-issue within Consul's 30 s spread: wait for our leaf and the backend's to be re-signed.
   await eventually(async () => {
     const mine = connect.certificates.current!

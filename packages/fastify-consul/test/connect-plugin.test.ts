@@ -1,8 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import { startConsul } from '@reg/testkit'
+import { connectIdentity, startConsul } from '@reg/testkit'
 import consulPlugin, { connectNative } from '../src/index.js'
-import { leaf, roots } from './fixtures/connect-ca.js'
 import { get, type ClientTls } from './fixtures/connect-tls.js'
 import { eventually } from './fixtures/consul-api.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
@@ -14,8 +13,8 @@ const agent = await startConsul({ t })
 const consul = { address: agent.address }
 
 async function caller (service: string): Promise<ClientTls> {
-  const [pair, answer] = await Promise.all([leaf(agent, service), roots(agent)])
-  return { ca: answer.Roots.map((r) => r.RootCert), cert: pair.cert, key: pair.key, expect: { service: 'native-api', trustDomain: answer.TrustDomain } }
+  const pair = await connectIdentity(agent, service)
+  return { ca: pair.ca, cert: pair.cert, key: pair.key, expect: { service: 'native-api', trustDomain: pair.trustDomain } }
 }
 
 t.test('a Connect-native app: registered Native with a TTL check, mutual TLS, intentions enforced with a coded 403', async (t) => {

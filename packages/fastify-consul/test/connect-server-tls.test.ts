@@ -2,7 +2,7 @@ import t from 'tap'
 import { get as plainGet } from 'node:http'
 import { Agent } from 'node:https'
 import type { Server } from 'node:tls'
-import { startConsul } from '@reg/testkit'
+import { connectLeaf, rotateConnectCa, startConsul } from '@reg/testkit'
 import { ConnectCertificates, type CertificatesListener, type ConnectTls } from '../src/connect/certificates.js'
 import { consulSerial } from '../src/connect/authorizer.js'
 import { CONNECT_LOOP_DEFAULTS } from '../src/connect/defaults.js'
@@ -10,7 +10,7 @@ import { attachServerTls, handshakeRefusal, serverTlsOptions, type TlsSource } f
 import { consulHttp, within } from './fixtures/discovery-consul.js'
 import { recordingLogger } from './fixtures/discovery-logger.js'
 import { eventually } from './fixtures/consul-api.js'
-import { foreignCa, issue, leaf, rotateCa, scratch } from './fixtures/connect-ca.js'
+import { foreignCa, issue, scratch } from './fixtures/connect-ca.js'
 import { get, httpsServer } from './fixtures/connect-tls.js'
 
 const TUNING = { ...CONNECT_LOOP_DEFAULTS, wait: 2000, backoff: { base: 20, cap: 200 } }
@@ -18,7 +18,7 @@ const TUNING = { ...CONNECT_LOOP_DEFAULTS, wait: 2000, backoff: { base: 20, cap:
 const agent = await startConsul({ t })
 // Give the agent's CA a key we hold, before any leaf exists: every leaf below is signed by it, and the
 // tests can sign what a real Connect CA never would (an expired certificate) and the roots still trust.
-const held = await rotateCa(agent)
+const held = await rotateConnectCa(agent)
 const dir = await scratch(t)
 const logs = recordingLogger()
 const certs = new ConnectCertificates({ http: consulHttp(t, agent), log: logs.log, service: 'web', tuning: TUNING })
@@ -43,7 +43,7 @@ const { server, port } = await httpsServer(t, serverTlsOptions(certs), (req, res
 })
 const detach = attachServerTls(server, certs, { log: logs.log })
 t.teardown(detach)
-const other = await leaf(agent, 'other')
+const other = await connectLeaf(agent, 'other')
 const client = { ca: [...first.ca], cert: other.cert, key: other.key, expect: { service: 'web', trustDomain: first.trustDomain } }
 
 const refusals = (): Array<Record<string, unknown>> => logs.at('warn').filter((e) => /TLS handshake refused/.test(e.msg ?? '')).map((e) => e.obj)
@@ -131,7 +131,7 @@ t.test('CA rotation under load: no request dropped, in-flight ones finish, new h
   const inFlight = get(port, client, { path: '/slow' })
   await eventually(async () => release !== undefined, 'the slow request to arrive')
   const started = performance.now()
-  const next = await rotateCa(agent)
+  const next = await rotateConnectCa(agent)
   const rotated = await within('the re-issued leaf', leafRotated, 60_000)
   t.comment(`roots swapped after ${Math.round(swaps[0]!.at - started)} ms, leaf after ${Math.round(performance.now() - started)} ms`)
   release()

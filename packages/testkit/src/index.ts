@@ -15,3 +15,7 @@ export { globalTestMeter, testMeter, type MetricPoint, type TestMeter } from './
 export { ensureVictoriaMetrics, VictoriaMetricsNotFoundError, type EnsureVictoriaMetricsOptions } from './ensure-victoria-metrics.js'
 export { ensureChromium, ChromiumNotFoundError, CHROMIUM_ARGS, type EnsureChromiumOptions } from './ensure-chromium.js'
 export { startConnectProxy, type ConnectProxy, type StartConnectProxyOptions } from './connect-proxy.js'
+export {
+  connectRoots, connectLeaf, connectIdentity, rotateConnectCa, untilLeafOfRoot,
+  type ConnectCaAgent, type ConnectRoots, type ConnectLeaf, type ConnectIdentity, type RotatedConnectCa, type RotateConnectCaOptions, type UntilLeafOfRootOptions
+} from './connect-ca.js'

@@ -24,6 +24,7 @@ import { p23 } from './p23-recovery.js'
 import { r14 } from './r14-intention-effect.js'
 import { r15 } from './r15-remote-agent-dies.js'
 import { r16 } from './r16-zone-loss.js'
+import { r19 } from './r19-leader-handover.js'
 import { r20 } from './r20-flapping.js'
 
-export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p16, p17, p18, p19, p20, p21, p22, p23, r14, r15, r16, r20]
+export const scenarios: Scenario[] = [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p16, p17, p18, p19, p20, p21, p22, p23, r14, r15, r16, r19, r20]

@@ -139,6 +139,10 @@ t.test('the user-service image: built from its Dockerfile\'s commands, started f
     // Tests listen on loopback only; the image's 0.0.0.0 makes the plugin advertise the container address.
     HOST: '127.0.0.1',
     PORT: String(port),
+    // The admin listener on a port the OS picks: its default, PORT + 1000, may be taken, or above 65535 for a
+    // free port over 64535, which the app refuses at start (it failed clean-clone run ci-v that way).
+    ADMIN_PORT: '0',
+    ADMIN_HOST: '127.0.0.1',
     USERS_DB: join(fs, 'data', 'users.db'),
     CONSUL_HTTP_ADDR: agent.address,
     SERVICE_ID: serviceId

@@ -147,6 +147,25 @@ export function aclConfig (token: string | undefined): string {
 export async function startConsul (opts: StartConsulOptions = {}): Promise<ConsulAgent> {
   const bin = await ensureConsul()
   const dir = await mkdtemp(join(tmpdir(), 'reg-consul-'))
+  // freePorts() can only say the ports were free a moment ago: under a busy suite another process may
+  // bind one before the agent does (a clean-clone run lost a test to "bind: address already in use" on
+  // the WAN Serf port). The agent then exits at once; new ports, a bounded number of times.
+  return await startWithFreshPorts(bin, dir, opts, 1)
+}
+
+async function startWithFreshPorts (bin: string, dir: string, opts: StartConsulOptions, attempt: number): Promise<ConsulAgent> {
+  try {
+    return await startOn(bin, dir, opts)
+  } catch (err) {
+    if (attempt < PORT_ATTEMPTS && /address already in use/.test((err as Error).message)) return await startWithFreshPorts(bin, dir, opts, attempt + 1)
+    throw err
+  }
+}
+
+/** How many sets of ports startConsul() tries before it gives up on a port clash. */
+const PORT_ATTEMPTS = 3
+
+async function startOn (bin: string, dir: string, opts: StartConsulOptions): Promise<ConsulAgent> {
   const [httpPort, serfLan, serfWan, server] = await freePorts(4) as [number, number, number, number]
   const port = opts.httpPort ?? httpPort
   const token = opts.acl?.masterToken

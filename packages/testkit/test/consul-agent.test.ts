@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { createServer, type AddressInfo } from 'node:net'
 import t from 'tap'
 import { startConsul } from '../src/index.js'
 
@@ -65,6 +67,17 @@ t.test('stop() is idempotent and leaves no process behind', async (t) => {
 t.test('an agent that cannot become ready fails start() with its log, and leaves no process', async (t) => {
   await t.rejects(startConsul({ readyTimeout: 1 }), { message: /not ready[\s\S]*--- consul log ---/ })
   await t.rejects(startConsul({ args: ['-no-such-flag'] }), { message: /exited during start[\s\S]*no-such-flag/ })
+})
+
+t.test('a port taken before the agent binds it: new ports a bounded number of times, then the clash and its log', async (t) => {
+  const holder = createServer().listen(0, '127.0.0.1')
+  await once(holder, 'listening')
+  t.teardown(() => holder.close())
+  // A fixed httpPort that stays taken clashes on every attempt (freePorts' race gets new ports instead),
+  // so the retries run out and the clash is reported, not hidden behind a timeout.
+  const started = performance.now()
+  await t.rejects(startConsul({ httpPort: (holder.address() as AddressInfo).port }), { message: /exited during start[\s\S]*address already in use/ })
+  t.ok(performance.now() - started < 30_000, 'gives up, well before any readiness timeout')
 })
 
 t.test('with a failing test, teardown prints the agent log as a comment and stops the agent', async (t) => {

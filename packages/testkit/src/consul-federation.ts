@@ -47,6 +47,23 @@ export async function until<T> (probe: () => Promise<T>, done: (value: T) => boo
 }
 
 /**
+ * Does `act`, then polls as `until` does for at most `againMs`; does `act` again while `timeoutMs` lasts.
+ * For a request whose effect can be lost, where asking again is harmless (a WAN join).
+ */
+export async function actUntil<T> (act: () => Promise<unknown>, probe: () => Promise<T>, done: (value: T) => boolean, opts: { againMs: number, timeoutMs: number, what: string }): Promise<T> {
+  const deadline = Date.now() + opts.timeoutMs
+  for (let acts = 1; ; acts++) {
+    await act()
+    const left = deadline - Date.now()
+    const shown = await until(probe, done, Math.max(0, Math.min(opts.againMs, left)), opts.what).then((value) => ({ value }), (err: Error) => {
+      if (left <= opts.againMs) throw new Error(`${err.message} (${acts} tries in ${opts.timeoutMs} ms)`)
+      return undefined
+    })
+    if (shown !== undefined) return shown.value
+  }
+}
+
+/**
  * Several datacenters on loopback, WAN-joined (#25): one -dev agent per datacenter on free ports, each
  * joined to the first over the WAN gossip pool, as `consul join -wan` does. Resolves once every agent
  * lists every datacenter in `/v1/catalog/datacenters`, so `?dc=` reads and cross-datacenter blocking
@@ -69,10 +86,16 @@ export async function startConsulFederation (opts: StartFederationOptions = {}):
     const first = agents[names[0]!]!
     const timeoutMs = opts.readyTimeout ?? 30_000
     // The first agent's own WAN member says where its WAN gossip listens; no port has to be passed around.
+    // The join is asked again every 5 s until it shows: a datacenter restarted under its old name can be
+    // answered "joined" and still list only itself while the first one's gossip holds its old, failed
+    // member (clean-clone run ci-y waited 30 s on one). A second join settles it; a join is idempotent.
     const join = async (name: string): Promise<void> => {
       const [self] = await agentCall<Array<{ Addr: string, Port: number }>>(`${first.url}/v1/agent/members?wan=1`)
-      await agentCall(`${agents[name]!.url}/v1/agent/join/${self!.Addr}:${self!.Port}?wan=1`, 'PUT')
-      await until(async () => await agentCall<string[]>(`${agents[name]!.url}/v1/catalog/datacenters`), (list) => list.includes(names[0]!), timeoutMs, `${name} does not see ${names[0]!}`)
+      await actUntil(
+        async () => await agentCall(`${agents[name]!.url}/v1/agent/join/${self!.Addr}:${self!.Port}?wan=1`, 'PUT'),
+        async () => await agentCall<string[]>(`${agents[name]!.url}/v1/catalog/datacenters`),
+        (list) => list.includes(names[0]!),
+        { againMs: 5000, timeoutMs, what: `${name} does not see ${names[0]!}` })
     }
     for (const name of names.slice(1)) await join(name)
     // Gossip carries every datacenter to every agent, a moment after the joins.

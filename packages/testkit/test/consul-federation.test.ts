@@ -1,6 +1,6 @@
 import { Resolver } from 'node:dns/promises'
 import t from 'tap'
-import { agentCall, startConsulFederation, until } from '../src/consul-federation.js'
+import { actUntil, agentCall, startConsulFederation, until } from '../src/consul-federation.js'
 
 interface Entry { Service: { ID: string }, Node: { Datacenter: string } }
 
@@ -60,4 +60,14 @@ t.test('until() gives up after its bound, naming what it waited for and the last
   await t.rejects(until(async () => ++calls, () => false, 120, 'never true'), { message: /^never true after 120 ms: \d+$/ })
   t.ok(calls >= 2, 'it polled more than once')
   t.equal(await until(async () => 7, (v) => v === 7, 0, 'x'), 7, 'already true: no wait')
+})
+
+t.test('actUntil() acts again each time its wait runs out, and gives up after its bound', async (t) => {
+  let acts = 0
+  const seen = await actUntil(async () => { acts++ }, async () => acts, (n) => n >= 3, { againMs: 60, timeoutMs: 5000, what: 'third act' })
+  t.equal(seen, 3, 'done once the third act showed')
+  t.equal(acts, 3, 'no act after that')
+  acts = 0
+  await t.rejects(actUntil(async () => { acts++ }, async () => acts, () => false, { againMs: 60, timeoutMs: 200, what: 'never' }), { message: /^never after \d+ ms: \d+ \(\d+ tries in 200 ms\)$/ })
+  t.ok(acts >= 2, 'acted more than once before giving up')
 })

@@ -27,12 +27,51 @@ interface Contender {
   /** Emits 'report' at each line the process prints. */
   lines: EventEmitter
   exited: Promise<unknown>
+  /** Its pipes closed: every line it printed has been read. */
+  closed: Promise<unknown>
+  alive: boolean
+  /** Closes our ends of its pipes: a descendant that outlives it must not keep this process running. */
+  detach: () => void
 }
 
-/** One contender, in a process group of its own: a kill -9 of the group kills `consul lock` and its child together. */
+/** Every contender started, its group killed when this process exits (a timed-out test included). */
+const spawned = new Set<Contender>()
+process.on('exit', () => {
+  for (const c of spawned) killGroup(c, 'SIGKILL')
+})
+
+/** Sends `sig` to a process (or to a group, with a negative id) that may be gone already. */
+function signal (pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig)
+  } catch {
+    // Gone already: the kill -9's group, a leader stopped, a group with nobody left.
+  }
+}
+
+const killGroup = (c: Contender, sig: NodeJS.Signals): void => { signal(-c.pid, sig) }
+
+/**
+ * One contender, in a process group of its own: a kill -9 of the group kills `consul lock` and its child
+ * together. Its stderr is piped, not inherited: a process left behind must hold no pipe of the test run.
+ */
 function contender (command: string, args: string[], env: Record<string, string>): Contender {
-  const child = spawn(command, args, { detached: true, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
-  const c: Contender = { pid: child.pid!, reports: [], lines: new EventEmitter(), exited: once(child, 'exit') }
+  const child = spawn(command, args, { detached: true, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stderr.pipe(process.stderr, { end: false })
+  const c: Contender = {
+    pid: child.pid!,
+    reports: [],
+    lines: new EventEmitter(),
+    exited: once(child, 'exit'),
+    closed: once(child, 'close'),
+    alive: true,
+    detach: () => {
+      child.stdout.destroy()
+      child.stderr.destroy()
+    }
+  }
+  spawned.add(c)
+  child.once('exit', () => { c.alive = false })
   createInterface({ input: child.stdout }).on('line', (line) => {
     c.reports.push(JSON.parse(line) as LeaderReport)
     c.lines.emit('report')
@@ -40,7 +79,16 @@ function contender (command: string, args: string[], env: Record<string, string>
   return c
 }
 
-const leading = (c: Contender): boolean => c.reports.at(-1)?.event === 'elected'
+/** Its last word was "elected", and it runs: a process that exited cannot be the one to stop. */
+const leading = (c: Contender): boolean => c.alive && c.reports.at(-1)?.event === 'elected'
+
+/** The leader of `s`, or an error naming the side: the run fails, it does not hang or kill a stale pid. */
+function leaderOf (s: SideRun): Contender {
+  const leader = s.contenders.find(leading)
+  /* c8 ignore next -- a side with no running leader after an election fails the run loudly */
+  if (leader === undefined) throw new Error(`R19 ${s.side}: no running contender leads`)
+  return leader
+}
 
 /** The first contender of `cs` that reports 'elected' after the instant `after`, and when. */
 async function electedAfter (cs: readonly Contender[], after: number, timeoutMs: number): Promise<{ c: Contender, at: number }> {
@@ -65,6 +113,7 @@ async function electedAfter (cs: readonly Contender[], after: number, timeoutMs:
 interface Config { ttl: number, lockDelay: number }
 
 interface SideRun {
+  side: Side
   contenders: Contender[]
   config: Config
   /** How long an election may take before the run fails: the kill -9 bound, and some. */
@@ -78,8 +127,12 @@ async function startSide (side: Side, agent: ConsulAgent, consul: string, ours: 
   const key = `r19/${side}/${round}`
   const contenders = [0, 1, 2].map(() => side === 'ours'
     ? contender(process.execPath, [dist('leader-contender.js')], { CONSUL_HTTP_ADDR: agent.address, LEADER_KEY: key, LEADER_TTL: `${config.ttl}s`, LEADER_LOCK_DELAY: `${config.lockDelay}s` })
-    : contender(consul, ['lock', '-http-addr', agent.address, '-name', key, key, process.execPath, dist('lock-child.js')], {}))
-  const s = { contenders, config, timeoutMs: (2 * config.ttl + config.lockDelay + 30) * 1000 }
+    // `consul lock` runs its command with `$SHELL -c` (or /bin/sh): `exec`, as a careful user writes it,
+    // makes the child the process `consul lock` signals. Without it, dash (Debian's /bin/sh) forks, the
+    // SIGTERM stops the shell only, and the job runs on without the lock (a CI run with no $SHELL met it).
+    // SHELL is fixed, so every machine runs the same process tree.
+    : contender(consul, ['lock', '-http-addr', agent.address, '-name', key, key, 'exec', process.execPath, dist('lock-child.js')], { SHELL: '/bin/sh' }))
+  const s = { side, contenders, config, timeoutMs: (2 * config.ttl + config.lockDelay + 30) * 1000 }
   await electedAfter(contenders, -Infinity, s.timeoutMs)
   // The two followers must be waiting on the key (their sessions made, their blocking queries parked)
   // before the leader goes, or the handover times their start-up.
@@ -87,19 +140,37 @@ async function startSide (side: Side, agent: ConsulAgent, consul: string, ours: 
   return s
 }
 
+/**
+ * SIGTERM to `c`, then SIGKILL to its group if it still runs after `graceMs` (`consul lock` gives its child
+ * 5 s), and in every case to what is left of its group; then our ends of its pipes are closed. A child
+ * left running is killed, never waited for: it has said no "lost", so its overlap is still counted.
+ */
+async function stop (c: Contender, graceMs = 15_000): Promise<void> {
+  if (c.alive) {
+    signal(c.pid, 'SIGTERM')
+    const timer = setTimeout(() => { killGroup(c, 'SIGKILL') }, graceMs)
+    await c.exited
+    clearTimeout(timer)
+  }
+  killGroup(c, 'SIGKILL')
+  // Its last lines read, unless something still holds its pipes after the group's kill.
+  await Promise.race([c.closed, sleep(2000)])
+  c.detach()
+}
+
 /** SIGTERM to the leader's process (`consul lock` itself for the peer) → another elected, in ms. */
 async function sigtermHandover (s: SideRun): Promise<number> {
-  const leader = s.contenders.find(leading)!
+  const leader = leaderOf(s)
   const t0 = monotonicMs()
   process.kill(leader.pid, 'SIGTERM')
   const next = await electedAfter(s.contenders.filter((c) => c !== leader), t0, s.timeoutMs)
-  await leader.exited
+  await stop(leader)
   return next.at - t0
 }
 
 /** kill -9 of the leader's whole process group → another elected, in ms. */
 async function kill9Failover (s: SideRun): Promise<number> {
-  const leader = s.contenders.find(leading)!
+  const leader = leaderOf(s)
   const t0 = monotonicMs()
   process.kill(-leader.pid, 'SIGKILL')
   // A killed process cannot report its end: its leadership ended no later than now.
@@ -110,14 +181,7 @@ async function kill9Failover (s: SideRun): Promise<number> {
 
 /** Stops every contender left (a no-op for the exited), and counts the instants with two leaders over the round. */
 async function finish (s: SideRun): Promise<number> {
-  for (const c of s.contenders) {
-    try {
-      process.kill(c.pid, 'SIGTERM')
-    } catch {
-      // Exited already (the kill -9's group, the SIGTERMed leader).
-    }
-  }
-  await Promise.all(s.contenders.map(async (c) => await c.exited))
+  await Promise.all(s.contenders.map(async (c) => { await stop(c) }))
   const end = monotonicMs()
   return twoLeaderInstants(s.contenders.flatMap((c) => leadership(c.reports, end)))
 }
@@ -134,14 +198,12 @@ export const r19: Scenario = {
     // short lock delay, to fit the test's minute (the peer cannot be configured).
     const ours: Config = sized(ctx, { ttl: 10, lockDelay: 1 }, PEER)
     const runs: Record<Side, Round[]> = { ours: [], peer: [] }
-    const started: SideRun[] = []
     try {
       for (let round = 0; round < ctx.rounds; round++) {
         const order = rotation(SIDES, round)
         const sides = {} as Record<Side, SideRun>
         for (const side of order) {
           sides[side] = await startSide(side, agent, consul, ours, round)
-          started.push(sides[side])
         }
         // The handovers one side at a time, in the round's order.
         const handover = {} as Record<Side, number>
@@ -157,8 +219,9 @@ export const r19: Scenario = {
         }
       }
     } finally {
-      // A failed run leaves no contender behind: SIGTERM and wait, as at the end of a round.
-      await Promise.all(started.map(finish))
+      // A failed run leaves no contender behind, a side that never elected included: stopped as at the
+      // end of a round (a no-op for those stopped already), so the test fails instead of hanging.
+      await Promise.all([...spawned].map(async (c) => { await stop(c) }))
       await agent.stop()
     }
     return figures(runs, ours, ctx.rounds)
@@ -168,7 +231,7 @@ export const r19: Scenario = {
 function figures (runs: Record<Side, Round[]>, ours: Config, rounds: number): Figure[] {
   const windows = (pick: (r: Round) => number): Window[] => SIDES.flatMap((side) => runs[side].map((r, round) => ({ side, round, value: pick(r), loadavg: r.loadavg })))
   const setup = `3 contenders, ours ttl ${ours.ttl}s lockDelay ${ours.lockDelay}s, ${rounds} rounds`
-  const peer = `\`consul lock <prefix> node child.js\` × 3 (Consul 1.8.7's Go api.Lock; the CLI has no flags for its session TTL ${PEER.ttl} s and Consul's default lock delay ${PEER.lockDelay} s, so ours runs with the same); "elected" is the child's start, as the lock holder's job starts`
+  const peer = `\`consul lock <prefix> exec node child.js\` × 3 (Consul 1.8.7's Go api.Lock; the CLI has no flags for its session TTL ${PEER.ttl} s and Consul's default lock delay ${PEER.lockDelay} s, so ours runs with the same); "elected" is the child's start, as the lock holder's job starts`
   const bound = 2 * ours.ttl + ours.lockDelay
   const side = (pick: (r: Round) => number): { ours: number[], baseline: number[] } => ({ ours: runs.ours.map(pick), baseline: runs.peer.map(pick) })
   const handover = side((r) => r.handoverMs)

@@ -1,5 +1,6 @@
 import consulPlugin from '@reg/fastify-consul'
 import Fastify from 'fastify'
+import { exitWhenOrphaned } from './exit-when-orphaned.js'
 import { monotonicMs } from './kv-clock.js'
 
 // R19's contender (ours): one app with the plugin, contending for LEADER_KEY through its public
@@ -22,4 +23,7 @@ leader.on('elected', () => { say('elected') })
 // On close, 'lost' is emitted before the key is released (leader-election.ts), so the interval ends
 // before anyone else can be elected.
 leader.on('lost', () => { say('lost') })
-process.on('SIGTERM', () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
+const stop = (): void => { app.close().then(() => process.exit(0), () => process.exit(1)) }
+process.on('SIGTERM', stop)
+// The harness gone (a timed-out test): stop contending, release, and end, as on SIGTERM.
+exitWhenOrphaned(stop)

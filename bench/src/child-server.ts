@@ -14,7 +14,10 @@ export interface ChildServer {
  */
 export async function startChildServer (script: string, env: Record<string, string> = {}, execArgv: string[] = []): Promise<ChildServer & { message: Record<string, number> }> {
   // The compiled script, whether this module runs from src/ (tests) or dist/ (pnpm bench).
-  const child = fork(new URL(`../dist/servers/${script}`, import.meta.url), [], { env: { ...process.env, ...env }, execArgv: [...process.execArgv, ...execArgv], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const child = fork(new URL(`../dist/servers/${script}`, import.meta.url), [], { env: { ...process.env, ...env }, execArgv: [...process.execArgv, ...execArgv], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+  // Piped, not inherited: a server left behind by a timed-out test must hold none of the run's pipes
+  // (the CI's turbo waits on them).
+  child.stderr!.pipe(process.stderr, { end: false })
   const exited = once(child, 'exit')
   const [msg] = await Promise.race([
     once(child, 'message') as Promise<[{ port: number } & Record<string, number>]>,

@@ -29,7 +29,8 @@ async function within (ms: number, done: () => boolean): Promise<boolean> {
 
 t.test('lock-child: says "lost" and exits once its parent is gone, not before', async (t) => {
   // `; :` keeps dash from running the child in its own place: dash forks it and waits.
-  const shell = spawn('/bin/sh', ['-c', `"${process.execPath}" "${CHILD}"; :`], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] })
+  const shell = spawn('/bin/sh', ['-c', `"${process.execPath}" "${CHILD}"; :`], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  shell.stderr.pipe(process.stderr, { end: false })
   const events: string[] = []
   const lines = createInterface({ input: shell.stdout })
   const closed = once(lines, 'close')

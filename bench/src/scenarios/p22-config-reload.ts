@@ -16,7 +16,9 @@ interface Waiter { next (): Promise<number>, stop (): Promise<void> }
 
 /** One servers/kv-waiter.js process, once it is ready; next(), called before the write, is the instant of its wake-up. */
 async function waiter (kind: 'config' | 'raw', address: string, prefix: string): Promise<Waiter> {
-  const child = fork(new URL('../../dist/servers/kv-waiter.js', import.meta.url), [], { env: { ...process.env, WAITER: kind, CONSUL_HTTP_ADDR: address, PREFIX: prefix }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const child = fork(new URL('../../dist/servers/kv-waiter.js', import.meta.url), [], { env: { ...process.env, WAITER: kind, CONSUL_HTTP_ADDR: address, PREFIX: prefix }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+  // Piped, not inherited: see child-server.ts.
+  child.stderr!.pipe(process.stderr, { end: false })
   const exited = once(child, 'exit')
   let wanted: ((at: number) => void) | undefined
   const ready = new Promise<void>((resolve, reject) => {
